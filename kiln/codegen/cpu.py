@@ -1,0 +1,126 @@
+"""The CPU target: runs a program through torch ops.
+
+Lowering for the CPU is, by design, the reference semantics declared with each
+op in the registry, so this backend is also the oracle the other targets are
+tested against. ``compile_program`` turns a program into a flat list of steps
+(function, operand slots, attributes, result slots), binds symbolic dims from
+the arguments' shapes at each call, and frees intermediates after their last
+use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from kiln.ir import ops as _ops  # noqa: F401
+from kiln.ir.core import IRError, Program
+from kiln.ir.ops import FROM_TORCH
+from kiln.ir.registry import ExecContext, lookup
+from kiln.ir.types import free_symbols
+
+
+class ExecError(RuntimeError):
+    pass
+
+
+@dataclass
+class _Step:
+    fn: Callable[..., Any]
+    name: str
+    inputs: list[int]
+    attrs: dict[str, Any]
+    outputs: list[int]
+    free: list[int]
+    result_types: list
+    index: int
+
+
+class CpuProgram:
+    """A program ready to run on the CPU: ``outputs = prog(*tensors)``."""
+
+    def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu"):
+        self.program = program
+        self.weights = weights
+        self.device = device
+        slot: dict[int, int] = {}
+        for a in program.args:
+            slot[id(a)] = len(slot)
+        last_use: dict[int, int] = {}
+        for i, op in enumerate(program.ops):
+            for v in op.operands:
+                last_use[id(v)] = i
+        self.steps: list[_Step] = []
+        self.n_slots = len(slot)
+        for i, op in enumerate(program.ops):
+            if op.name == "kiln.return":
+                self.outputs = [slot[id(v)] for v in op.operands]
+                continue
+            d = lookup(op.name)
+            if d.reference is None:
+                raise IRError(f"{op.name} has no CPU lowering (no reference semantics)")
+            for r in op.results:
+                slot[id(r)] = self.n_slots
+                self.n_slots += 1
+            attrs = {**d.defaults, **op.attrs}
+            ins = [slot[id(v)] for v in op.operands]
+            outs = [slot[id(r)] for r in op.results]
+            ret = {id(v) for v in program.outputs}
+            free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})
+            self.steps.append(_Step(d.reference, op.name, ins, attrs, outs, free, [r.type for r in op.results], i))
+        self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
+
+    def bind(self, args: tuple[torch.Tensor, ...]) -> dict[str, int]:
+        p = self.program
+        if len(args) != len(p.args):
+            raise ExecError(f"program {p.name!r} takes {len(p.args)} inputs, got {len(args)}")
+        env: dict[str, int] = {}
+        for j, a in enumerate(p.args):
+            t = args[j]
+            if t.dim() != a.type.rank:
+                raise ExecError(f"input {j} ({a.hint}) has rank {t.dim()}, expected {a.type}")
+            if FROM_TORCH.get(t.dtype) != a.type.dtype:
+                raise ExecError(f"input {j} ({a.hint}) has dtype {t.dtype}, expected {a.type.dtype.value}")
+        for j, k, d in self._symbols:
+            size = int(args[j].shape[k])
+            if isinstance(d, int):
+                if size != d:
+                    raise ExecError(f"input {j} dim {k} is {size}, expected {d}")
+            elif d.isidentifier():
+                if env.setdefault(d, size) != size:
+                    raise ExecError(f"symbolic dim {d} bound to both {env[d]} and {size}")
+        for j, k, d in self._symbols:  # derived expressions must agree with the bound symbols
+            if isinstance(d, str) and not d.isidentifier() and free_symbols(d) <= env.keys():
+                from kiln.ir.types import eval_dim
+
+                if eval_dim(d, env) != int(args[j].shape[k]):
+                    raise ExecError(f"input {j} dim {k} is {int(args[j].shape[k])}, expected {d}")
+        return env
+
+    def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
+        ctx = ExecContext(self.bind(args), self.weights, self.device)
+        slots: list[Any] = [None] * self.n_slots
+        slots[: len(args)] = args
+        for s in self.steps:
+            ctx.result_types = s.result_types
+            try:
+                out = s.fn(ctx, *[slots[i] for i in s.inputs], **s.attrs)
+            except IRError:
+                raise
+            except Exception as e:  # name the op that failed
+                raise ExecError(f"op #{s.index} {s.name} in program {self.program.name!r} failed: "
+                                f"{type(e).__name__}: {e}") from e
+            if len(s.outputs) == 1:
+                slots[s.outputs[0]] = out
+            else:
+                for o, t in zip(s.outputs, out):
+                    slots[o] = t
+            for i in s.free:
+                slots[i] = None
+        return [slots[i] for i in self.outputs]
+
+
+def run_program(program: Program, weights: dict[str, torch.Tensor], *args: torch.Tensor) -> list[torch.Tensor]:
+    return CpuProgram(program, weights)(*args)

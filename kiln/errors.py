@@ -1,0 +1,7 @@
+"""The one exception type users see: a clear, one-line message, no traceback."""
+
+
+class KilnError(Exception):
+    """A user-facing error (bad input, unsupported model, corrupt artifact).
+
+    The CLI prints ``kiln: error: <message>`` and exits non-zero."""

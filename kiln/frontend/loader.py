@@ -1,0 +1,140 @@
+"""Loading a model: a Hugging Face directory or a named preset.
+
+A directory needs ``config.json`` (a supported ``model_type``), one or more
+``*.safetensors`` files, and ideally tokenizer files. Pickled ``*.bin``
+checkpoints are refused because loading them can execute code. Every failure
+is a ``KilnError`` that says which file was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kiln.errors import KilnError
+from kiln.frontend.presets import PRESETS, build_preset, byte_tokenizer
+
+SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
+STATIC_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "tokenizer.model", "generation_config.json")
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    config: Any
+    family: str
+    source: str
+    source_hash: str
+    tokenizer_files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def max_positions(self) -> int:
+        c = self.config
+        return int(getattr(c, "max_position_embeddings", None) or getattr(c, "n_positions", 2048))
+
+
+def _sha256_file(path: Path, h: Any) -> None:
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def check_config(cfg: dict, where: str) -> str:
+    """The family of a config dict, or a KilnError naming what is unsupported."""
+    mt = cfg.get("model_type")
+    if not mt:
+        raise KilnError(f"{where}: config.json has no model_type; kiln supports {', '.join(SUPPORTED_FAMILIES)}")
+    if mt not in SUPPORTED_FAMILIES:
+        arch = ", ".join(cfg.get("architectures") or []) or mt
+        raise KilnError(f"unsupported architecture {arch} (model_type {mt!r}) in {where}; kiln supports "
+                        f"{', '.join(SUPPORTED_FAMILIES)}")
+    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    rtype = rs.get("rope_type", rs.get("type", "default")) if isinstance(rs, dict) else "default"
+    if rtype not in STATIC_ROPE_TYPES:
+        raise KilnError(f"{where}: rope scaling type {rtype!r} is not supported (its frequencies change with "
+                        f"the sequence length); supported: {', '.join(STATIC_ROPE_TYPES)}")
+    return mt
+
+
+def load_model(ref: str, seed: int = 0) -> LoadedModel:
+    """Load ``ref``: a preset name or a path to a Hugging Face model directory."""
+    path = Path(ref)
+    if ref in PRESETS and not path.exists():
+        model, config = build_preset(ref, seed)
+        tok = byte_tokenizer()
+        h = hashlib.sha256(f"preset:{ref}:seed={seed}:".encode() + config.to_json_string().encode()).hexdigest()
+        files = {"tokenizer.json": tok.to_str().encode()}
+        return LoadedModel(model, config, PRESETS[ref].family, f"preset:{ref}", h, files)
+    if not path.exists():
+        raise KilnError(f"no model at {ref!r}: not a directory and not a preset (`kiln presets` lists them)")
+    if not path.is_dir():
+        raise KilnError(f"{ref!r} is a file; a model is a Hugging Face directory with config.json and *.safetensors")
+    cfg_path = path / "config.json"
+    if not cfg_path.exists():
+        raise KilnError(f"{ref!r} has no config.json; a Hugging Face model directory needs config.json, "
+                        "*.safetensors and tokenizer files")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KilnError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise KilnError(f"{cfg_path} is not a JSON object")
+    family = check_config(cfg, str(cfg_path))
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        extra = " (pickled *.bin checkpoints are not loaded: they can run code)" if list(path.glob("*.bin")) else ""
+        raise KilnError(f"{ref!r} has no *.safetensors weights{extra}")
+    from safetensors import safe_open
+
+    h = hashlib.sha256()
+    _sha256_file(cfg_path, h)
+    for w in weights:
+        try:
+            with safe_open(str(w), framework="pt") as f:
+                for k in f.keys():
+                    f.get_slice(k)
+        except Exception as e:  # safetensors raises several types for a damaged file
+            raise KilnError(f"{w} is not a readable safetensors file ({type(e).__name__}: {e})") from None
+        _sha256_file(w, h)
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:
+        raise KilnError(f"{cfg_path}: transformers cannot read this config ({e})") from None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, info = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, dtype=torch.float32, attn_implementation="sdpa",
+                output_loading_info=True, use_safetensors=True)
+    except Exception as e:
+        raise KilnError(f"cannot load the weights in {ref!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = [k for k in info.get("missing_keys", []) if "inv_freq" not in k]
+    if missing:
+        shown = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
+        raise KilnError(f"{ref!r}: the safetensors files lack {len(missing)} weights the config needs: {shown}")
+    if info.get("mismatched_keys"):
+        raise KilnError(f"{ref!r}: weights with the wrong shape for the config: {info['mismatched_keys'][:3]}")
+    files = {}
+    for name in TOKENIZER_FILES:
+        p = path / name
+        if p.is_file():
+            files[name] = p.read_bytes()
+    logging.getLogger("kiln").debug("loaded %s (%s)", ref, family)
+    return LoadedModel(model.float().eval(), config, family, os.path.abspath(ref), h.hexdigest(), files)

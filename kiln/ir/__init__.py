@@ -1,0 +1,9 @@
+"""kiln's IR: typed SSA programs in MLIR's generic syntax (see docs/ir.md)."""
+
+from kiln.ir import ops  # noqa: F401  (declares every op in the registry)
+from kiln.ir.core import IRError, Module, Op, Program, Value
+from kiln.ir.registry import OPS, ExecContext, lookup
+from kiln.ir.types import DType, Ref, Sym, TensorType
+
+__all__ = ["IRError", "Module", "Op", "Program", "Value", "OPS", "ExecContext", "lookup", "DType", "Ref", "Sym",
+           "TensorType"]

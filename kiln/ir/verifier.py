@@ -1,0 +1,80 @@
+"""The verifier: checks that a program is well formed.
+
+Run after every pass by the pass manager. It checks that each op is declared
+in the registry, has an allowed number of operands and its required
+attributes, uses only values defined earlier in the same program, has the
+result types its shape rule gives, and that the program ends in exactly one
+``kiln.return``. Weight ops must agree with the module's weights when those
+are present. Errors name the program, the op's position and its name.
+"""
+
+from __future__ import annotations
+
+from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
+from kiln.ir.core import IRError, Module, Program
+from kiln.ir.registry import lookup
+
+
+class VerifyError(IRError):
+    pass
+
+
+def _where(p: Program, i: int, name: str) -> str:
+    return f"program {p.name!r}, op #{i} ({name})"
+
+
+def verify_program(p: Program, weights: dict | None = None) -> None:
+    defined: set[int] = {id(a) for a in p.args}
+    if not p.ops or p.ops[-1].name != "kiln.return":
+        raise VerifyError(f"program {p.name!r} does not end in kiln.return")
+    for i, op in enumerate(p.ops):
+        where = _where(p, i, op.name)
+        if op.program is not p:
+            raise VerifyError(f"{where}: op does not belong to this program")
+        d = lookup(op.name)
+        lo, hi = d.operands
+        n = len(op.operands)
+        if n < lo or (hi >= 0 and n > hi):
+            raise VerifyError(f"{where}: {n} operands, expected {lo}..{'any' if hi < 0 else hi}")
+        for j, v in enumerate(op.operands):
+            if id(v) not in defined:
+                raise VerifyError(f"{where}: operand {j} is not defined before its use")
+            if (op, j) not in v.uses:
+                raise VerifyError(f"{where}: operand {j}'s use list is stale")
+        for key, typ in d.attrs.items():
+            if key not in op.attrs:
+                raise VerifyError(f"{where}: missing attribute {key!r}")
+            val = op.attrs[key]
+            ok = isinstance(val, typ) and not (typ in (int, float) and isinstance(val, bool))
+            if typ is float and isinstance(val, int) and not isinstance(val, bool):
+                ok = True
+            if not ok:
+                raise VerifyError(f"{where}: attribute {key!r} = {val!r} is not {getattr(typ, '__name__', typ)}")
+        if op.name == "kiln.return" and i != len(p.ops) - 1:
+            raise VerifyError(f"{where}: kiln.return before the end of the program")
+        if d.shape is not None:
+            try:
+                expected = d.shape([v.type for v in op.operands], {**d.defaults, **op.attrs})
+            except IRError as e:
+                raise VerifyError(f"{where}: {e}") from None
+            got = [r.type for r in op.results]
+            if expected != got:
+                raise VerifyError(f"{where}: result types {[str(t) for t in got]} but its shape rule gives "
+                                  f"{[str(t) for t in expected]}")
+        if op.name == "kiln.weight" and weights:
+            name = op.attrs["name"]
+            if name not in weights:
+                raise VerifyError(f"{where}: no weight named {name!r} in the module")
+            from kiln.ir.ops import FROM_TORCH
+
+            w = weights[name]
+            t = op.result.type
+            if tuple(w.shape) != t.shape or FROM_TORCH.get(w.dtype) != t.dtype:
+                raise VerifyError(f"{where}: weight {name!r} is {tuple(w.shape)} {w.dtype}, op says {t}")
+        for r in op.results:
+            defined.add(id(r))
+
+
+def verify_module(m: Module) -> None:
+    for p in m.programs.values():
+        verify_program(p, m.weights)
