@@ -9,14 +9,14 @@ for analysis and debugging only: editing the graph does not change the program.
 
 from __future__ import annotations
 
-from typing import Hashable
+from collections.abc import Hashable
 
 import networkx as nx
 
 from kiln.ir.core import Program, Value
 from kiln.ir.printer import format_attr, format_type
 
-__all__ = ["to_networkx", "to_dot"]
+__all__ = ["to_dot", "to_networkx"]
 
 
 def _source(program: Program, v: Value, index: dict[int, int]) -> tuple[Hashable, int]:
@@ -70,7 +70,7 @@ def to_dot(program: Program) -> str:
         if data["kind"] == "arg":
             label, shape = "\n".join([f"%{data['name']}"] + types), "shape=ellipse, "
         else:
-            head = [f"%{n} = {data['name']}" if types else data["name"]]
+            head = [f"{n}: {data['name']}"]
             if data["name"] == "kiln.weight" and "name" in data["attrs"]:
                 head.append(str(data["attrs"]["name"]))
             elif data["name"] == "kiln.aten" and "target" in data["attrs"]:

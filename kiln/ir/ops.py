@@ -294,6 +294,8 @@ def _slice_len(size: Dim, start: int, end: int, step: int) -> Dim:
     # symbolic size: handle the forms the frontend produces
     if step == 1 and start >= 0 and end >= 2**62:
         return dim_add(size, -start)
+    if step == 1 and start == 0 and end == 1:
+        return 1  # a symbolic dim is at least 1
     if step == 1 and 0 <= start <= end < 2**62:
         raise IRError("kiln.slice: a static range of a symbolic dimension has a size that depends on it")
     raise IRError(f"kiln.slice: cannot size slice({start}, {end}, {step}) of symbolic dim {size}")

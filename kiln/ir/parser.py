@@ -34,7 +34,7 @@ import struct
 from typing import Any, NamedTuple
 
 from kiln.ir.core import Module, Op, Program, Value
-from kiln.ir.types import Dim, DType, Ref, Sym, TensorType
+from kiln.ir.types import DType, Ref, Sym, TensorType
 
 __all__ = ["ParseError", "parse_module", "parse_program"]
 
@@ -60,17 +60,18 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 _SUFFIX_ID = re.compile(r"[0-9]+|[A-Za-z_$.\-][A-Za-z0-9_$.\-]*")
 _NUMBER = re.compile(r"-?(?:0x[0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*(?:[eE][-+]?[0-9]+)?)?)")
 _DIGITS = re.compile(r"[0-9]+")
+_SKIP = re.compile(r"(?:\s+|//[^\n]*)*")
 _SCALAR_TYPE = re.compile(r"(?:[su]?i[0-9]+|f16|bf16|f32|f64|index)\Z")
 _HEX_FLOAT = {"f64": ("<Q", "<d"), "f32": ("<I", "<f"), "f16": ("<H", "<e")}
 _DTYPES = {d.value: d for d in DType}
-_PUNCT = ("->", "(", ")", "{", "}", "[", "]", "<", ">", ",", "=", ":")
+_PUNCT = frozenset(["->", "(", ")", "{", "}", "[", "]", "<", ">", ",", "=", ":"])
 _ESCAPES = {'"': b'"', "\\": b"\\", "n": b"\n", "t": b"\t"}
 
 
 class _Lexer:
     def __init__(self, text: str):
         self.text = text
-        self.line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def error(self, pos: int, msg: str) -> ParseError:
         line = bisect.bisect_right(self.line_starts, pos)
@@ -78,14 +79,7 @@ class _Lexer:
 
     def lex(self, pos: int) -> Token:
         text, n = self.text, len(self.text)
-        while pos < n:
-            if text[pos].isspace():
-                pos += 1
-            elif text.startswith("//", pos):
-                nl = text.find("\n", pos)
-                pos = n if nl < 0 else nl + 1
-            else:
-                break
+        pos = _SKIP.match(text, pos).end()  # type: ignore[union-attr]
         if pos >= n:
             return Token("eof", "end of input", n, n)
         c = text[pos]
@@ -111,9 +105,9 @@ class _Lexer:
         m = _IDENT.match(text, pos)
         if m:
             return Token("ident", m.group(), pos, m.end())
-        for p in _PUNCT:
-            if text.startswith(p, pos):
-                return Token("punct", p, pos, pos + len(p))
+        p = "->" if text.startswith("->", pos) else c
+        if p in _PUNCT:
+            return Token("punct", p, pos, pos + len(p))
         raise self.error(pos, f"unexpected character {c!r}")
 
     def _string(self, start: int) -> Token:
@@ -149,6 +143,7 @@ class _Parser:
         self.lexer = _Lexer(text)
         self.text = text
         self.tok = self.lexer.lex(0)
+        self.types: dict[tuple, TensorType] = {}  # building a TensorType canonicalizes its dims: slow
 
     # -- token helpers ------------------------------------------------------
     def error(self, msg: str, tok: Token | None = None) -> ParseError:
@@ -222,17 +217,20 @@ class _Parser:
         names: list[str] = []
         if self.accept(","):
             enc = self.expect_kind("string", "a string naming the '?' dims")
-            names = enc.value.split(",") if enc.value else []
+            names = [n.strip() for n in enc.value.split(",")] if enc.value else []
         if names.count("") or len(names) != dims.count(None):
             raise self.error(f"tensor type has {dims.count(None)} '?' dims but its encoding names "
                              f"{len(names)} (expected one name per '?')", start)
         self.expect(">")
         it = iter(names)
-        shape: list[Dim] = [next(it) if d is None else d for d in dims]
-        try:
-            return TensorType(dtype, tuple(shape))
-        except (ValueError, TypeError) as e:
-            raise self.error(f"bad tensor type: {e}", start) from None
+        shape = tuple(next(it) if d is None else d for d in dims)
+        key = (dtype, shape)
+        if key not in self.types:
+            try:
+                self.types[key] = TensorType(dtype, shape)
+            except (ValueError, TypeError) as e:
+                raise self.error(f"bad tensor type: {e}", start) from None
+        return self.types[key]
 
     def parse_type_list(self) -> list[TensorType]:
         self.expect("(")

@@ -91,7 +91,7 @@ def format_attr(a: Any) -> str:
 def format_dict(d: dict[str, Any]) -> str:
     items = []
     for k in sorted(d):
-        key = k if _BARE_KEY.match(k) else format_string(k)
+        key = k if _BARE_KEY.fullmatch(k) else format_string(k)
         items.append(f"{key} = {format_attr(d[k])}")
     return "{" + ", ".join(items) + "}"
 
@@ -103,7 +103,7 @@ class _Namer:
         self.counter = 0
 
     def arg(self, v: Value, i: int) -> str:
-        base = v.hint if v.hint and _NAME_OK.match(v.hint) and not v.hint[0].isdigit() else f"arg{i}"
+        base = v.hint if v.hint and _NAME_OK.fullmatch(v.hint) and not v.hint[0].isdigit() else f"arg{i}"
         name, n = base, 1
         while name in self.used:
             name, n = f"{base}_{n}", n + 1

@@ -1,0 +1,246 @@
+"""The ``kiln`` command line: compile, presets, pipelines, dump, run, bench, demo.
+
+Every user mistake ends in one line on stderr, ``kiln: error: ...``, and a
+non-zero exit status (1 for bad input found while working, 2 for a bad
+command line); no traceback. ``KILN_DEBUG=1`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from kiln.errors import KilnError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        sys.stderr.write(f"kiln: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(2)
+
+
+def _progress(quiet: bool):
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            sys.stderr.write(f"[{time.perf_counter() - t0:6.1f}s] {msg}\n")
+            sys.stderr.flush()
+
+    return say
+
+
+def cmd_compile(a) -> int:
+    import kiln
+
+    say = _progress(a.quiet)
+    passes = a.passes.split(",") if a.passes else None
+    art = kiln.compile(a.model, pipeline=a.pipeline, passes=[",".join(passes)] if passes else None,
+                       target=a.target, draft=a.draft, dump_dir=a.dump_dir, seed=a.seed, progress=say)
+    say(f"writing {a.output}")
+    art.save(a.output)
+    m = art.manifest
+    n_ops = sum(len(p.ops) for p in art.module.programs.values())
+    generic = m.get("generic_ops", {})
+    print(f"compiled {m['source']['model']} ({m['source']['family']}) -> {a.output}")
+    print(f"  pipeline {m['pipeline']['name']}: {', '.join(m['pipeline']['passes']) or '(no passes)'}")
+    print(f"  {n_ops} ops, {len(art.module.weights)} weights; ops left generic (kiln.aten): "
+          f"{', '.join(f'{k} x{v}' for k, v in generic.items()) or 'none'}")
+    if a.dump_dir:
+        print(f"  IR before/after each pass in {a.dump_dir}")
+    return 0
+
+
+def cmd_presets(a) -> int:
+    from kiln.frontend.presets import PRESETS
+
+    width = max(len(n) for n in PRESETS)
+    for p in PRESETS.values():
+        print(f"{p.name:<{width}}  {p.family:<8} {p.description}")
+    return 0
+
+
+def cmd_pipelines(a) -> int:
+    from kiln.passes.manager import PIPELINES, load_passes
+
+    registry = load_passes()
+    for name, (desc, passes) in PIPELINES.items():
+        print(f"{name}: {desc}")
+        print(f"    {' -> '.join(passes) if passes else '(no passes)'}")
+    print("\npasses:")
+    width = max(len(n) for n in registry)
+    for name, cls in sorted(registry.items()):
+        print(f"  {name:<{width}}  {cls.summary}")
+    return 0
+
+
+def cmd_dump(a) -> int:
+    import kiln
+
+    art = kiln.load(a.artifact)
+    if a.kernels:
+        target = art.manifest.get("target", "cpu")
+        print(f"// target {target}: no generated kernels; every op runs through its torch reference semantics")
+        return 0
+    from kiln.ir.parser import parse_module
+
+    module = parse_module(art.snapshot(a.after)) if a.after else art.module
+    programs = [a.program] if a.program else list(module.programs)
+    for name in programs:
+        if name not in module.programs:
+            raise KilnError(f"no program {name!r}; this artifact has {', '.join(module.programs)}")
+    if a.format == "dot":
+        from kiln.ir.graph import to_dot
+
+        for name in programs:
+            print(to_dot(module.programs[name]))
+        return 0
+    from kiln.ir.core import Module
+    from kiln.ir.printer import print_module
+
+    sub = Module({n: module.programs[n] for n in programs})
+    if a.format == "text":
+        m = art.manifest
+        print(f"// {m['source']['model']} ({m['source']['family']}), target {m['target']}, pipeline "
+              f"{m['pipeline']['name']}" + (f", after {a.after}" if a.after else ""))
+    sys.stdout.write(print_module(sub))
+    return 0
+
+
+def cmd_run(a) -> int:
+    import kiln
+
+    rt = kiln.load(a.artifact).runtime()
+    kw = dict(max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+              seed=a.seed)
+    if a.stream and not a.json:
+        import torch
+
+        ids = rt.encode(a.prompt)
+        sys.stdout.write(a.prompt)
+        out: list[int] = []
+        t0 = time.perf_counter()
+        printed = ""
+        for tok in rt.stream(torch.tensor([ids]), **kw):
+            out.append(int(tok[0]))
+            text = rt.decode(out)
+            sys.stdout.write(text[len(printed):])
+            sys.stdout.flush()
+            printed = text
+        dt = time.perf_counter() - t0
+        sys.stdout.write("\n")
+        sys.stderr.write(f"{len(out)} tokens in {dt:.2f} s ({len(out) / dt if dt else 0:.1f} tokens/s)\n")
+        return 0
+    g = rt.generate_text(a.prompt, **kw)
+    new = g.token_ids[g.prompt_tokens:]
+    if a.json:
+        print(json.dumps({"text": rt.decode(new), "prompt": a.prompt, "token_ids": new,
+                          "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
+                          "seconds": round(g.seconds, 4), "tokens_per_s": round(g.tokens_per_s, 2),
+                          "kv_cache": False}))
+    else:
+        print(a.prompt + rt.decode(new))
+        sys.stderr.write(f"{g.new_tokens} tokens in {g.seconds:.2f} s ({g.tokens_per_s:.1f} tokens/s)\n")
+    return 0
+
+
+def cmd_bench(a) -> int:
+    raise KilnError("`kiln bench` arrives with the KV-cache runtime; it is not built yet")
+
+
+def cmd_demo(a) -> int:
+    import tempfile
+
+    import kiln
+
+    say = _progress(False)
+    model = a.model
+    say(f"demo: compiling preset {model} (random weights: the text is noise until kiln ships a trained model)")
+    art = kiln.compile(model, progress=say)
+    with tempfile.TemporaryDirectory() as d:
+        art.save(os.path.join(d, "demo.kiln"))
+        rt = kiln.load(os.path.join(d, "demo.kiln")).runtime()
+        prompt = "def fibonacci(n):"
+        g = rt.generate_text(prompt, max_new_tokens=a.max_new_tokens)
+    print(f"passes applied: {', '.join(r['name'] for r in art.manifest['passes'])}")
+    print(f"prompt: {prompt!r}")
+    print(f"completion ({g.new_tokens} tokens, {g.tokens_per_s:.1f} tokens/s, no KV cache yet): "
+          f"{rt.decode(g.token_ids[g.prompt_tokens:])!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="kiln", description="kiln: a compiler for transformer language models")
+    p.add_argument("--version", action="version", version="kiln 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("compile", help="compile a model (preset or HF directory) into an artifact")
+    c.add_argument("model", help="a preset name (`kiln presets`) or a Hugging Face model directory")
+    c.add_argument("-o", "--output", required=True, help="artifact directory to write")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--pipeline", default="default", help="named pass pipeline (`kiln pipelines`)")
+    g.add_argument("--passes", help="explicit comma-separated pass list, e.g. cse,dce")
+    c.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
+    c.add_argument("--draft", help="draft model for speculative decoding (not built yet)")
+    c.add_argument("--dump-dir", help="write the IR before and after every pass here")
+    c.add_argument("--seed", type=int, default=0, help="seed for a preset's random weights")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    c.set_defaults(fn=cmd_compile)
+
+    sub.add_parser("presets", help="list the model presets").set_defaults(fn=cmd_presets)
+    sub.add_parser("pipelines", help="list the pass pipelines and passes").set_defaults(fn=cmd_pipelines)
+
+    d = sub.add_parser("dump", help="print an artifact's IR")
+    d.add_argument("artifact")
+    d.add_argument("--program", help="only this program (default: all)")
+    d.add_argument("--after", help="the IR after this pass (name, index, or 'frontend')")
+    d.add_argument("--kernels", action="store_true", help="show generated kernel sources")
+    d.add_argument("--format", default="text", choices=["text", "mlir", "dot"])
+    d.set_defaults(fn=cmd_dump)
+
+    r = sub.add_parser("run", help="generate text with an artifact")
+    r.add_argument("artifact")
+    r.add_argument("--prompt", required=True)
+    r.add_argument("--max-new-tokens", type=int, default=32)
+    r.add_argument("--temperature", type=float, default=0.0)
+    r.add_argument("--top-k", type=int, default=0)
+    r.add_argument("--top-p", type=float, default=1.0)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--stream", action="store_true")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_run)
+
+    b = sub.add_parser("bench", help="compare kiln with a baseline (not built yet)")
+    b.add_argument("artifact")
+    b.add_argument("--baseline", default="hf", choices=["hf", "torch-compile", "ort"])
+    b.add_argument("--prompt-len", type=int, default=64)
+    b.add_argument("--new-tokens", type=int, default=128)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+
+    m = sub.add_parser("demo", help="compile a preset and complete a Python prompt")
+    m.add_argument("--model", default="llama-tiny")
+    m.add_argument("--max-new-tokens", type=int, default=16)
+    m.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except KilnError as e:
+        if os.environ.get("KILN_DEBUG"):
+            raise
+        sys.stderr.write(f"kiln: error: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("kiln: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
