@@ -13,4 +13,4 @@ from kiln.errors import KilnError
 from kiln.runtime.artifact import Artifact, load
 
 __version__ = "0.1.0"
-__all__ = ["compile", "load", "Artifact", "KilnError", "__version__"]
+__all__ = ["Artifact", "KilnError", "__version__", "compile", "load"]

@@ -114,8 +114,8 @@ def cmd_run(a) -> int:
     import kiln
 
     rt = kiln.load(a.artifact).runtime()
-    kw = dict(max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-              seed=a.seed)
+    kw = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
+              "seed": a.seed}
     if a.stream and not a.json:
         import torch
 

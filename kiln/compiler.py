@@ -4,8 +4,8 @@ CLI's ``compile`` and the Python API share."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kiln.errors import KilnError
 from kiln.ir.printer import print_module

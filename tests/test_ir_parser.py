@@ -374,3 +374,9 @@ def test_hex_floats_decode_bits():
 def test_parsed_ops_are_plain_ops():
     p = parse_module(print_module(gpt_like()))["forward"]
     assert all(isinstance(o, Op) and o.program is p for o in p.ops) and p.ops[-1].name == "kiln.return"
+
+
+def test_parsed_module_verifies():
+    from kiln.ir.verifier import verify_module
+
+    verify_module(parse_module(print_module(gpt_like(), with_meta=True)))

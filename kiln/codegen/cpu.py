@@ -10,8 +10,9 @@ use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -88,9 +89,8 @@ class CpuProgram:
             if isinstance(d, int):
                 if size != d:
                     raise ExecError(f"input {j} dim {k} is {size}, expected {d}")
-            elif d.isidentifier():
-                if env.setdefault(d, size) != size:
-                    raise ExecError(f"symbolic dim {d} bound to both {env[d]} and {size}")
+            elif d.isidentifier() and env.setdefault(d, size) != size:
+                raise ExecError(f"symbolic dim {d} bound to both {env[d]} and {size}")
         for j, k, d in self._symbols:  # derived expressions must agree with the bound symbols
             if isinstance(d, str) and not d.isidentifier() and free_symbols(d) <= env.keys():
                 from kiln.ir.types import eval_dim

@@ -4,8 +4,8 @@ ATen graph into kiln IR and lift known patterns (see capture.py, lift.py)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kiln.frontend.capture import export_model, translate
 from kiln.frontend.lift import LiftReport, lift

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import operator
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -50,7 +51,7 @@ def export_model(model: torch.nn.Module, max_positions: int, vocab: int):
             warnings.simplefilter("ignore")
             ep = torch.export.export(wrapper, (ids,), dynamic_shapes={"input_ids": {0: B, 1: T}}, strict=False)
             ep = ep.run_decompositions({})
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise KilnError(f"torch.export could not capture the model: {msg}") from None
     params = dict(wrapper.named_parameters(remove_duplicate=False))
@@ -129,7 +130,6 @@ class Translator:
 
     # -- main loop ----------------------------------------------------------
     def run(self) -> Module:
-        import torch.fx
 
         sig = self.ep.graph_signature
         param_of = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
@@ -158,7 +158,7 @@ class Translator:
     def value(self, a) -> Value:
         v = self.env[a]
         if isinstance(v, tuple) and v and v[0] == "weight":
-            name = v[1][2:] if v[1].startswith("m.") else v[1]
+            name = v[1].removeprefix("m.")
             t = self.params[v[1]].detach()
             self.module.weights.setdefault(name, t)
             op = self.program.create("kiln.weight", [], {"name": name}, result_types=[TensorType(

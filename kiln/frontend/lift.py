@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from kiln.ir.core import Module, Op, Program, Value
-
-from kiln.ir.registry import ExecContext, has_trait, lookup
+from kiln.ir.registry import ExecContext, has_trait, is_pure, lookup
 from kiln.ir.types import DType, TensorType
 
 PROBE_SIZES = [{"B": 1, "T": 1}, {"B": 2, "T": 5}, {"B": 3, "T": 9}, {"B": 2, "T": 17}]
@@ -198,7 +197,7 @@ def _classify(module: Module, program: Program, v: Value, consumers: list[Op], w
     anchor = program.ops[first]
     try:
         samples = _probe(program, v, weights)
-    except Exception:  # not evaluable on its own (depends on something we cannot bind)
+    except Exception:  # noqa: BLE001 - not evaluable on its own (depends on something we cannot bind)
         return False
     # 1. causal attention masks
     if all(c.name == "kiln.attention" and len(c.operands) == 4 and c.operands[3] is v for c in consumers):
@@ -403,7 +402,7 @@ RULES = {"rms-norm": rule_rms_norm, "rope": rule_rope, "gelu-tanh": rule_gelu_ta
 def dce(program: Program) -> int:
     removed = 0
     for op in reversed(list(program.ops)):
-        if op.program is program and has_trait(op.name, "pure") and not any(r.uses for r in op.results):
+        if op.program is program and is_pure(op) and not any(r.uses for r in op.results):
             program.erase(op)
             removed += 1
     return removed

@@ -101,9 +101,9 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
     for w in weights:
         try:
             with safe_open(str(w), framework="pt") as f:
-                for k in f.keys():
+                for k in f.keys():  # noqa: SIM118 - safe_open is not iterable
                     f.get_slice(k)
-        except Exception as e:  # safetensors raises several types for a damaged file
+        except Exception as e:  # noqa: BLE001 - safetensors raises several types for a damaged file
             raise KilnError(f"{w} is not a readable safetensors file ({type(e).__name__}: {e})") from None
         _sha256_file(w, h)
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -111,7 +111,7 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
 
     try:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
         raise KilnError(f"{cfg_path}: transformers cannot read this config ({e})") from None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -121,7 +121,7 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
             model, info = AutoModelForCausalLM.from_pretrained(
                 str(path), local_files_only=True, dtype=torch.float32, attn_implementation="sdpa",
                 output_loading_info=True, use_safetensors=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
         raise KilnError(f"cannot load the weights in {ref!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     finally:
         hf_logging.set_verbosity(verbosity)

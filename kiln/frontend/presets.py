@@ -9,8 +9,9 @@ size decode to nothing, which is fine for random weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -28,7 +29,7 @@ class Preset:
 def _llama(**kw):
     from transformers import LlamaConfig
 
-    base = dict(bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
+    base = {"bos_token_id": 1, "eos_token_id": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False}
     base.update(kw)
     return LlamaConfig(**base)
 
@@ -51,8 +52,8 @@ def _gpt2(**kw):
     return GPT2Config(bos_token_id=1, eos_token_id=2, **kw)
 
 
-TINY = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, vocab_size=512, max_position_embeddings=512)
+TINY = {"hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512}
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("llama-125m", "llama", "Llama, hidden 768, 12 layers, 12 heads / 4 KV heads, vocab 32000 (~125M params)",

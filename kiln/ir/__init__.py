@@ -5,5 +5,17 @@ from kiln.ir.core import IRError, Module, Op, Program, Value
 from kiln.ir.registry import OPS, ExecContext, lookup
 from kiln.ir.types import DType, Ref, Sym, TensorType
 
-__all__ = ["IRError", "Module", "Op", "Program", "Value", "OPS", "ExecContext", "lookup", "DType", "Ref", "Sym",
-           "TensorType"]
+__all__ = [
+           "OPS",
+           "DType",
+           "ExecContext",
+           "IRError",
+           "Module",
+           "Op",
+           "Program",
+           "Ref",
+           "Sym",
+           "TensorType",
+           "Value",
+           "lookup",
+]

@@ -10,8 +10,9 @@ later ``prefill``, ``decode``, ...) that share weights by name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from kiln.ir.types import TensorType
 
@@ -23,7 +24,7 @@ class IRError(Exception):
 class Value:
     """An SSA value: a program argument or one result of an op."""
 
-    __slots__ = ("type", "owner", "index", "hint", "uses")
+    __slots__ = ("hint", "index", "owner", "type", "uses")
 
     def __init__(self, type: TensorType, owner: Op | None = None, index: int = 0, hint: str = ""):
         self.type = type
@@ -47,7 +48,7 @@ class Value:
 class Op:
     """One operation: name, operands, attributes and typed results."""
 
-    __slots__ = ("name", "operands", "attrs", "results", "program", "loc")
+    __slots__ = ("attrs", "loc", "name", "operands", "program", "results")
 
     def __init__(self, name: str, operands: list[Value], attrs: dict[str, Any],
                  result_types: list[TensorType], loc: str = ""):

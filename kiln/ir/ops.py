@@ -67,6 +67,8 @@ def broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
             out.append(x)
         elif isinstance(x, int) and isinstance(y, int):
             raise IRError(f"shapes {a} and {b} do not broadcast")
+        elif isinstance(x, str) and isinstance(y, str):
+            raise IRError(f"shapes {a} and {b} do not broadcast: {x} and {y} are different sizes")
         else:
             out.append(x if isinstance(x, int) else y)
     return tuple(reversed(out))
@@ -121,10 +123,18 @@ UNARY = {
     "relu": torch.relu, "cos": torch.cos, "sin": torch.sin, "reciprocal": torch.reciprocal,
     "erf": torch.erf, "logical_not": torch.logical_not,
 }
+def _unary_ref(f):
+    return lambda ctx, x: f(x)
+
+
+def _reduce_ref(f):
+    return lambda ctx, x, *, dims, keepdim: f(x, dim=dims, keepdim=keepdim)
+
+
 for _n, _f in UNARY.items():
     declare(f"kiln.{_n}", f"Elementwise {_n}.", traits=("pure", "elementwise"),
             shape=_unary_shape if _n in ("neg", "abs", "relu", "logical_not") else _float_unary_shape,
-            reference=(lambda f: lambda ctx, x: f(x))(_f))
+            reference=_unary_ref(_f))
 
 declare("kiln.gelu", "Elementwise GELU; approximate is 'none' (erf) or 'tanh'.", defaults={"approximate": "none"},
         traits=("pure", "elementwise"), shape=_float_unary_shape,
@@ -196,7 +206,7 @@ def _reduce_shape(ts, a):
 
 for _n, _f in {"sum": torch.sum, "mean": torch.mean, "amax": torch.amax}.items():
     declare(f"kiln.{_n}", f"Reduce by {_n} over `dims`.", attrs={"dims": list}, defaults={"keepdim": False},
-            shape=_reduce_shape, reference=(lambda f: lambda ctx, x, *, dims, keepdim: f(x, dim=dims, keepdim=keepdim))(_f))
+            shape=_reduce_shape, reference=_reduce_ref(_f))
 
 declare("kiln.softmax", "Softmax along `dim` (computed in the input dtype).", attrs={"dim": int},
         shape=_unary_shape, reference=lambda ctx, x, *, dim: torch.softmax(x, dim=dim))
@@ -436,17 +446,17 @@ declare("kiln.rope_sin", "scale * sin(positions ⊗ inv_freq), halves repeated: 
 
 def _rope_ref(ctx, x, cos, sin):
     # x [B, H, T, D]; cos, sin [B, T, D]
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    cos, sin = cos.unsqueeze(1).to(x.dtype), sin.unsqueeze(1).to(x.dtype)  # transformers' order: tables in x's dtype
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return (x * cos + rotated * sin).to(x.dtype) if x.dtype == torch.float32 else x * cos + rotated * sin
+    return x * cos + rotated * sin
 
 
 def _rope_shape(ts, a):
-    x, c, s = ts
+    x, c, _s = ts
     if x.rank != 4 or c.rank != 3:
         raise IRError(f"kiln.rope: expects x [B, H, T, D] and tables [B, T, D], got {x.shape}, {c.shape}")
-    return [x.with_dtype(promote(x.dtype, c.dtype))]
+    return [x]
 
 
 declare("kiln.rope", "Rotary embedding (rotate-half): x * cos + rotate_half(x) * sin; x [B, H, T, D], "

@@ -8,8 +8,9 @@ in ``kiln/ir/ops.py``; this file holds the mechanism only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from kiln.ir.core import IRError
 from kiln.ir.types import TensorType
@@ -87,3 +88,16 @@ def infer_types(name: str, operand_types: list[TensorType], attrs: dict[str, Any
 def has_trait(name: str, trait: str) -> bool:
     d = OPS.get(name)
     return d is not None and trait in d.traits
+
+
+# ATen ops whose results are not a function of their inputs: never merged, folded or deleted
+IMPURE_ATEN = ("rand", "randn", "randint", "randperm", "bernoulli", "dropout", "native_dropout", "normal",
+               "uniform", "multinomial", "exponential", "empty", "empty_like", "empty_strided", "copy_")
+
+
+def is_pure(op) -> bool:
+    """Safe to CSE, fold and delete when unused (``kiln.aten`` unless it draws random numbers or is uninitialised)."""
+    if op.name == "kiln.aten":
+        name = op.attrs.get("target", "").removeprefix("aten::").split(".")[0]
+        return name not in IMPURE_ATEN and not name.endswith("_")
+    return has_trait(op.name, "pure")

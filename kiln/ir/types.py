@@ -14,7 +14,6 @@ import enum
 import functools
 import operator
 from dataclasses import dataclass
-from typing import Union
 
 import sympy
 
@@ -41,7 +40,7 @@ class DType(str, enum.Enum):
         return self.value
 
 
-Dim = Union[int, str]
+Dim = int | str
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: lambda a, b: sympy.floor(a / b)}
@@ -58,7 +57,17 @@ def _to_sympy(node: ast.AST) -> sympy.Expr:
         return _BINOPS[type(node.op)](_to_sympy(node.left), _to_sympy(node.right))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return -_to_sympy(node.operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant):
+        return _to_sympy(node.left) ** int(node.right.value)
+    if _is_floor_div(node):  # sympy prints a // b as floor(a/b)
+        arg = node.args[0]
+        return sympy.floor(_to_sympy(arg.left) / _to_sympy(arg.right))
     raise ValueError(f"unsupported symbolic dimension syntax: {ast.dump(node)}")
+
+
+def _is_floor_div(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "floor"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.BinOp) and isinstance(node.args[0].op, ast.Div))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,6 +136,12 @@ def _compile_node(node: ast.AST):
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         a = _compile_node(node.operand)
         return lambda env: -a(env)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant):
+        a, k = _compile_node(node.left), int(node.right.value)
+        return lambda env: a(env) ** k
+    if _is_floor_div(node):
+        a, b = _compile_node(node.args[0].left), _compile_node(node.args[0].right)
+        return lambda env: a(env) // b(env)
     raise ValueError(f"unsupported symbolic dimension syntax: {ast.dump(node)}")
 
 

@@ -11,15 +11,16 @@ Every pass works on all programs of the module, counts rule matches in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any
 
 import torch
 
 from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Op, Program, Value
 from kiln.ir.ops import FROM_TORCH
-from kiln.ir.registry import ExecContext, has_trait, lookup
+from kiln.ir.registry import ExecContext, has_trait, is_pure, lookup
 from kiln.ir.types import TensorType, canon_dim, dim_mul, dims_equal
 from kiln.passes.base import Pass, register
 
@@ -42,7 +43,7 @@ def erase_dead(program: Program, ops: list[Op | None]) -> int:
     work = [o for o in ops if o is not None]
     while work:
         op = work.pop()
-        if op.program is not program or not has_trait(op.name, "pure") or any(r.uses for r in op.results):
+        if op.program is not program or not is_pure(op) or any(r.uses for r in op.results):
             continue
         inputs = [v.owner for v in op.operands if v.owner is not None]
         program.erase(op)
@@ -83,7 +84,7 @@ class DeadCodeElimination(Pass):
         for program in module.programs.values():
             for op in reversed(list(program.ops)):
                 # an unused pure op computes nothing anyone reads: op(...) with no uses == nothing
-                if op.program is program and has_trait(op.name, "pure") and not any(r.uses for r in op.results):
+                if op.program is program and is_pure(op) and not any(r.uses for r in op.results):
                     program.erase(op)
                     self.stats["dead-op"] += 1
                     changed = True
@@ -132,7 +133,7 @@ class CommonSubexpressionElimination(Pass):
         for program in module.programs.values():
             seen: dict[Hashable, Op] = {}
             for op in list(program.ops):
-                if not has_trait(op.name, "pure"):
+                if not is_pure(op):
                     continue
                 key = cse_key(op)
                 first = seen.setdefault(key, op)
@@ -186,7 +187,7 @@ class FoldConstants(Pass):
 
     def _fold(self, module: Module, program: Program, op: Op, memo: dict[Hashable, str]) -> bool:
         # f(w1, ..., wn) with weights wi == a new weight holding f's value, computed once now
-        if not op.operands or not has_trait(op.name, "pure") or has_trait(op.name, "source"):
+        if not op.operands or not is_pure(op) or has_trait(op.name, "source"):
             return False
         if any(v.owner is None or v.owner.name not in SOURCES for v in op.operands):
             return False
@@ -402,5 +403,14 @@ class Canonicalize(Pass):
         return changed
 
 
-__all__ = ["DeadCodeElimination", "CommonSubexpressionElimination", "FoldConstants", "Canonicalize",
-           "CANONICAL_RULES", "erase_dead", "unique_weight_name", "hashable", "producer"]
+__all__ = [
+    "CANONICAL_RULES",
+    "Canonicalize",
+    "CommonSubexpressionElimination",
+    "DeadCodeElimination",
+    "FoldConstants",
+    "erase_dead",
+    "hashable",
+    "producer",
+    "unique_weight_name",
+]

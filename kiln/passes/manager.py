@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kiln.errors import KilnError
 from kiln.ir.core import IRError, Module
@@ -31,7 +32,7 @@ PIPELINES: dict[str, tuple[str, list[str]]] = {
 
 
 def load_passes() -> dict[str, type[Pass]]:
-    import kiln.passes.cleanup  # noqa: F401  (registers)
+    import kiln.passes.cleanup
     import kiln.passes.fusion  # noqa: F401
 
     return PASSES

@@ -177,9 +177,9 @@ def load(path: str | os.PathLike) -> Artifact:
     weights: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(root / "weights.safetensors"), framework="pt") as f:
-            for k in f.keys():
+            for k in f.keys():  # noqa: SIM118 - safe_open is not iterable
                 weights[k] = f.get_tensor(k)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
         raise KilnError(f"cannot read {root / 'weights.safetensors'}: {e}") from None
     module.weights = weights
     module.meta = dict(manifest.get("model", {}))

@@ -9,8 +9,8 @@ later). It is correct, and slow for long outputs.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
