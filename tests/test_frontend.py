@@ -87,3 +87,25 @@ def test_llama_125m_logits():
         with torch.no_grad():
             err = (prog(ids)[0] - imp.loaded.model(input_ids=ids).logits).abs().max().item()
         assert err <= 1e-4
+
+
+def test_unknown_aten_op_stays_generic_and_still_runs(tmp_path):
+    """An activation kiln has no op for (Mish) stays a kiln.aten op; the model compiles and matches."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import kiln
+
+    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1, vocab_size=100, max_position_embeddings=128, hidden_act="mish")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).eval()
+    model.save_pretrained(tmp_path)
+    art = kiln.compile(str(tmp_path))
+    assert art.manifest["generic_ops"] == {"aten::mish.default": 1}
+    ids = torch.randint(0, 100, (2, 9))
+    with torch.no_grad():
+        err = (art.runtime().logits(ids) - model(input_ids=ids).logits).abs().max().item()
+    assert err <= 1e-4
+    art.save(tmp_path / "mish.kiln")
+    again = kiln.load(tmp_path / "mish.kiln")
+    assert torch.equal(again.runtime().logits(ids), art.runtime().logits(ids))

@@ -139,3 +139,20 @@ def test_weights_missing_a_tensor(hf_dir, tmp_path):
     save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(KilnError, match="lack 1 weights.*down_proj"):
         load_model(str(d))
+
+
+def test_gpt2_style_tokenizer_files_are_converted(tmp_path):
+    """vocab.json + merges.txt (no tokenizer.json) become a tokenizer.json in the artifact."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    vocab = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3, "ab": 4, "Ġ": 5, "Ġa": 6}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\na b\nĠ a\n")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=7, n_positions=64)).save_pretrained(tmp_path)
+    lm = load_model(str(tmp_path))
+    assert "tokenizer.json" in lm.tokenizer_files
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(lm.tokenizer_files["tokenizer.json"].decode())
+    assert tok.encode("ab a").ids == [4, 6]

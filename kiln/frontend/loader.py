@@ -136,5 +136,23 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
         p = path / name
         if p.is_file():
             files[name] = p.read_bytes()
+    if "tokenizer.json" not in files and set(files) & {"vocab.json", "tokenizer.model"}:
+        files.update(_convert_tokenizer(path))
     logging.getLogger("kiln").debug("loaded %s (%s)", ref, family)
     return LoadedModel(model.float().eval(), config, family, os.path.abspath(ref), h.hexdigest(), files)
+
+
+def _convert_tokenizer(path: Path) -> dict[str, bytes]:
+    """A tokenizer.json made by transformers from older tokenizer files (vocab.json + merges.txt,
+    tokenizer.model), so the runtime needs only the ``tokenizers`` library. Empty when it cannot."""
+    from transformers import AutoTokenizer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+        backend = getattr(tok, "backend_tokenizer", None)
+        return {"tokenizer.json": backend.to_str().encode()} if backend is not None else {}
+    except Exception:  # noqa: BLE001 - no usable tokenizer: `kiln run` will say so
+        logging.getLogger("kiln").warning("could not convert the tokenizer files in %s to tokenizer.json", path)
+        return {}

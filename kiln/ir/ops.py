@@ -476,10 +476,12 @@ def _attention_shape(ts, a):
 def _attention_ref(ctx, q, k, v, mask=None, *, scale, causal):
     # q [B, Hq, T, D]; k, v [B, Hkv, S, D]; causal aligns the last query with the last key
     t, s = q.shape[2], k.shape[2]
+    gqa = q.shape[1] != k.shape[1]
+    if causal and mask is None and t == s:  # square causal: let SDPA pick its fused kernel
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
     if causal:
         keep = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
         mask = keep if mask is None else (mask & keep if mask.dtype == torch.bool else mask.masked_fill(~keep, -math.inf))
-    gqa = q.shape[1] != k.shape[1]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
 
 
