@@ -124,3 +124,13 @@ def test_dump_dir_writes_before_and_after_each_pass(capsys, tmp_path):
     names = sorted(p.name for p in dump.iterdir())
     assert names == ["00-input.mlir", "01-after-cse.mlir", "01-before-cse.mlir", "02-after-dce.mlir",
                      "02-before-dce.mlir"]
+
+
+def test_demo(capsys):
+    import re
+
+    code, out, _ = _run(capsys, "demo", "--max-new-tokens", "4")
+    assert code == 0
+    err = float(re.search(r"max abs error ([0-9.e+-]+)", out).group(1))
+    assert err <= 1e-4
+    assert "passes applied: canonicalize" in out and "completion (4 tokens" in out
