@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import torch
 
 from kiln.ir.core import Module, Op, Program, Value
-from kiln.ir.registry import ExecContext, has_trait, is_pure, lookup
+from kiln.ir.match import operand_pairs, producer, scalar
+from kiln.ir.registry import ExecContext, is_pure, lookup
 from kiln.ir.types import DType, TensorType
 
 PROBE_SIZES = [{"B": 1, "T": 1}, {"B": 2, "T": 5}, {"B": 3, "T": 9}, {"B": 2, "T": 17}]
@@ -42,17 +43,6 @@ class LiftReport:
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-def producer(v: Value, name: str) -> Op | None:
-    op = v.owner
-    return op if op is not None and op.name == name else None
-
-
-def scalar(op: Op | None) -> float | None:
-    if op is None or len(op.operands) != 1 or op.attrs.get("reverse"):
-        return None
-    return op.attrs.get("scalar")
 
 
 def backward_slice(program: Program, values: list[Value]) -> list[Op]:
@@ -267,13 +257,6 @@ def _fit_scale(samples, inv: torch.Tensor, fn) -> float | None:
 # structural rules
 
 
-def _operand_pairs(op: Op):
-    a, b = op.operands[0], op.operands[1]
-    yield a, b
-    if has_trait(op.name, "commutative"):
-        yield b, a
-
-
 def _strip_views(v: Value) -> Value:
     while v.owner is not None and v.owner.name in ("kiln.unsqueeze", "kiln.reshape"):
         v = v.owner.operands[0]
@@ -284,14 +267,14 @@ def rule_rms_norm(program: Program, op: Op) -> Value | None:
     # w * cast?(h * rsqrt(mean(h^2, -1, keepdim) + eps)), h = cast?(x)  ==>  rms_norm(x, w)
     if op.name != "kiln.mul" or len(op.operands) != 2:
         return None
-    for w, y in _operand_pairs(op):
+    for w, y in operand_pairs(op):
         if producer(w, "kiln.weight") is None or w.type.rank != 1:
             continue
         z = y.owner.operands[0] if producer(y, "kiln.cast") else y
         mul = producer(z, "kiln.mul")
         if mul is None or len(mul.operands) != 2:
             continue
-        for h, r in _operand_pairs(mul):
+        for h, r in operand_pairs(mul):
             rs = producer(r, "kiln.rsqrt")
             add = producer(rs.operands[0], "kiln.add") if rs else None
             eps = scalar(add)
@@ -315,16 +298,16 @@ def rule_rope(program: Program, op: Op) -> Value | None:
     # x * cos + cat(-x[..., h:], x[..., :h]) * sin  ==>  rope(x, cos, sin)
     if op.name != "kiln.add" or len(op.operands) != 2:
         return None
-    for m1, m2 in _operand_pairs(op):
+    for m1, m2 in operand_pairs(op):
         a, b = producer(m1, "kiln.mul"), producer(m2, "kiln.mul")
         if a is None or b is None or len(a.operands) != 2 or len(b.operands) != 2:
             continue
-        for x, c in _operand_pairs(a):
+        for x, c in operand_pairs(a):
             cos = _strip_views(c)
             if producer(cos, "kiln.rope_cos") is None and not (
                     producer(cos, "kiln.slice") and producer(cos.owner.operands[0], "kiln.rope_cos")):
                 continue
-            for rot, s in _operand_pairs(b):
+            for rot, s in operand_pairs(b):
                 sin = _strip_views(s)
                 cat = producer(rot, "kiln.cat")
                 if cat is None or len(cat.operands) != 2 or x.type.rank != 4:
@@ -352,7 +335,7 @@ def rule_gelu_tanh(program: Program, op: Op) -> Value | None:
     # (0.5 x) * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  ==>  gelu(x, tanh)
     if op.name != "kiln.mul" or len(op.operands) != 2:
         return None
-    for a, b in _operand_pairs(op):
+    for a, b in operand_pairs(op):
         half, one = producer(a, "kiln.mul"), producer(b, "kiln.add")
         if scalar(half) != 0.5 or scalar(one) != 1.0:
             continue
@@ -364,7 +347,7 @@ def rule_gelu_tanh(program: Program, op: Op) -> Value | None:
         u = producer(k.operands[0], "kiln.add")
         if u is None or len(u.operands) != 2:
             continue
-        for xx, p in _operand_pairs(u):
+        for xx, p in operand_pairs(u):
             c = producer(p, "kiln.mul")
             pw = producer(c.operands[0], "kiln.pow") if c and len(c.operands) == 1 else None
             if xx is x and pw is not None and pw.operands[0] is x and scalar(pw) == 3.0 and \

@@ -19,6 +19,7 @@ import torch
 
 from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Op, Program, Value
+from kiln.ir.match import producer
 from kiln.ir.ops import FROM_TORCH
 from kiln.ir.registry import ExecContext, has_trait, is_pure, lookup
 from kiln.ir.types import TensorType, canon_dim, dim_mul, dims_equal
@@ -29,12 +30,6 @@ TO_END = 2**62  # a slice `end` at least this large runs to the end of the dim
 
 # ---------------------------------------------------------------------------
 # shared helpers
-
-
-def producer(v: Value, name: str) -> Op | None:
-    """The op defining ``v`` when it is a ``name`` op."""
-    op = v.owner
-    return op if op is not None and op.name == name else None
 
 
 def erase_dead(program: Program, ops: list[Op | None]) -> int:

@@ -24,9 +24,10 @@ import torch
 
 from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Op, Program, Value
+from kiln.ir.match import producer
 from kiln.ir.types import TensorType
 from kiln.passes.base import Pass, register
-from kiln.passes.cleanup import erase_dead, producer, tensor_matches, unique_weight_name
+from kiln.passes.cleanup import erase_dead, tensor_matches, unique_weight_name
 
 ACTIVATIONS = ("kiln.silu", "kiln.gelu")
 

@@ -1,0 +1,30 @@
+"""Small helpers that rewrite rules use to read the IR around an op."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from kiln.ir.core import Op, Value
+from kiln.ir.registry import has_trait
+
+
+def producer(v: Value, name: str) -> Op | None:
+    """The op defining ``v`` when it is a ``name`` op."""
+    op = v.owner
+    return op if op is not None and op.name == name else None
+
+
+def scalar(op: Op | None) -> Any:
+    """The ``scalar`` attribute of a one-operand elementwise op (tensor op scalar), else None."""
+    if op is None or len(op.operands) != 1 or op.attrs.get("reverse"):
+        return None
+    return op.attrs.get("scalar")
+
+
+def operand_pairs(op: Op) -> Iterator[tuple[Value, Value]]:
+    """(a, b) and, for commutative ops, (b, a) too."""
+    a, b = op.operands[0], op.operands[1]
+    yield a, b
+    if has_trait(op.name, "commutative"):
+        yield b, a
