@@ -51,6 +51,14 @@ def cmd_compile(a) -> int:
           f"{', '.join(f'{k} x{v}' for k, v in generic.items()) or 'none'}")
     if a.dump_dir:
         print(f"  IR before/after each pass in {a.dump_dir}")
+    if a.stats:
+        f = m["frontend"]
+        print(f"\nfrontend: {f['seconds']:.2f} s; lifted: "
+              f"{', '.join(f'{k} x{v}' for k, v in sorted(f['lift_matches'].items())) or 'nothing'}")
+        print(f"{'pass':<16} {'ms':>8}  changed  rule matches")
+        for r in m["passes"]:
+            matches = ", ".join(f"{k} x{v}" for k, v in sorted(r["rule_matches"].items())) or "-"
+            print(f"{r['name']:<16} {r['seconds'] * 1000:>8.1f}  {'yes' if r['changed'] else 'no ':<7}  {matches}")
     return 0
 
 
@@ -201,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--draft", help="draft model for speculative decoding (not built yet)")
     c.add_argument("--dump-dir", help="write the IR before and after every pass here")
     c.add_argument("--seed", type=int, default=0, help="seed for a preset's random weights")
+    c.add_argument("--stats", action="store_true", help="print per-pass time and rule-match counts")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     c.set_defaults(fn=cmd_compile)
 

@@ -118,9 +118,10 @@ def test_compile_refuses_to_overwrite_user_directory(capsys, tmp_path):
 
 def test_dump_dir_writes_before_and_after_each_pass(capsys, tmp_path):
     dump = tmp_path / "dumps"
-    code, _, err = _run(capsys, "compile", "llama-tiny", "-o", str(tmp_path / "a.kiln"), "--passes", "cse,dce",
-                        "--dump-dir", str(dump), "-q")
+    code, out, err = _run(capsys, "compile", "llama-tiny", "-o", str(tmp_path / "a.kiln"), "--passes", "cse,dce",
+                        "--dump-dir", str(dump), "-q", "--stats")
     assert code == 0, err
+    assert "rule matches" in out and "cse" in out
     names = sorted(p.name for p in dump.iterdir())
     assert names == ["00-input.mlir", "01-after-cse.mlir", "01-before-cse.mlir", "02-after-dce.mlir",
                      "02-before-dce.mlir"]
