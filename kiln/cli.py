@@ -37,7 +37,7 @@ def cmd_compile(a) -> int:
     import kiln
 
     say = _progress(a.quiet)
-    passes = a.passes.split(",") if a.passes else None
+    passes = a.passes.split(",") if a.passes is not None else None
     art = kiln.compile(a.model, pipeline=a.pipeline, passes=[",".join(passes)] if passes else None,
                        target=a.target, draft=a.draft, dump_dir=a.dump_dir, seed=a.seed, progress=say)
     say(f"writing {a.output}")
@@ -95,7 +95,16 @@ def cmd_dump(a) -> int:
         return 0
     from kiln.ir.parser import parse_module
 
-    module = parse_module(art.snapshot(a.after)) if a.after else art.module
+    if a.after is not None and not a.after.strip():
+        raise KilnError("--after needs a pass name, an index or 'frontend'")
+    module = art.module
+    if a.after:
+        from kiln.ir.parser import ParseError
+
+        try:
+            module = parse_module(art.snapshot(a.after))
+        except (ParseError, ValueError, RecursionError) as e:
+            raise KilnError(f"the artifact's IR after {a.after!r} does not parse: {e}") from None
     programs = [a.program] if a.program else list(module.programs)
     for name in programs:
         if name not in module.programs:
@@ -127,17 +136,15 @@ def cmd_run(a) -> int:
     if a.stream and not a.json:
         import torch
 
+        from kiln.runtime.generate import stream_text
+
         ids = rt.encode(a.prompt)
         sys.stdout.write(a.prompt)
         out: list[int] = []
         t0 = time.perf_counter()
-        printed = ""
-        for tok in rt.stream(torch.tensor([ids]), **kw):
-            out.append(int(tok[0]))
-            text = rt.decode(out)
-            sys.stdout.write(text[len(printed):])
+        for piece in stream_text(rt.decode, (int(t[0]) for t in rt.stream(torch.tensor([ids]), **kw)), out):
+            sys.stdout.write(piece)
             sys.stdout.flush()
-            printed = text
         dt = time.perf_counter() - t0
         sys.stdout.write("\n")
         sys.stderr.write(f"{len(out)} tokens in {dt:.2f} s ({len(out) / dt if dt else 0:.1f} tokens/s)\n")
@@ -165,7 +172,11 @@ def cmd_demo(a) -> int:
     import kiln
 
     say = _progress(False)
+    from kiln.frontend.presets import PRESETS
+
     model_name = a.model
+    if model_name not in PRESETS:
+        raise KilnError(f"kiln demo runs a preset; {model_name!r} is not one (`kiln presets` lists them)")
     say(f"demo: compiling preset {model_name} (random weights: the text is noise until kiln ships a trained model)")
     art = kiln.compile(model_name, progress=say)
     with tempfile.TemporaryDirectory() as d:
@@ -177,7 +188,7 @@ def cmd_demo(a) -> int:
 
     from kiln.frontend.presets import build_preset
 
-    model, _ = build_preset(model_name)
+    model, _ = build_preset(model_name)  # the same seeded weights the artifact was compiled from
     ids = torch.randint(0, rt.vocab_size, (2, 64), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         err = (rt.logits(ids) - model(input_ids=ids).logits).abs().max().item()
@@ -251,18 +262,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _on_sigterm(signum, frame):  # turn SIGTERM into SystemExit so that cleanup (temp dirs) runs
+    raise SystemExit(143)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.fn(args) or 0)
     except KilnError as e:
         if os.environ.get("KILN_DEBUG"):
             raise
-        sys.stderr.write(f"kiln: error: {e}\n")
+        sys.stderr.write(f"kiln: error: {_one_line(str(e))}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("kiln: interrupted\n")
         return 130
+    except Exception as e:
+        if os.environ.get("KILN_DEBUG"):
+            raise
+        sys.stderr.write(f"kiln: error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
+                         "rerun with KILN_DEBUG=1 for a traceback and report it\n")
+        return 70
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split())[:2000]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
             target: str = "cpu", draft: str | None = None, dump_dir: str | Path | None = None, seed: int = 0,
             progress: Callable[[str], None] | None = None) -> Artifact:
     """Compile a preset name or a Hugging Face model directory into an artifact (in memory; ``.save`` it)."""
+    if not 0 <= seed < 2**63:
+        raise KilnError(f"seed must be in [0, 2**63), got {seed}")
     if target not in TARGETS:
         raise KilnError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "cuda":

@@ -7,10 +7,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kiln.errors import KilnError
 from kiln.frontend.capture import export_model, translate
 from kiln.frontend.lift import LiftReport, lift
 from kiln.frontend.loader import LoadedModel, load_model
-from kiln.ir.core import Module
+from kiln.ir.core import IRError, Module
 from kiln.ir.verifier import verify_module
 
 
@@ -47,5 +48,8 @@ def import_model(ref: str, seed: int = 0, progress: Callable[[str], None] | None
         "bos_token_id": getattr(c, "bos_token_id", None),
         "eos_token_id": getattr(c, "eos_token_id", None),
     })
-    verify_module(module)
+    try:
+        verify_module(module)
+    except IRError as e:
+        raise KilnError(f"the frontend produced invalid IR for {ref} (a kiln bug; please report it): {e}") from None
     return Imported(module, loaded, generic, report)

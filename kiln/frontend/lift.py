@@ -32,7 +32,7 @@ from kiln.ir.match import operand_pairs, producer, scalar
 from kiln.ir.registry import ExecContext, is_pure, lookup
 from kiln.ir.types import DType, TensorType
 
-PROBE_SIZES = [{"B": 1, "T": 1}, {"B": 2, "T": 5}, {"B": 3, "T": 9}, {"B": 2, "T": 17}]
+PROBE_SIZES = [{"B": 1, "T": 1}, {"B": 2, "T": 5}, {"B": 3, "T": 9}, {"B": 2, "T": 17}, {"B": 1, "T": 160}]
 
 
 @dataclass
@@ -183,7 +183,7 @@ def _classify_or_descend(module, program, v, consumers, weights, report, free) -
 
 def _classify(module: Module, program: Program, v: Value, consumers: list[Op], weights,
               report: LiftReport) -> bool:
-    first = min(program.index_of(c) for c in consumers)
+    first = min(program.index_of(u) for u in v.users)  # replace_all_uses reaches every user
     anchor = program.ops[first]
     try:
         samples = _probe(program, v, weights)

@@ -58,6 +58,14 @@ def check_config(cfg: dict, where: str) -> str:
         arch = ", ".join(cfg.get("architectures") or []) or mt
         raise KilnError(f"unsupported architecture {arch} (model_type {mt!r}) in {where}; kiln supports "
                         f"{', '.join(SUPPORTED_FAMILIES)}")
+    window = cfg.get("sliding_window")
+    uses_window = cfg.get("use_sliding_window", mt == "mistral")
+    max_pos = cfg.get("max_position_embeddings") or cfg.get("n_positions") or 0
+    if window and uses_window and window < max_pos:
+        raise KilnError(f"{where}: sliding-window attention (window {window} < context {max_pos}) is not supported "
+                        "yet; kiln would compute full causal attention")
+    if cfg.get("layer_types") and any(t != "full_attention" for t in cfg["layer_types"]) and uses_window:
+        raise KilnError(f"{where}: layers with sliding-window attention are not supported yet")
     rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
     rtype = rs.get("rope_type", rs.get("type", "default")) if isinstance(rs, dict) else "default"
     if rtype not in STATIC_ROPE_TYPES:
@@ -115,6 +123,7 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
         raise KilnError(f"{cfg_path}: transformers cannot read this config ({e})") from None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -125,6 +134,7 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
         raise KilnError(f"cannot load the weights in {ref!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     missing = [k for k in info.get("missing_keys", []) if "inv_freq" not in k]
     if missing:
         shown = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")

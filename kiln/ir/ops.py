@@ -512,11 +512,16 @@ def resolve_aten(target: str):
     if not target.startswith("aten::"):
         raise IRError(f"kiln.aten: target {target!r} is not an aten op")
     name, _, overload = target[len("aten::"):].partition(".")
+    overload = overload or "default"
+    if not (name.isidentifier() and overload.isidentifier()) or name.startswith("__") or overload.startswith("_"):
+        raise IRError(f"kiln.aten: {target!r} is not an aten op name")
     try:
-        packet = getattr(torch.ops.aten, name)
-        return getattr(packet, overload or "default")
-    except AttributeError:
+        op = getattr(getattr(torch.ops.aten, name), overload)
+    except (AttributeError, RuntimeError):
         raise IRError(f"kiln.aten: torch has no op {target}") from None
+    if not isinstance(op, torch._ops.OpOverload):
+        raise IRError(f"kiln.aten: {target!r} is not an aten op")
+    return op
 
 
 def _aten_ref(ctx, *tensors, target, args, kwargs):

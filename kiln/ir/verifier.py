@@ -44,24 +44,29 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         for key, typ in d.attrs.items():
             if key not in op.attrs:
                 raise VerifyError(f"{where}: missing attribute {key!r}")
-            val = op.attrs[key]
-            ok = isinstance(val, typ) and not (typ in (int, float) and isinstance(val, bool))
-            if typ is float and isinstance(val, int) and not isinstance(val, bool):
-                ok = True
-            if not ok:
-                raise VerifyError(f"{where}: attribute {key!r} = {val!r} is not {getattr(typ, '__name__', typ)}")
+            _check_attr(where, key, op.attrs[key], typ)
+        for key, default in d.defaults.items():
+            if key in op.attrs and default is not None:
+                _check_attr(where, key, op.attrs[key], type(default))
+        if op.name == "kiln.aten":
+            from kiln.ir.ops import resolve_aten
+
+            try:
+                resolve_aten(op.attrs["target"])
+            except IRError as e:
+                raise VerifyError(f"{where}: {e}") from None
         if op.name == "kiln.return" and i != len(p.ops) - 1:
             raise VerifyError(f"{where}: kiln.return before the end of the program")
         if d.shape is not None:
             try:
                 expected = d.shape([v.type for v in op.operands], {**d.defaults, **op.attrs})
-            except IRError as e:
+            except (IRError, ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
                 raise VerifyError(f"{where}: {e}") from None
             got = [r.type for r in op.results]
             if expected != got:
                 raise VerifyError(f"{where}: result types {[str(t) for t in got]} but its shape rule gives "
                                   f"{[str(t) for t in expected]}")
-        if op.name == "kiln.weight" and weights:
+        if op.name == "kiln.weight" and weights is not None:
             name = op.attrs["name"]
             if name not in weights:
                 raise VerifyError(f"{where}: no weight named {name!r} in the module")
@@ -75,6 +80,20 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
             defined.add(id(r))
 
 
+def _check_attr(where: str, key: str, val, typ) -> None:
+    types = typ if isinstance(typ, tuple) else (typ,)
+    if isinstance(val, bool) and bool not in types:
+        ok = False
+    elif float in types and isinstance(val, int):
+        ok = True
+    else:
+        ok = isinstance(val, types)
+    if not ok:
+        names = " or ".join(getattr(t, "__name__", str(t)) for t in types)
+        raise VerifyError(f"{where}: attribute {key!r} = {val!r} is not {names}")
+
+
 def verify_module(m: Module) -> None:
+    """Verify every program; weight ops are checked against ``m.weights`` when the module has any."""
     for p in m.programs.values():
-        verify_program(p, m.weights)
+        verify_program(p, m.weights if m.weights else None)

@@ -59,6 +59,8 @@ def parse_passes(spec: str | list[str]) -> list[Pass]:
     """Instantiate passes from ``"a,b{k=v}"`` or a list of such items."""
     registry = load_passes()
     items = spec if isinstance(spec, list) else [spec]
+    if not any(item.strip() for item in items):
+        raise KilnError("the pass list is empty; give pass names (`kiln pipelines` lists them) or --pipeline none")
     out: list[Pass] = []
     for item in items:
         pos = 0
@@ -119,8 +121,11 @@ class PassManager:
 
     def _dump(self, name: str, module: Module) -> None:
         if self.dump_dir is not None:
-            self.dump_dir.mkdir(parents=True, exist_ok=True)
-            (self.dump_dir / name).write_text(print_module(module))
+            try:
+                self.dump_dir.mkdir(parents=True, exist_ok=True)
+                (self.dump_dir / name).write_text(print_module(module))
+            except OSError as e:
+                raise KilnError(f"cannot write IR dumps to {str(self.dump_dir)!r}: {e.strerror or e}") from None
 
     def run(self, module: Module) -> list[PassRecord]:
         records: list[PassRecord] = []

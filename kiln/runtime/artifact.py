@@ -59,12 +59,17 @@ class Artifact:
         from safetensors.torch import save_file
 
         dest = Path(path)
-        if dest.exists() and not (dest / "manifest.json").is_file():
+        if dest.exists() and not is_artifact(dest):
             raise KilnError(f"refusing to overwrite {str(dest)!r}: it exists and is not a kiln artifact")
+        if dest.exists() and (dest.resolve() == Path.cwd().resolve() or dest.resolve() in Path.cwd().resolve().parents):
+            raise KilnError(f"refusing to replace {str(dest)!r}: it is the current directory or contains it")
         parent = dest.absolute().parent
         if not parent.is_dir():
             raise KilnError(f"cannot write {str(dest)!r}: directory {str(parent)!r} does not exist")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+        except OSError as e:
+            raise KilnError(f"cannot write in {str(parent)!r}: {e.strerror or e}") from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)
@@ -93,6 +98,7 @@ class Artifact:
                              "programs": list(self.module.programs), "files": hashes,
                              "snapshots": [label for label, _ in self.snapshots]})
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            os.chmod(tmp / "weights.safetensors", 0o666 & ~umask)
             if dest.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=parent))
                 old.rmdir()
@@ -116,13 +122,22 @@ class Artifact:
 
     def snapshot(self, label: str) -> str:
         """The IR after pass ``label``: a pass name (its last run), ``frontend``, or a snapshot index."""
-        if label.isdigit() and int(label) < len(self.snapshots):
+        if label.isascii() and label.isdigit() and int(label) < len(self.snapshots):
             return self.snapshots[int(label)][1]
         matches = [text for name, text in self.snapshots if name == label]
         if matches:
             return matches[-1]
         names = ", ".join(f"{i}:{n}" for i, (n, _) in enumerate(self.snapshots))
         raise KilnError(f"no IR after {label!r} in this artifact; snapshots: {names}")
+
+
+def is_artifact(path: Path) -> bool:
+    """Whether ``path`` holds a kiln artifact (a manifest kiln wrote), so that saving may replace it."""
+    try:
+        m = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and "kiln_version" in m and "format_version" in m and isinstance(m.get("files"), dict)
 
 
 def _file_sha256(path: Path) -> str:
@@ -136,7 +151,7 @@ def _file_sha256(path: Path) -> str:
 def load(path: str | os.PathLike) -> Artifact:
     """Load and check an artifact directory."""
     from kiln.ir.parser import ParseError, parse_module
-    from kiln.ir.verifier import verify_module
+    from kiln.ir.verifier import verify_program
 
     root = Path(path)
     if not root.exists():
@@ -151,12 +166,20 @@ def load(path: str | os.PathLike) -> Artifact:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise KilnError(f"{mpath} is not a kiln manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise KilnError(f"{mpath} has no format_version")
     if version > FORMAT_VERSION:
         raise KilnError(f"{str(root)!r} uses artifact format {version}, newer than this kiln reads "
                         f"({FORMAT_VERSION}); upgrade kiln or recompile the model")
+    for key in ("model", "source", "pipeline"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise KilnError(f"{mpath}: {key!r} is not an object")
+    snap_labels = manifest.get("snapshots", [])
+    if not isinstance(snap_labels, list) or not all(isinstance(s, str) for s in snap_labels):
+        raise KilnError(f"{mpath}: 'snapshots' is not a list of names")
     for rel, digest in manifest["files"].items():
+        if not isinstance(digest, str) or "\x00" in rel:
+            raise KilnError(f"{mpath}: bad entry for {rel!r} in 'files'")
         f = (root / rel).resolve()
         if root.resolve() not in f.parents:
             raise KilnError(f"{mpath} lists a file outside the artifact: {rel!r}")
@@ -168,10 +191,7 @@ def load(path: str | os.PathLike) -> Artifact:
     for required in ("ir/module.mlir", "weights.safetensors"):
         if required not in manifest["files"]:
             raise KilnError(f"{mpath} does not list {required}")
-    try:
-        module = parse_module((root / "ir/module.mlir").read_text())
-    except ParseError as e:
-        raise KilnError(f"{root / 'ir/module.mlir'}: {e}") from None
+    module = _parse_file(root / "ir/module.mlir", parse_module, ParseError)
     from safetensors import safe_open
 
     weights: dict[str, torch.Tensor] = {}
@@ -184,14 +204,45 @@ def load(path: str | os.PathLike) -> Artifact:
     module.weights = weights
     module.meta = dict(manifest.get("model", {}))
     try:
-        verify_module(module)
+        for program in module.programs.values():
+            verify_program(program, weights)  # every weight op must name a tensor of its type
     except IRError as e:
         raise KilnError(f"artifact {str(root)!r} holds invalid IR: {e}") from None
+    _check_signature(root, module)
     tok = {p.name: p.read_bytes() for p in sorted((root / "tokenizer").glob("*")) if f"tokenizer/{p.name}" in
            manifest["files"]}
     snaps = []
-    for i, label in enumerate(manifest.get("snapshots", [])):
+    for i, label in enumerate(snap_labels):
         rel = f"ir/{i:02d}-{_safe_name(label)}.mlir"
         if rel in manifest["files"]:
-            snaps.append((label, (root / rel).read_text()))
+            try:
+                snaps.append((label, (root / rel).read_text()))
+            except UnicodeDecodeError:
+                raise KilnError(f"artifact file {rel} is not UTF-8 text") from None
     return Artifact(module, manifest, tok, snaps, root)
+
+
+def _parse_file(path: Path, parse, parse_error: type[Exception]):
+    try:
+        return parse(path.read_text())
+    except UnicodeDecodeError:
+        raise KilnError(f"{path} is not UTF-8 text") from None
+    except RecursionError:
+        raise KilnError(f"{path}: the IR is nested too deeply to parse") from None
+    except (parse_error, ValueError) as e:
+        raise KilnError(f"{path}: {e}") from None
+
+
+def _check_signature(root: Path, module: Module) -> None:
+    """The runtime's contract with the ``forward`` program: ids [B, T] in, logits [B, T, V] out."""
+    from kiln.ir.types import DType
+
+    where = f"artifact {str(root)!r}"
+    if "forward" not in module.programs:
+        raise KilnError(f"{where} has no 'forward' program (it has: {', '.join(module.programs) or 'none'})")
+    p = module.programs["forward"]
+    if len(p.args) != 1 or p.args[0].type.dtype != DType.i64 or p.args[0].type.rank != 2:
+        raise KilnError(f"{where}: 'forward' must take token ids [B, T] (i64)")
+    outs = p.outputs
+    if len(outs) != 1 or outs[0].type.rank != 3 or not outs[0].type.dtype.is_float:
+        raise KilnError(f"{where}: 'forward' must return logits [B, T, V]")

@@ -8,6 +8,7 @@ later). It is correct, and slow for long outputs.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ class Generation:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def _meta_int(meta: dict, key: str, default: int) -> int:
+    v = meta.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise KilnError(f"the artifact's manifest has a bad model.{key}: {v!r}")
+    return v
+
+
 def check_sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> None:
+    if not math.isfinite(temperature) or not math.isfinite(top_p):
+        raise KilnError("temperature and top-p must be finite numbers")
     if temperature < 0:
         raise KilnError(f"temperature must be >= 0, got {temperature}")
     if not 0 < top_p <= 1:
@@ -61,6 +71,23 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def stream_text(decode, tokens: Iterator[int], out: list[int]) -> Iterator[str]:
+    """Text pieces as tokens arrive, holding back a multi-byte character until it is complete
+    (``decode`` shows an incomplete one as U+FFFD). Appends each token to ``out``."""
+    printed = ""
+    for tok in tokens:
+        out.append(tok)
+        text = decode(out)
+        if text.endswith("\ufffd") or not text.startswith(printed):
+            continue
+        if len(text) > len(printed):
+            yield text[len(printed):]
+            printed = text
+    text = decode(out)
+    if text != printed:
+        yield text.removeprefix(printed)
+
+
 class Runtime:
     """Runs an artifact's programs. ``logits(ids)`` and ``generate(ids, ...)``."""
 
@@ -72,10 +99,13 @@ class Runtime:
         self.module = artifact.module
         self.forward = CpuProgram(self.module["forward"], self.module.weights)
         meta = artifact.manifest.get("model", {})
-        self.max_positions = int(meta.get("max_positions", 2048))
-        self.vocab_size = int(meta.get("vocab_size", 0))
+        logits_type = self.module["forward"].outputs[0].type
+        self.vocab_size = _meta_int(meta, "vocab_size", logits_type.shape[-1] if isinstance(
+            logits_type.shape[-1], int) else 0)
+        self.max_positions = _meta_int(meta, "max_positions", 2048)
         eos = meta.get("eos_token_id")
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = {e for e in eos if isinstance(e, int) and not isinstance(e, bool)}
         self._tokenizer = None
 
     # -- tokens ------------------------------------------------------------------
@@ -87,7 +117,10 @@ class Runtime:
                 raise KilnError("this artifact has no tokenizer.json; pass token ids instead of text")
             from tokenizers import Tokenizer
 
-            self._tokenizer = Tokenizer.from_str(data.decode())
+            try:
+                self._tokenizer = Tokenizer.from_str(data.decode())
+            except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for bad JSON
+                raise KilnError(f"the artifact's tokenizer.json is unusable: {str(e).splitlines()[0][:200]}") from None
         return self._tokenizer
 
     def encode(self, text: str) -> list[int]:
@@ -130,6 +163,8 @@ class Runtime:
         if ids.shape[1] + max_new_tokens > self.max_positions:
             raise KilnError(f"prompt ({ids.shape[1]} tokens) + max-new-tokens ({max_new_tokens}) exceeds the "
                             f"model's context of {self.max_positions}")
+        if seed is not None and not 0 <= seed < 2**63:
+            raise KilnError(f"seed must be in [0, 2**63), got {seed}")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
         for _ in range(max_new_tokens):
