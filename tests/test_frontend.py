@@ -5,6 +5,7 @@ sequence lengths 1, 7 and 128 — before and after the default pipeline."""
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 
 import pytest
@@ -60,7 +61,7 @@ def test_lift_recognises_everything(preset):
 @pytest.mark.parametrize("preset", FAMILY_PRESETS)
 def test_logits_match_hf(preset):
     imp = imported(preset)
-    _check_logits(imp.module, imp.loaded.model, imp.module.meta["vocab_size"], seed=hash(preset) % 1000)
+    _check_logits(imp.module, imp.loaded.model, imp.module.meta["vocab_size"], seed=zlib.crc32(preset.encode()))
 
 
 @pytest.mark.parametrize("preset", FAMILY_PRESETS)

@@ -156,3 +156,23 @@ def test_gpt2_style_tokenizer_files_are_converted(tmp_path):
 
     tok = Tokenizer.from_str(lm.tokenizer_files["tokenizer.json"].decode())
     assert tok.encode("ab a").ids == [4, 6]
+
+
+def test_bf16_checkpoint_compiles_in_float32(tmp_path):
+    """A checkpoint stored in bfloat16 loads in float32 and matches the float32 upcast of the same weights."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1, vocab_size=100, max_position_embeddings=128)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+    model.save_pretrained(tmp_path)
+    imp = import_model(str(tmp_path))
+    assert all(w.dtype == torch.float32 for w in imp.module.weights.values())
+    ids = torch.randint(0, 100, (1, 12))
+    from kiln.codegen.cpu import CpuProgram
+
+    with torch.no_grad():
+        ref = model.float()(input_ids=ids).logits
+    out = CpuProgram(imp.module["forward"], imp.module.weights)(ids)[0]
+    assert (out - ref).abs().max().item() <= 1e-4
