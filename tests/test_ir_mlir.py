@@ -6,18 +6,13 @@ from __future__ import annotations
 import math
 
 from hypothesis import HealthCheck, given, settings
+from test_ir_parser import attrs_equal, gpt_like, modules, modules_equal
+from torch_mlir import ir  # a test dependency: its absence is a failure, not a skip
 
 from kiln.ir.core import Module, Program
 from kiln.ir.parser import parse_module
 from kiln.ir.printer import print_module
 from kiln.ir.types import DType, Ref, Sym, TensorType
-
-try:
-    from test_ir_parser import attrs_equal, gpt_like, modules, modules_equal
-except ImportError:  # tests/ imported as a package
-    from tests.test_ir_parser import attrs_equal, gpt_like, modules, modules_equal
-
-from torch_mlir import ir  # a test dependency: its absence is a failure, not a skip
 
 
 def mlir_roundtrip(text: str) -> str:

@@ -6,40 +6,24 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_passes_cleanup import (
+    LAYERS,
+    PRESETS,
+    T,
+    assert_same_logits,
+    count,
+    expect,
+    make,
+    rand,
+    run_passes,
+    same_outputs,
+    weight,
+)
 
 from kiln.ir.core import Module, Program, Value
 from kiln.ir.types import TensorType
 from kiln.passes.base import PASSES
 from kiln.passes.fusion import fused_name
-
-try:
-    from test_passes_cleanup import (
-        LAYERS,
-        PRESETS,
-        T,
-        assert_same_logits,
-        count,
-        expect,
-        make,
-        rand,
-        run_passes,
-        same_outputs,
-        weight,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.test_passes_cleanup import (
-        LAYERS,
-        PRESETS,
-        T,
-        assert_same_logits,
-        count,
-        expect,
-        make,
-        rand,
-        run_passes,
-        same_outputs,
-        weight,
-    )
 
 PIPELINE = ["dce", "cse", "canonicalize", "fold-constants", "fuse-qkv", "fuse-gate-up", "cse", "dce"]
 ATTN = "blk.0.attn"
