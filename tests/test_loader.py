@@ -176,3 +176,43 @@ def test_bf16_checkpoint_compiles_in_float32(tmp_path):
         ref = model.float()(input_ids=ids).logits
     out = CpuProgram(imp.module["forward"], imp.module.weights)(ids)[0]
     assert (out - ref).abs().max().item() <= 1e-4
+
+
+def _llama_variant():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=100,
+                                        max_position_embeddings=128, attention_bias=True, mlp_bias=True))
+
+
+def _qwen2_mha():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    return Qwen2ForCausalLM(Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=4, vocab_size=100,
+                                        max_position_embeddings=128))
+
+
+def _gpt2_layer_scaled():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    return GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=3, n_head=2, vocab_size=100, n_positions=128,
+                                      scale_attn_by_inverse_layer_idx=True, activation_function="gelu"))
+
+
+@pytest.mark.parametrize("make", [_llama_variant, _qwen2_mha, _gpt2_layer_scaled],
+                         ids=["llama-biases", "qwen2-mha", "gpt2-layer-scaled-erf-gelu"])
+def test_architecture_variants(make, tmp_path):
+    """Config variants of the supported families: biases everywhere, no GQA, per-layer attention scale."""
+    import kiln
+
+    torch.manual_seed(0)
+    model = make().eval()
+    model.save_pretrained(tmp_path)
+    art = kiln.compile(str(tmp_path))
+    assert art.manifest["generic_ops"] == {}
+    ids = torch.randint(0, 100, (2, 17))
+    with torch.no_grad():
+        err = (art.runtime().logits(ids) - model(input_ids=ids).logits).abs().max().item()
+    assert err <= 1e-4
