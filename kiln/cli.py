@@ -37,9 +37,8 @@ def cmd_compile(a) -> int:
     import kiln
 
     say = _progress(a.quiet)
-    passes = a.passes.split(",") if a.passes is not None else None
-    art = kiln.compile(a.model, pipeline=a.pipeline, passes=[",".join(passes)] if passes else None,
-                       target=a.target, draft=a.draft, dump_dir=a.dump_dir, seed=a.seed, progress=say)
+    art = kiln.compile(a.model, pipeline=a.pipeline, passes=a.passes, target=a.target, draft=a.draft,
+                       dump_dir=a.dump_dir, seed=a.seed, progress=say)
     say(f"writing {a.output}")
     art.save(a.output)
     m = art.manifest

@@ -100,9 +100,7 @@ class Translator:
             if isinstance(v, Value):
                 operands.append(v)
                 return Ref(len(operands) - 1)
-            if isinstance(v, Sym):
-                return v
-            return v
+            return v  # a Sym or a python scalar
         if isinstance(a, (list, tuple)):
             return [self.encode(x, operands) for x in a]
         if isinstance(a, torch.dtype):
@@ -214,7 +212,6 @@ class Translator:
 
     def split(self, node):
         x = self.value(node.args[0])
-        size = node.args[1]
         dim = node.args[2] if len(node.args) > 2 else 0
         outs, start = [], 0
         for piece in node.meta["val"]:
@@ -222,7 +219,6 @@ class Translator:
             outs.append(self.program.create("kiln.slice", [x], {"dim": dim, "start": start, "end": start + n},
                                             loc=node.name).result)
             start += n
-        del size
         return outs
 
     def create(self, name: str, operands: list[Value], attrs: dict | None = None, loc: str = "") -> Value:

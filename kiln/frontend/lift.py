@@ -162,12 +162,12 @@ def fold_input_free(module: Module, program: Program, report: LiftReport) -> Non
 
 def _constant(program: Program, v: Value) -> bool:
     """Computed from weights and constants alone, with a static shape (fold-constants' business)."""
-    return v.type.is_static and all(o.name in ("kiln.weight", "kiln.constant") or not o.operands
+    return v.type.is_static and all(o.name in ("kiln.weight", "kiln.constant")
                                     for o in backward_slice(program, [v]) if not o.operands)
 
 
 def _classify_or_descend(module, program, v, consumers, weights, report, free) -> None:
-    if _constant(program, v) and not any(o.name == "kiln.aten" for o in backward_slice(program, [v])):
+    if _constant(program, v):
         return
     if _classify(module, program, v, consumers, weights, report):
         return
