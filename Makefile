@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/pipelines.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
