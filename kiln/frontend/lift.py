@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import torch
 
 from kiln.ir.core import Module, Op, Program, Value
-from kiln.ir.match import operand_pairs, producer, scalar
-from kiln.ir.registry import ExecContext, is_pure, lookup
+from kiln.ir.match import erase_unused, operand_pairs, producer, scalar
+from kiln.ir.registry import ExecContext, lookup
 from kiln.ir.types import DType, TensorType
 
 PROBE_SIZES = [{"B": 1, "T": 1}, {"B": 2, "T": 5}, {"B": 3, "T": 9}, {"B": 2, "T": 17}, {"B": 1, "T": 160}]
@@ -382,15 +382,6 @@ RULES = {"rms-norm": rule_rms_norm, "rope": rule_rope, "gelu-tanh": rule_gelu_ta
          "attention-gqa": rule_attention_gqa}
 
 
-def dce(program: Program) -> int:
-    removed = 0
-    for op in reversed(list(program.ops)):
-        if op.program is program and is_pure(op) and not any(r.uses for r in op.results):
-            program.erase(op)
-            removed += 1
-    return removed
-
-
 def apply_rules(program: Program, report: LiftReport) -> None:
     changed = True
     while changed:
@@ -405,16 +396,16 @@ def apply_rules(program: Program, report: LiftReport) -> None:
                     report.matches[name] += 1
                     changed = True
                     break
-        dce(program)
+        erase_unused(program)
 
 
 def lift(module: Module) -> LiftReport:
     report = LiftReport()
     for program in module.programs.values():
         fold_input_free(module, program, report)
-        dce(program)
+        erase_unused(program)
         apply_rules(program, report)
-        dce(program)
+        erase_unused(program)
     used = module.used_weights()
     for name in [n for n in module.weights if n not in used]:
         del module.weights[name]

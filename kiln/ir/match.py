@@ -1,12 +1,12 @@
-"""Small helpers that rewrite rules use to read the IR around an op."""
+"""Small helpers that rewrite rules use to read the IR around an op, and to drop what they orphan."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from kiln.ir.core import Op, Value
-from kiln.ir.registry import has_trait
+from kiln.ir.core import Op, Program, Value
+from kiln.ir.registry import has_trait, is_pure
 
 
 def producer(v: Value, name: str) -> Op | None:
@@ -28,3 +28,13 @@ def operand_pairs(op: Op) -> Iterator[tuple[Value, Value]]:
     yield a, b
     if has_trait(op.name, "commutative"):
         yield b, a
+
+
+def erase_unused(program: Program) -> int:
+    """Erase pure ops whose results nobody reads, last to first (so chains go in one sweep)."""
+    erased = 0
+    for op in reversed(list(program.ops)):
+        if op.program is program and is_pure(op) and not any(r.uses for r in op.results):
+            program.erase(op)
+            erased += 1
+    return erased

@@ -19,7 +19,7 @@ import torch
 
 from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Op, Program, Value
-from kiln.ir.match import producer
+from kiln.ir.match import erase_unused, producer
 from kiln.ir.ops import FROM_TORCH
 from kiln.ir.registry import ExecContext, has_trait, is_pure, lookup
 from kiln.ir.types import TensorType, canon_dim, dim_mul, dims_equal
@@ -77,12 +77,11 @@ class DeadCodeElimination(Pass):
     def apply(self, module: Module) -> bool:
         changed = False
         for program in module.programs.values():
-            for op in reversed(list(program.ops)):
-                # an unused pure op computes nothing anyone reads: op(...) with no uses == nothing
-                if op.program is program and is_pure(op) and not any(r.uses for r in op.results):
-                    program.erase(op)
-                    self.stats["dead-op"] += 1
-                    changed = True
+            # an unused pure op computes nothing anyone reads: op(...) with no uses == nothing
+            erased = erase_unused(program)
+            if erased:
+                self.stats["dead-op"] += erased
+                changed = True
         used = module.used_weights()
         for name in [n for n in module.weights if n not in used]:
             del module.weights[name]
