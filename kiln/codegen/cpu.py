@@ -55,6 +55,7 @@ class CpuProgram:
                 last_use[id(v)] = i
         self.steps: list[_Step] = []
         self.n_slots = len(slot)
+        ret = {id(v) for v in program.outputs}  # outputs are never freed
         for i, op in enumerate(program.ops):
             if op.name == "kiln.return":
                 self.outputs = [slot[id(v)] for v in op.operands]
@@ -68,7 +69,6 @@ class CpuProgram:
             attrs = {**d.defaults, **op.attrs}
             ins = [slot[id(v)] for v in op.operands]
             outs = [slot[id(r)] for r in op.results]
-            ret = {id(v) for v in program.outputs}
             free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})
             self.steps.append(_Step(d.reference, op.name, ins, attrs, outs, free, [r.type for r in op.results], i))
         self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]

@@ -119,11 +119,11 @@ class PassManager:
         self.keep_ir = keep_ir
         self.progress = progress
 
-    def _dump(self, name: str, module: Module) -> None:
+    def _dump(self, name: str, text: str) -> None:
         if self.dump_dir is not None:
             try:
                 self.dump_dir.mkdir(parents=True, exist_ok=True)
-                (self.dump_dir / name).write_text(print_module(module))
+                (self.dump_dir / name).write_text(text)
             except OSError as e:
                 raise KilnError(f"cannot write IR dumps to {str(self.dump_dir)!r}: {e.strerror or e}") from None
 
@@ -131,11 +131,13 @@ class PassManager:
         records: list[PassRecord] = []
         if self.verify:
             verify_module(module)
-        self._dump("00-input.mlir", module)
+        printing = self.keep_ir or self.dump_dir is not None
+        text = print_module(module) if self.dump_dir is not None else ""  # the IR each pass starts from
+        self._dump("00-input.mlir", text)
         for i, p in enumerate(self.passes, 1):
             if self.progress:
                 self.progress(f"pass {i}/{len(self.passes)}: {p.name}")
-            self._dump(f"{i:02d}-before-{p.name}.mlir", module)
+            self._dump(f"{i:02d}-before-{p.name}.mlir", text)
             t0 = time.perf_counter()
             try:
                 changed = bool(p.apply(module))
@@ -147,9 +149,8 @@ class PassManager:
                     verify_module(module)
                 except IRError as e:
                     raise KilnError(f"the IR after pass {p.name!r} is invalid: {e}") from None
-            text = print_module(module) if (self.keep_ir or self.dump_dir) else ""
-            if self.dump_dir is not None:
-                (self.dump_dir / f"{i:02d}-after-{p.name}.mlir").write_text(text)
+            text = print_module(module) if printing else ""  # printed once: after this pass, before the next
+            self._dump(f"{i:02d}-after-{p.name}.mlir", text)
             records.append(PassRecord(p.name, p.options(), changed, dt, dict(p.stats), dict(p.decisions),
                                       text if self.keep_ir else ""))
         return records
