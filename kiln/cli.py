@@ -161,6 +161,45 @@ def cmd_run(a) -> int:
     return 0
 
 
+def cmd_eval(a) -> int:
+    import kiln
+    from kiln import data, evaluate
+    from pathlib import Path
+
+    if a.max_bytes is not None and a.max_bytes <= 0:
+        raise KilnError(f"--max-bytes must be positive, got {a.max_bytes}")
+    if not 0 < a.stride <= a.ctx:
+        raise KilnError(f"need 0 < --stride <= --ctx, got stride {a.stride}, ctx {a.ctx}")
+    say = _progress(a.quiet)
+    if (Path(a.model) / "manifest.json").exists():
+        art = kiln.load(a.model)
+    else:
+        say(f"{a.model} is not an artifact: compiling it with the default pipeline")
+        art = kiln.compile(a.model, progress=say)
+    rt = art.runtime()
+    if a.ctx > rt.max_positions:
+        raise KilnError(f"--ctx {a.ctx} exceeds the model's context of {rt.max_positions}")
+    bos = art.module.meta.get("bos_token_id")
+    if not isinstance(bos, int):
+        raise KilnError("the model has no bos_token_id; kiln eval starts every file with it")
+    files = data.heldout_files(a.max_bytes)
+    if not files:
+        raise KilnError(f"no held-out files found under {data.stdlib_dir()}")
+    n_bytes = sum(f.n_bytes for f in files)
+    say(f"held-out split: {len(files)} files, {n_bytes:,} bytes from {data.stdlib_dir()}")
+    docs = evaluate.encode_docs(lambda t: rt.tokenizer.encode(t).ids, [f.text for f in files], bos)
+    res = evaluate.evaluate(rt.logits, docs, n_bytes, ctx=a.ctx, stride=a.stride, batch=a.batch,
+                            progress=not a.quiet, label="eval")
+    out = {"model": a.model, "files": len(files), **res.as_dict(), "ctx": a.ctx, "stride": a.stride,
+           "pipeline": art.manifest["pipeline"]["name"]}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print(f"{a.model}: {res.bits_per_byte:.4f} bits/byte, perplexity {res.perplexity:.3f} "
+              f"({res.n_tokens:,} tokens, {n_bytes:,} bytes, {len(files)} held-out files, {res.seconds:.1f} s)")
+    return 0
+
+
 def cmd_bench(a) -> int:
     raise KilnError("`kiln bench` arrives with the KV-cache runtime; it is not built yet")
 
@@ -253,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
+
+    e = sub.add_parser("eval", help="bits per byte and perplexity on the held-out stdlib split")
+    e.add_argument("model", help="an artifact, or a model (preset or HF directory) compiled on the fly")
+    e.add_argument("--max-bytes", type=int, help="only the leading held-out files up to this many bytes")
+    e.add_argument("--ctx", type=int, default=256, help="window length in tokens (default 256)")
+    e.add_argument("--stride", type=int, default=128, help="window stride in tokens (default 128)")
+    e.add_argument("--batch", type=int, default=8, help="windows per forward pass")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    e.set_defaults(fn=cmd_eval)
 
     m = sub.add_parser("demo", help="compile a preset and complete a Python prompt")
     m.add_argument("--model", default="llama-tiny")

@@ -489,6 +489,120 @@ declare("kiln.attention", "softmax(q k^T * scale [+ mask]) v with grouped-query 
         "keys after each query (bottom-right aligned).", operands=(3, 4), attrs={"scale": float},
         defaults={"causal": False}, shape=_attention_shape, reference=_attention_ref)
 
+def _gather_shape(ts, a):
+    x, idx = ts
+    if idx.rank != 1 or idx.dtype not in (DType.i64, DType.i32):
+        raise IRError(f"kiln.gather: index must be a 1-d integer tensor, got {idx}")
+    d = _norm_dim(a["dim"], x.rank)
+    return [x.with_shape(x.shape[:d] + (idx.shape[0],) + x.shape[d + 1:])]
+
+
+declare("kiln.gather", "The slices of `x` at positions `index` [K] along `dim` (index_select).",
+        operands=(2, 2), attrs={"dim": int}, shape=_gather_shape,
+        reference=lambda ctx, x, idx, *, dim: torch.index_select(x, dim, idx))
+
+# ---------------------------------------------------------------------------
+# the KV cache (made by the kv-cache pass; see docs/kv-cache.md)
+#
+# A cache is one tensor per K and V for all layers: [L, NB, KVH, BS, D], a pool of NB blocks of BS
+# positions. `table` [S, MB] lists each sequence's blocks: position p of sequence s lives in block
+# table[s, p // BS] at offset p % BS. The contiguous layout is the case BS = the context length and
+# MB = 1 (a sequence's block is its row); the paged layout has small blocks shared by all sequences.
+# Tokens are packed: [1, H, N, D] with per-token `pos` [N] and sequence row `seq` [N]; the tokens of
+# one sequence are adjacent.
+
+
+def _cache_check(name, cache, x, pos, seq, table):
+    if cache.rank != 5:
+        raise IRError(f"{name}: cache must be [L, NB, KVH, BS, D], got {cache.shape}")
+    if x.rank != 4:
+        raise IRError(f"{name}: expects [1, heads, N, D] tokens, got {x.shape}")
+    for t, what in ((pos, "pos"), (seq, "seq")):
+        if t.rank != 1 or t.dtype != DType.i64:
+            raise IRError(f"{name}: {what} must be a 1-d i64 tensor, got {t}")
+    if table.rank != 2 or table.dtype != DType.i64:
+        raise IRError(f"{name}: table must be a 2-d i64 tensor, got {table}")
+
+
+def _cache_write_shape(ts, a):
+    cache, x, pos, seq, table = ts
+    _cache_check("kiln.cache_write", cache, x, pos, seq, table)
+    if not (dims_equal(x.shape[1], cache.shape[2]) and dims_equal(x.shape[3], cache.shape[4])):
+        raise IRError(f"kiln.cache_write: tokens {x.shape} do not fit cache {cache.shape}")
+    return [cache]
+
+
+def _cache_write_ref(ctx, cache, x, pos, seq, table, *, layer, layout):
+    bs = cache.shape[3]
+    blocks = table[seq, torch.div(pos, bs, rounding_mode="floor")]
+    cache[layer][blocks, :, pos % bs] = x[0].transpose(0, 1).to(cache.dtype)  # [N, KVH, D] rows, in place
+    return cache
+
+
+declare("kiln.cache_write", "Write K or V of packed tokens x [1, KVH, N, D] into `cache` at (seq, pos) of "
+        "`layer`, in place; the result is the cache (it orders later reads after this write).",
+        operands=(5, 5), attrs={"layer": int, "layout": str}, traits=("inplace",),
+        shape=_cache_write_shape, reference=_cache_write_ref)
+
+
+def _cache_attention_shape(ts, a):
+    q, kc, vc, pos, seq, table = ts
+    _cache_check("kiln.cache_attention", kc, q, pos, seq, table)
+    if kc.shape != vc.shape:
+        raise IRError(f"kiln.cache_attention: K and V caches differ: {kc.shape} vs {vc.shape}")
+    hq, hk = q.shape[1], kc.shape[2]
+    if isinstance(hq, int) and isinstance(hk, int) and hq % hk:
+        raise IRError(f"kiln.cache_attention: {hq} query heads is not a multiple of {hk} kv heads")
+    return [q]
+
+
+def seq_runs(seq: list[int]) -> list[tuple[int, int, int]]:
+    """(sequence row, first token, end token) for each run of adjacent tokens of one sequence."""
+    runs, i = [], 0
+    while i < len(seq):
+        j = i + 1
+        while j < len(seq) and seq[j] == seq[i]:
+            j += 1
+        runs.append((seq[i], i, j))
+        i = j
+    return runs
+
+
+def cache_keys(cache_l: torch.Tensor, blocks: torch.Tensor, length: int) -> torch.Tensor:
+    """[KVH, length, D]: a sequence's first `length` positions from one layer's pool [NB, KVH, BS, D]."""
+    nb_, kvh, bs, d = cache_l.shape
+    if len(blocks) == 1 or length <= bs:
+        return cache_l[int(blocks[0]), :, :length]  # a view: no copy
+    nb = -(-length // bs)
+    return cache_l[blocks[:nb]].transpose(0, 1).reshape(kvh, nb * bs, d)[:, :length]
+
+
+def _cache_attention_ref(ctx, q, kc, vc, pos, seq, table, *, layer, scale, layout):
+    out = torch.empty_like(q)
+    kl, vl = kc[layer], vc[layer]
+    gqa = q.shape[1] != kc.shape[2]
+    pos_l = pos.tolist()
+    for s, i, j in seq_runs(seq.tolist()):
+        length = max(pos_l[i:j]) + 1
+        k = cache_keys(kl, table[s], length).unsqueeze(0)
+        v = cache_keys(vl, table[s], length).unsqueeze(0)
+        qs = q[:, :, i:j]
+        if j - i == 1 and pos_l[i] == length - 1:  # one query at the end: it sees every key
+            o = F.scaled_dot_product_attention(qs, k, v, scale=scale, enable_gqa=gqa)
+        elif pos_l[i:j] == list(range(length - (j - i), length)) and length == j - i:
+            o = F.scaled_dot_product_attention(qs, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
+        else:  # each query sees the keys at positions <= its own
+            keep = torch.arange(length, device=q.device)[None, :] <= pos[i:j, None]
+            o = F.scaled_dot_product_attention(qs, k, v, attn_mask=keep, scale=scale, enable_gqa=gqa)
+        out[:, :, i:j] = o
+    return out
+
+
+declare("kiln.cache_attention", "Attention of packed queries q [1, H, N, D] over the cached keys and values "
+        "of `layer`: the query at (seq s, pos p) sees positions 0..p of sequence s (causal), with "
+        "grouped-query heads.", operands=(6, 6), attrs={"layer": int, "scale": float, "layout": str},
+        shape=_cache_attention_shape, reference=_cache_attention_ref)
+
 # ---------------------------------------------------------------------------
 # the generic fallback
 

@@ -25,15 +25,19 @@ from kiln.passes.base import PASSES, Pass
 PIPELINES: dict[str, tuple[str, list[str]]] = {
     "none": ("no rewriting: the lifted IR as captured", []),
     "cleanup": ("exact clean-up only", ["canonicalize", "fold-constants", "cse", "dce"]),
-    "default": ("clean-up, then QKV and gate/up fusion",
+    "default": ("clean-up, QKV and gate/up fusion, then prefill/decode over a contiguous KV cache",
                 ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize",
-                 "cse", "dce"]),
+                 "cse", "dce", "kv-cache"]),
+    "paged": ("as default, with a paged KV cache (blocks of 16 positions from a shared pool)",
+              ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize",
+               "cse", "dce", "kv-cache{layout=paged,block_size=16}"]),
 }
 
 
 def load_passes() -> dict[str, type[Pass]]:
     import kiln.passes.cleanup
-    import kiln.passes.fusion  # noqa: F401
+    import kiln.passes.fusion
+    import kiln.passes.kv_cache  # noqa: F401
 
     return PASSES
 

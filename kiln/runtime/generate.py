@@ -1,9 +1,12 @@
-"""The generation runtime: full-sequence logits, and token generation with
-greedy or sampled decoding (temperature, top-k, top-p, seed, stop on EOS).
+"""The generation runtime: full-sequence logits, and token generation with greedy or sampled
+decoding (temperature, top-k, top-p, seed, stop tokens / EOS, max new tokens), streaming, and
+batches of prompts of different lengths.
 
-Decoding here recomputes the whole sequence for every new token: there is no
-KV cache yet (the ``kv-cache`` pass and its prefill/decode programs come
-later). It is correct, and slow for long outputs.
+With the ``prefill``/``decode`` programs of the ``kv-cache`` pass (the default pipeline), prompts
+are packed into one row (no padding), prefilled in chunks against the cache, and then decoded one
+token per live sequence per step; the cache comes from one ``KVAllocator`` that reserves a
+request's worst case up front and refuses what does not fit. Artifacts compiled without the pass
+fall back to recomputing the whole sequence per token through ``forward`` (correct, slow).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Generation:
     new_tokens: int
     seconds: float
     prompt_tokens: int
+    prefill_seconds: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -88,13 +92,21 @@ def stream_text(decode, tokens: Iterator[int], out: list[int]) -> Iterator[str]:
         yield text.removeprefix(printed)
 
 
-class Runtime:
-    """Runs an artifact's programs. ``logits(ids)`` and ``generate(ids, ...)``."""
+StepTokens = list  # the next token of every sequence of a request (None once a sequence has stopped)
 
-    def __init__(self, artifact, device: str = "cpu"):
+
+class Runtime:
+    """Runs an artifact's programs: ``logits(ids)``, ``generate(ids, ...)``, ``stream(ids, ...)``.
+
+    ``cache_tokens`` sizes the KV-cache pool (default: 4 full-context sequences, at most 1 GiB);
+    ``prefill_chunk`` is the most prompt tokens one prefill call processes."""
+
+    def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512):
         target = artifact.manifest.get("target", "cpu")
         if target != "cpu" or device != "cpu":
             raise KilnError(f"target {target!r} / device {device!r}: only the cpu target runs in this version")
+        if not isinstance(prefill_chunk, int) or prefill_chunk <= 0:
+            raise KilnError(f"prefill_chunk must be a positive integer, got {prefill_chunk!r}")
         self.artifact = artifact
         self.module = artifact.module
         self.forward = CpuProgram(self.module["forward"], self.module.weights)
@@ -106,7 +118,19 @@ class Runtime:
         eos = meta.get("eos_token_id")
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {e for e in eos if isinstance(e, int) and not isinstance(e, bool)}
+        self.prefill_chunk = prefill_chunk
+        self.kv = None
+        if "prefill" in self.module.programs and "decode" in self.module.programs:
+            info = self.module.meta.get("kv_cache")
+            if not isinstance(info, dict):
+                raise KilnError("the artifact has prefill/decode programs but no kv_cache description in its IR")
+            from kiln.runtime.kvcache import KVAllocator
+
+            self.kv = KVAllocator(info, self.max_positions, cache_tokens, device)
+            self.prefill = CpuProgram(self.module["prefill"], self.module.weights)
+            self.decode_prog = CpuProgram(self.module["decode"], self.module.weights)
         self._tokenizer = None
+        self.last_stats: dict = {}
 
     # -- tokens ------------------------------------------------------------------
     @property
@@ -134,8 +158,8 @@ class Runtime:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode([i for i in ids if i < self.tokenizer.get_vocab_size()])
 
-    # -- compute -----------------------------------------------------------------
-    def _check_ids(self, ids: torch.Tensor) -> torch.Tensor:
+    # -- checks ------------------------------------------------------------------
+    def _check_ids(self, ids) -> torch.Tensor:
         ids = torch.as_tensor(ids)
         if ids.dim() == 1:
             ids = ids.unsqueeze(0)
@@ -149,46 +173,154 @@ class Runtime:
             raise KilnError(f"{ids.shape[1]} tokens exceed the model's context of {self.max_positions}")
         return ids
 
+    def _check_prompts(self, prompts) -> list[list[int]]:
+        if isinstance(prompts, torch.Tensor):
+            return self._check_ids(prompts).tolist()
+        if not isinstance(prompts, (list, tuple)) or not prompts:
+            raise KilnError("prompts must be a [batch, length] tensor or a non-empty list of token-id lists")
+        if all(isinstance(t, int) for t in prompts):
+            prompts = [prompts]
+        out = []
+        for p in prompts:
+            p = list(p.tolist() if isinstance(p, torch.Tensor) else p)
+            out.append(self._check_ids(torch.tensor([p], dtype=torch.long) if p else torch.zeros(1, 0))[0].tolist())
+        return out
+
+    # -- compute -----------------------------------------------------------------
     @torch.no_grad()
     def logits(self, input_ids) -> torch.Tensor:
         """Full-sequence logits [B, T, V]."""
         return self.forward(self._check_ids(input_ids))[0]
 
     @torch.no_grad()
-    def stream(self, input_ids, max_new_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True) -> Iterator[torch.Tensor]:
-        """Yield the next token of every sequence [B], one step at a time."""
+    def stream_batch(self, prompts, max_new_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
+                     top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True,
+                     stop_ids: list[int] | tuple[int, ...] = ()) -> Iterator[StepTokens]:
+        """Yield, per step, the next token of every prompt (None for prompts already stopped).
+
+        ``prompts``: token-id lists of any lengths (or a [B, T] tensor). A sequence stops after
+        producing a stop token (EOS when ``stop_at_eos``, or one of ``stop_ids``); the stream ends
+        when all have stopped or after ``max_new_tokens`` steps."""
         check_sampling(temperature, top_p, top_k, max_new_tokens)
-        ids = self._check_ids(input_ids)
-        if ids.shape[1] + max_new_tokens > self.max_positions:
-            raise KilnError(f"prompt ({ids.shape[1]} tokens) + max-new-tokens ({max_new_tokens}) exceeds the "
-                            f"model's context of {self.max_positions}")
+        prompts = self._check_prompts(prompts)
         if seed is not None and not 0 <= seed < 2**63:
             raise KilnError(f"seed must be in [0, 2**63), got {seed}")
+        longest = max(len(p) for p in prompts)
+        if longest + max_new_tokens > self.max_positions:
+            raise KilnError(f"prompt ({longest} tokens) + max-new-tokens ({max_new_tokens}) exceeds the "
+                            f"model's context of {self.max_positions}")
+        stops = set(stop_ids) | (self.eos_ids if stop_at_eos else set())
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        done = torch.zeros(ids.shape[0], dtype=torch.bool)
-        for _ in range(max_new_tokens):
-            logits = self.forward(ids)[0][:, -1, :]
-            nxt = sample_next(logits, temperature, top_k, top_p, gen)
-            yield nxt
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-            if stop_at_eos and self.eos_ids:
-                done |= torch.tensor([int(t) in self.eos_ids for t in nxt])
-                if bool(done.all()):
-                    return
+        if max_new_tokens == 0:
+            return
+        if self.kv is None:
+            yield from self._stream_recompute(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
+        else:
+            yield from self._stream_cached(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
+
+    def _stream_cached(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[StepTokens]:
+        kv = self.kv
+        # The last step's token is never fed back, so a sequence needs prompt + max_new - 1 positions.
+        blocks = kv.reserve([len(p) + max_new - 1 for p in prompts])
+        try:
+            kc, vc = kv.tensors()
+            table = kv.table(blocks)
+            t0 = time.perf_counter()
+            first = self._prefill(prompts, kc, vc, table)
+            t1 = time.perf_counter()
+            nxt = sample_next(first, temperature, top_k, top_p, gen).tolist()
+            live = list(range(len(prompts)))
+            lengths = [len(p) for p in prompts]
+            steps = 1
+            yield list(nxt)
+            while True:
+                live = [i for i in live if nxt[i] not in stops]
+                if not live or steps == max_new:
+                    break
+                ids = torch.tensor([[nxt[i] for i in live]], dtype=torch.long)
+                pos = torch.tensor([lengths[i] for i in live], dtype=torch.long)
+                seq = torch.tensor(live, dtype=torch.long)
+                logits = self.decode_prog(ids, pos, seq, table, kc, vc)[0][0]
+                for i in live:
+                    lengths[i] += 1
+                picked = sample_next(logits, temperature, top_k, top_p, gen).tolist()
+                out: list[int | None] = [None] * len(prompts)
+                for j, i in enumerate(live):
+                    nxt[i] = out[i] = picked[j]
+                steps += 1
+                yield out
+            self.last_stats = {"prefill_seconds": t1 - t0, "decode_seconds": time.perf_counter() - t1,
+                               "decode_steps": steps - 1, "prompt_tokens": sum(len(p) for p in prompts)}
+        finally:
+            kv.release(blocks)
+
+    def _prefill(self, prompts, kc, vc, table) -> torch.Tensor:
+        """Run all prompts, packed and in chunks of at most ``prefill_chunk`` tokens; logits [S, V]
+        at each prompt's last token."""
+        flat = [(s, p, t) for s, prompt in enumerate(prompts) for p, t in enumerate(prompt)]
+        last = torch.empty(len(prompts), self.vocab_size or 1)
+        for c in range(0, len(flat), self.prefill_chunk):
+            chunk = flat[c:c + self.prefill_chunk]
+            ids = torch.tensor([[t for _, _, t in chunk]], dtype=torch.long)
+            pos = torch.tensor([p for _, p, _ in chunk], dtype=torch.long)
+            seq = torch.tensor([s for s, _, _ in chunk], dtype=torch.long)
+            ends = [(j, s) for j, (s, p, _) in enumerate(chunk) if p == len(prompts[s]) - 1]
+            at = torch.tensor([j for j, _ in ends], dtype=torch.long)
+            logits = self.prefill(ids, pos, seq, table, kc, vc, at)[0][0]
+            if last.shape[1] != logits.shape[-1]:
+                last = torch.empty(len(prompts), logits.shape[-1], dtype=logits.dtype)
+            for r, (_, s) in enumerate(ends):
+                last[s] = logits[r]
+        return last
+
+    def _stream_recompute(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[StepTokens]:
+        # Without a KV cache: equal-length prompts in one batch, whole sequences recomputed per token.
+        seqs = [torch.tensor([p]) for p in prompts]
+        live = list(range(len(prompts)))
+        for _ in range(max_new):
+            out: list[int | None] = [None] * len(prompts)
+            for i in live:
+                logits = self.forward(seqs[i])[0][:, -1, :]
+                t = int(sample_next(logits, temperature, top_k, top_p, gen)[0])
+                out[i] = t
+                seqs[i] = torch.cat([seqs[i], torch.tensor([[t]])], dim=1)
+            yield out
+            live = [i for i in live if out[i] not in stops]
+            if not live:
+                return
+
+    def stream(self, input_ids, max_new_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
+               top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True,
+               stop_ids=()) -> Iterator[torch.Tensor]:
+        """Yield the next token of every sequence [B] per step; a stopped sequence repeats its stop token."""
+        prev = None
+        for step in self.stream_batch(input_ids, max_new_tokens, temperature, top_k, top_p, seed, stop_at_eos,
+                                      stop_ids):
+            prev = [t if t is not None else prev[i] for i, t in enumerate(step)]
+            yield torch.tensor(prev, dtype=torch.long)
 
     def generate(self, input_ids, max_new_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True) -> torch.Tensor:
-        """Prompt plus generated ids [B, T + n] (greedy when temperature is 0)."""
-        ids = self._check_ids(input_ids)
-        steps = list(self.stream(ids, max_new_tokens, temperature, top_k, top_p, seed, stop_at_eos))
-        if not steps:
-            return ids
-        return torch.cat([ids, torch.stack(steps, dim=1)], dim=1)
+                 top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True, stop_ids=()):
+        """Prompt plus generated ids. A [B, T] tensor gives a [B, T + n] tensor (a stopped sequence is
+        padded with its stop token); a list of token-id lists gives a list of lists, each ending at
+        its own stop token."""
+        if isinstance(input_ids, torch.Tensor):
+            ids = self._check_ids(input_ids)
+            steps = list(self.stream(ids, max_new_tokens, temperature, top_k, top_p, seed, stop_at_eos, stop_ids))
+            return torch.cat([ids, torch.stack(steps, dim=1)], dim=1) if steps else ids
+        prompts = self._check_prompts(input_ids)
+        outs = [list(p) for p in prompts]
+        for step in self.stream_batch(prompts, max_new_tokens, temperature, top_k, top_p, seed, stop_at_eos,
+                                      stop_ids):
+            for i, t in enumerate(step):
+                if t is not None:
+                    outs[i].append(t)
+        return outs
 
     def generate_text(self, prompt: str, **kw) -> Generation:
         ids = self.encode(prompt)
         t0 = time.perf_counter()
-        out = self.generate(torch.tensor([ids]), **kw)[0].tolist()
+        self.last_stats = {}
+        out = self.generate([ids], **kw)[0]
         dt = time.perf_counter() - t0
-        return Generation(out, len(out) - len(ids), dt, len(ids))
+        return Generation(out, len(out) - len(ids), dt, len(ids), self.last_stats.get("prefill_seconds", 0.0))

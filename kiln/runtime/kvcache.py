@@ -1,0 +1,101 @@
+"""KV-cache memory: one allocator per runtime, for both layouts of the ``kv-cache`` pass.
+
+The pool is two tensors, K and V, of shape [layers, blocks, kv_heads, block_size, head_dim],
+allocated once (on first use) and reused by every request. ``reserve`` hands each sequence of a
+request the blocks its longest possible output needs (prompt + max new tokens) before any compute
+starts, so a request either fits whole or is refused with a message saying how much room there is;
+nothing runs out of cache mid-generation. ``release`` returns the blocks.
+
+- contiguous: a block is a whole row of ``block_size`` = context-length positions; a sequence
+  takes one row however short it is (the static-cache layout: simple addressing, attention reads
+  a view of the row).
+- paged: blocks of a few positions; a sequence takes ceil(length / block_size) of them from the
+  shared pool, so short and long sequences share memory with at most one partly used block each.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kiln.errors import KilnError
+from kiln.ir.ops import TORCH_DTYPE
+from kiln.ir.types import DType
+
+DEFAULT_CACHE_BYTES = 1 << 30  # the default pool is at most 1 GiB ...
+DEFAULT_CACHE_SEQUENCES = 4  # ... and at most this many full-context sequences
+
+
+class KVAllocator:
+    def __init__(self, info: dict, max_positions: int, capacity_tokens: int | None = None, device: str = "cpu"):
+        self.layout = info["layout"]
+        self.block_size = int(info["block_size"])
+        self.layers, self.kv_heads, self.head_dim = int(info["layers"]), int(info["kv_heads"]), int(info["head_dim"])
+        self.dtype = TORCH_DTYPE[DType(info["dtype"])]
+        self.bytes_per_token = int(info["bytes_per_token"])
+        self.max_positions = max_positions
+        self.device = device
+        if capacity_tokens is None:
+            capacity_tokens = min(DEFAULT_CACHE_SEQUENCES * max_positions,
+                                  max(DEFAULT_CACHE_BYTES // self.bytes_per_token, max_positions))
+        if not isinstance(capacity_tokens, int) or capacity_tokens <= 0:
+            raise KilnError(f"the KV cache needs a positive number of tokens, got {capacity_tokens!r}")
+        self.n_blocks = capacity_tokens // self.block_size
+        if self.n_blocks == 0:
+            raise KilnError(f"a KV cache of {capacity_tokens} tokens is smaller than one block "
+                            f"({self.block_size} positions, layout {self.layout})")
+        self.free = list(range(self.n_blocks))
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def capacity_tokens(self) -> int:
+        return self.n_blocks * self.block_size
+
+    @property
+    def nbytes(self) -> int:
+        return self.capacity_tokens * self.bytes_per_token
+
+    def blocks_for(self, length: int) -> int:
+        return -(-length // self.block_size)
+
+    def describe(self) -> str:
+        unit = "rows" if self.layout == "contiguous" else "blocks"
+        return (f"{self.layout} KV cache: {self.n_blocks} {unit} of {self.block_size} positions "
+                f"({self.capacity_tokens} tokens, {self.nbytes / 2**20:.1f} MiB)")
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is None:
+            shape = (self.layers, self.n_blocks, self.kv_heads, self.block_size, self.head_dim)
+            self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        return self.k, self.v
+
+    def reserve(self, lengths: list[int]) -> list[list[int]]:
+        """Blocks for sequences that will reach ``lengths`` positions, or a KilnError if they do not fit."""
+        for n in lengths:
+            if n > self.max_positions:
+                raise KilnError(f"a sequence of {n} positions exceeds the model's context of {self.max_positions}")
+        need = [self.blocks_for(n) for n in lengths]
+        if sum(need) > len(self.free):
+            unit = "rows" if self.layout == "contiguous" else f"blocks of {self.block_size}"
+            raise KilnError(f"the request does not fit the KV cache: {len(lengths)} sequence(s) of up to "
+                            f"{max(lengths)} positions need {sum(need)} {unit}, {len(self.free)} of "
+                            f"{self.n_blocks} are free ({self.describe()}); ask for fewer sequences or "
+                            "tokens, or a larger cache (cache_tokens / --cache-tokens)")
+        out = []
+        for k in need:
+            out.append(self.free[:k])
+            del self.free[:k]
+        return out
+
+    def release(self, blocks: list[list[int]]) -> None:
+        for b in blocks:
+            self.free.extend(b)
+        self.free.sort()
+
+    def table(self, blocks: list[list[int]]) -> torch.Tensor:
+        width = max(len(b) for b in blocks)
+        t = torch.zeros(len(blocks), width, dtype=torch.long)
+        for i, b in enumerate(blocks):
+            t[i, :len(b)] = torch.tensor(b, dtype=torch.long)
+        return t
