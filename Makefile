@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check kiln tests benchmarks examples
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/decode.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/pipelines.py
 

@@ -61,8 +61,8 @@ class Recipe:
     batch: int = 16
     target: ModelSize = ModelSize(256, 6, 8, 4, 688)
     draft: ModelSize = ModelSize(128, 3, 4, 2, 344)
-    target_steps: int = 1800
-    draft_steps: int = 1000
+    target_steps: int = 2400
+    draft_steps: int = 800
     target_lr: float = 2e-3
     draft_lr: float = 3e-3
     warmup: int = 100

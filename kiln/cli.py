@@ -129,35 +129,48 @@ def cmd_dump(a) -> int:
 def cmd_run(a) -> int:
     import kiln
 
-    rt = kiln.load(a.artifact).runtime()
-    kw = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
-              "seed": a.seed}
-    if a.stream and not a.json:
-        import torch
+    from kiln.runtime.generate import Runtime
 
+    rt = Runtime(kiln.load(a.artifact), cache_tokens=a.cache_tokens, prefill_chunk=a.prefill_chunk)
+    kw = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
+          "seed": a.seed, "stop_at_eos": not a.ignore_eos, "stop_ids": a.stop_id or ()}
+    prompts = a.prompt
+    if a.stream and not a.json and len(prompts) == 1:
         from kiln.runtime.generate import stream_text
 
-        ids = rt.encode(a.prompt)
-        sys.stdout.write(a.prompt)
+        ids = rt.encode(prompts[0])
+        sys.stdout.write(prompts[0])
         out: list[int] = []
         t0 = time.perf_counter()
-        for piece in stream_text(rt.decode, (int(t[0]) for t in rt.stream(torch.tensor([ids]), **kw)), out):
+        for piece in stream_text(rt.decode, (s[0] for s in rt.stream_batch([ids], **kw)), out):
             sys.stdout.write(piece)
             sys.stdout.flush()
         dt = time.perf_counter() - t0
         sys.stdout.write("\n")
         sys.stderr.write(f"{len(out)} tokens in {dt:.2f} s ({len(out) / dt if dt else 0:.1f} tokens/s)\n")
         return 0
-    g = rt.generate_text(a.prompt, **kw)
-    new = g.token_ids[g.prompt_tokens:]
-    if a.json:
-        print(json.dumps({"text": rt.decode(new), "prompt": a.prompt, "token_ids": new,
-                          "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
-                          "seconds": round(g.seconds, 4), "tokens_per_s": round(g.tokens_per_s, 2),
-                          "kv_cache": False}))
-    else:
-        print(a.prompt + rt.decode(new))
-        sys.stderr.write(f"{g.new_tokens} tokens in {g.seconds:.2f} s ({g.tokens_per_s:.1f} tokens/s)\n")
+    if a.stream and len(prompts) > 1:
+        raise KilnError("--stream prints one completion as it comes; give one --prompt")
+    encoded = [rt.encode(p) for p in prompts]
+    t0 = time.perf_counter()
+    outs = rt.generate(encoded, **kw)
+    dt = time.perf_counter() - t0
+    stats = rt.last_stats
+    n_new = sum(len(o) - len(e) for o, e in zip(outs, encoded))
+    for prompt, ids, o in zip(prompts, encoded, outs):
+        new = o[len(ids):]
+        if a.json:
+            print(json.dumps({"text": rt.decode(new), "prompt": prompt, "token_ids": new,
+                              "prompt_tokens": len(ids), "new_tokens": len(new), "batch": len(prompts),
+                              "seconds": round(dt, 4), "tokens_per_s": round(n_new / dt if dt else 0.0, 2),
+                              "prefill_seconds": round(stats.get("prefill_seconds", 0.0), 4),
+                              "kv_cache": rt.kv.layout if rt.kv else None}))
+        else:
+            print(prompt + rt.decode(new))
+    if not a.json:
+        sys.stderr.write(f"{n_new} tokens in {dt:.2f} s ({n_new / dt if dt else 0:.1f} tokens/s"
+                         f"{', batch of ' + str(len(prompts)) if len(prompts) > 1 else ''}; "
+                         f"{rt.kv.describe() if rt.kv else 'no KV cache'})\n")
     return 0
 
 
@@ -201,45 +214,68 @@ def cmd_eval(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    raise KilnError("`kiln bench` arrives with the KV-cache runtime; it is not built yet")
+    import kiln
+    from kiln.bench import bench, format_table
+
+    art = kiln.load(a.artifact)
+    r = bench(art, a.baseline, a.prompt_len, a.new_tokens, a.repeats, a.threads, progress=_progress(a.json))
+    print(json.dumps(r) if a.json else format_table(r))
+    return 0
+
+
+BUNDLED_TARGET = "examples/models/kiln-code-target"
+DEMO_PROMPT = "def fibonacci(n):\n    "
+
+
+def bundled_model_dir() -> str | None:
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[1] / BUNDLED_TARGET
+    return str(here) if (here / "config.json").exists() else None
 
 
 def cmd_demo(a) -> int:
     import tempfile
 
-    import kiln
+    import torch
 
-    say = _progress(False)
+    import kiln
     from kiln.frontend.presets import PRESETS
 
-    model_name = a.model
-    if model_name not in PRESETS:
-        raise KilnError(f"kiln demo runs a preset; {model_name!r} is not one (`kiln presets` lists them)")
-    say(f"demo: compiling preset {model_name} (random weights: the text is noise until kiln ships a trained model)")
-    art = kiln.compile(model_name, progress=say)
+    say = _progress(False)
+    model_ref = a.model or bundled_model_dir()
+    if model_ref is None:
+        raise KilnError(f"the bundled model ({BUNDLED_TARGET}) is not in this checkout; "
+                        "pass --model PRESET_OR_DIR")
+    what = "preset (random weights: the text is noise)" if model_ref in PRESETS else "model"
+    say(f"demo: compiling {what} {model_ref}")
+    art = kiln.compile(model_ref, progress=say)
     with tempfile.TemporaryDirectory() as d:
         art.save(os.path.join(d, "demo.kiln"))
         rt = kiln.load(os.path.join(d, "demo.kiln")).runtime()
-        prompt = "def fibonacci(n):"
+        prompt = a.prompt
+        rt.generate_text(prompt, max_new_tokens=4)  # warm-up
         g = rt.generate_text(prompt, max_new_tokens=a.max_new_tokens)
-    import torch
+    from kiln.frontend.loader import load_model
 
-    from kiln.frontend.presets import build_preset
-
-    model, _ = build_preset(model_name)  # the same seeded weights the artifact was compiled from
+    model = load_model(model_ref).model  # the model kiln compiled, run by transformers
     ids = torch.randint(0, rt.vocab_size, (2, 64), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         err = (rt.logits(ids) - model(input_ids=ids).logits).abs().max().item()
     from kiln.ir.parser import parse_module
 
     front = sum(len(p.ops) for p in parse_module(art.snapshots[0][1]).programs.values())
-    print(f"ops: {front} after lifting -> {sum(len(p.ops) for p in art.module.programs.values())} after passes; "
+    progs = ", ".join(f"{n} ({len(p.ops)} ops)" for n, p in art.module.programs.items())
+    print(f"model: {model_ref} ({art.manifest['source']['family']}); {front} ops after lifting -> {progs}; "
           f"left generic: {', '.join(art.manifest['generic_ops']) or 'none'}")
-    print(f"logits vs transformers on 2x64 random ids: max abs error {err:.2e}")
     print(f"passes applied: {', '.join(r['name'] for r in art.manifest['passes'])}")
-    print(f"prompt: {prompt!r}")
-    print(f"completion ({g.new_tokens} tokens, {g.tokens_per_s:.1f} tokens/s, no KV cache yet): "
-          f"{rt.decode(g.token_ids[g.prompt_tokens:])!r}")
+    print(f"KV cache: {rt.kv.describe() if rt.kv else 'none'}")
+    print(f"logits vs transformers on 2x64 random ids: max abs error {err:.2e}")
+    print("speculative decoding: not built yet (the draft model ships in examples/models/kiln-code-draft)")
+    decode_s = g.seconds - g.prefill_seconds
+    print(f"--- prompt + greedy completion ({g.new_tokens} new tokens, prefill {g.prefill_seconds * 1000:.1f} ms, "
+          f"decode {(g.new_tokens - 1) / decode_s if decode_s > 0 and g.new_tokens > 1 else 0:.1f} tokens/s) ---")
+    print(rt.decode(g.token_ids))
     return 0
 
 
@@ -275,21 +311,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="generate text with an artifact")
     r.add_argument("artifact")
-    r.add_argument("--prompt", required=True)
+    r.add_argument("--prompt", required=True, action="append",
+                   help="the prompt text; repeat for a batch of prompts (of any lengths)")
     r.add_argument("--max-new-tokens", type=int, default=32)
     r.add_argument("--temperature", type=float, default=0.0)
     r.add_argument("--top-k", type=int, default=0)
     r.add_argument("--top-p", type=float, default=1.0)
     r.add_argument("--seed", type=int)
-    r.add_argument("--stream", action="store_true")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--stop-id", type=int, action="append", help="a token id that ends a sequence (repeatable)")
+    r.add_argument("--ignore-eos", action="store_true", help="do not stop at the model's EOS token")
+    r.add_argument("--cache-tokens", type=int, help="KV-cache size in tokens (default: 4 full contexts, <= 1 GiB)")
+    r.add_argument("--prefill-chunk", type=int, default=512, help="most prompt tokens per prefill step")
+    r.add_argument("--stream", action="store_true", help="print tokens as they come")
+    r.add_argument("--json", action="store_true", help="one JSON object per prompt")
     r.set_defaults(fn=cmd_run)
 
-    b = sub.add_parser("bench", help="compare kiln with a baseline (not built yet)")
+    b = sub.add_parser("bench", help="decode and prefill speed against transformers (same process, same threads)")
     b.add_argument("artifact")
     b.add_argument("--baseline", default="hf", choices=["hf", "torch-compile", "ort"])
     b.add_argument("--prompt-len", type=int, default=64)
     b.add_argument("--new-tokens", type=int, default=128)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--threads", type=int, help="torch threads for both (default: torch's)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
 
@@ -303,9 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     e.set_defaults(fn=cmd_eval)
 
-    m = sub.add_parser("demo", help="compile a preset and complete a Python prompt")
-    m.add_argument("--model", default="llama-tiny")
-    m.add_argument("--max-new-tokens", type=int, default=16)
+    m = sub.add_parser("demo", help="compile the bundled code model and complete a Python prompt")
+    m.add_argument("--model", help=f"a preset or model directory instead of the bundled {BUNDLED_TARGET}")
+    m.add_argument("--prompt", default=DEMO_PROMPT)
+    m.add_argument("--max-new-tokens", type=int, default=64)
     m.set_defaults(fn=cmd_demo)
     return p
 

@@ -46,7 +46,7 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
     snapshots += [(r.name, r.ir_after) for r in records]
     loaded = imported.loaded
     manifest = {
-        "source": {"model": loaded.source, "sha256": loaded.source_hash, "family": loaded.family,
+        "source": {"model": loaded.source, "sha256": loaded.source_hash, "family": loaded.family, "seed": seed,
                    "config": loaded.config.to_dict() if hasattr(loaded.config, "to_dict") else {}},
         "model": dict(module.meta),
         "pipeline": {"name": pipeline_name, "passes": [p.name for p in pass_objs],
@@ -65,8 +65,13 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
 
 
 def _generic(module) -> dict[str, int]:
+    """Generic ops per ATen target, counted in the program that has most of them (prefill and decode
+    are rewritten copies of forward, so summing would count one model op three times)."""
     out: dict[str, int] = {}
     for p in module.programs.values():
+        here: dict[str, int] = {}
         for op in p.walk("kiln.aten"):
-            out[op.attrs["target"]] = out.get(op.attrs["target"], 0) + 1
+            here[op.attrs["target"]] = here.get(op.attrs["target"], 0) + 1
+        for k, v in here.items():
+            out[k] = max(out.get(k, 0), v)
     return out

@@ -62,8 +62,10 @@ def test_dump_formats_and_after(capsys, tiny_artifact):
     assert code == 0 and "no generated kernels" in out
     code, _, err = _run(capsys, "dump", str(tiny_artifact), "--after", "no-such-pass")
     _one_line_error(code, err, "no IR after 'no-such-pass'")
-    code, _, err = _run(capsys, "dump", str(tiny_artifact), "--program", "decode")
-    _one_line_error(code, err, "no program 'decode'")
+    code, out, _ = _run(capsys, "dump", str(tiny_artifact), "--program", "decode")
+    assert code == 0 and 'layout = "contiguous"' in out and "kiln.cache_attention" in out
+    code, _, err = _run(capsys, "dump", str(tiny_artifact), "--program", "verify")
+    _one_line_error(code, err, "no program 'verify'")
 
 
 def test_presets_and_pipelines(capsys):
@@ -130,8 +132,10 @@ def test_dump_dir_writes_before_and_after_each_pass(capsys, tmp_path):
 def test_demo(capsys):
     import re
 
-    code, out, _ = _run(capsys, "demo", "--max-new-tokens", "4")
+    code, out, _ = _run(capsys, "demo", "--max-new-tokens", "8")
     assert code == 0
     err = float(re.search(r"max abs error ([0-9.e+-]+)", out).group(1))
     assert err <= 1e-4
-    assert "passes applied: canonicalize" in out and "completion (4 tokens" in out
+    assert "model: " in out and "kiln-code-target" in out
+    assert "passes applied: canonicalize" in out and "kv-cache" in out and "completion (8 new tokens" in out
+    assert "def fibonacci(n):" in out

@@ -119,7 +119,7 @@ def test_manifest_with_wrong_types(capsys, art_copy):
     (["compile", "llama-tiny", "-o", "{tmp}/x.kiln", "--passes", ""], "pass list is empty"),
     (["compile", "llama-tiny", "-o", "{tmp}/x.kiln", "--passes", "cse", "--dump-dir", "{tmp}/afile"],
      "cannot write IR dumps"),
-    (["demo", "--model", "/some/dir"], "kiln demo runs a preset"),
+    (["demo", "--model", "/some/dir"], "no model at '/some/dir'"),
 ])
 def test_odd_values(capsys, tmp_path, tiny_artifact, argv, pattern):
     (tmp_path / "afile").write_text("x")

@@ -39,10 +39,24 @@ class _Step:
     index: int
 
 
-class CpuProgram:
-    """A program ready to run on the CPU: ``outputs = prog(*tensors)``."""
+def _linear_native_or_torch(ctx, x, w, b=None):
+    """kiln.linear: the native matrix-vector kernel for decode-sized inputs, else torch."""
+    from kiln.codegen import native
 
-    def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu"):
+    y = native.linear(x, w, b)
+    return y if y is not None else torch.nn.functional.linear(x, w, b)
+
+
+# Ops whose CPU lowering is not their reference function (same meaning, faster kernel).
+KERNELS = {"kiln.linear": _linear_native_or_torch}
+
+
+class CpuProgram:
+    """A program ready to run on the CPU: ``outputs = prog(*tensors)``. ``native=False`` runs every op
+    through its reference semantics (the oracle), without the native kernels."""
+
+    def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu",
+                 native: bool = True):
         self.program = program
         self.weights = weights
         self.device = device
@@ -70,7 +84,8 @@ class CpuProgram:
             ins = [slot[id(v)] for v in op.operands]
             outs = [slot[id(r)] for r in op.results]
             free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})
-            self.steps.append(_Step(d.reference, op.name, ins, attrs, outs, free, [r.type for r in op.results], i))
+            fn = KERNELS.get(op.name, d.reference) if native else d.reference
+            self.steps.append(_Step(fn, op.name, ins, attrs, outs, free, [r.type for r in op.results], i))
         self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
 
     def bind(self, args: tuple[torch.Tensor, ...]) -> dict[str, int]:

@@ -27,10 +27,10 @@ PIPELINES: dict[str, tuple[str, list[str]]] = {
     "cleanup": ("exact clean-up only", ["canonicalize", "fold-constants", "cse", "dce"]),
     "default": ("clean-up, QKV and gate/up fusion, then prefill/decode over a contiguous KV cache",
                 ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize",
-                 "cse", "dce", "kv-cache"]),
+                 "cse", "dce", "kv-cache", "canonicalize", "dce"]),
     "paged": ("as default, with a paged KV cache (blocks of 16 positions from a shared pool)",
               ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize",
-               "cse", "dce", "kv-cache{layout=paged,block_size=16}"]),
+               "cse", "dce", "kv-cache{layout=paged,block_size=16}", "canonicalize", "dce"]),
 }
 
 

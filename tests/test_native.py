@@ -1,0 +1,66 @@
+"""The native decode kernel (kiln/codegen/native.py) against F.linear, and a runtime using it
+against the reference executor."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from kiln.codegen import native
+
+
+def test_the_kernel_builds_where_a_compiler_exists():
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert native.library() is not None
+    else:  # no compiler: the fallback is torch, and linear() says it does not apply
+        assert native.linear(torch.randn(1, 256), torch.randn(256, 256)) is None
+
+
+@pytest.mark.parametrize("n,k", [(256, 256), (258, 255), (1030, 64), (64, 1031), (3, 40000)])
+@pytest.mark.parametrize("rows", [1, 3, 16])
+def test_native_linear_matches_torch(n, k, rows):
+    if native.library() is None:
+        pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
+    g = torch.Generator().manual_seed(n * 7 + k + rows)
+    w = torch.randn(n, k, generator=g)
+    b = torch.randn(n, generator=g)
+    x = torch.randn(1, rows, k, generator=g)
+    for bias in (None, b):
+        y = native.linear(x, w, bias)
+        assert y is not None and y.shape == (1, rows, n)
+        ref = torch.nn.functional.linear(x.double(), w.double(), None if bias is None else bias.double())
+        assert torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-4 * k ** 0.5)
+
+
+def test_native_linear_declines_what_it_does_not_handle():
+    w = torch.randn(512, 256)
+    assert native.linear(torch.randn(17, 256), w) is None  # too many rows: prefill stays with MKL
+    assert native.linear(torch.randn(1, 256, dtype=torch.float64), w.double()) is None
+    assert native.linear(torch.randn(1, 256), torch.randn(8, 8)) is None  # small weight
+    assert native.linear(torch.randn(1, 256), w.t().contiguous().t()) is None  # not row-major
+
+
+def test_decode_with_native_kernels_matches_the_reference_executor(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import kiln
+    from kiln.codegen.cpu import CpuProgram
+
+    cfg = LlamaConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=1024, max_position_embeddings=128)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).eval().save_pretrained(tmp_path)
+    rt = kiln.compile(str(tmp_path)).runtime()
+    oracle = CpuProgram(rt.module["decode"], rt.module.weights, native=False)
+    prompts = [[5, 9, 200, 31], [7, 8]]
+    k, v = rt.kv.tensors()
+    blocks = rt.kv.reserve([6, 6])
+    table = rt.kv.table(blocks)
+    rt._prefill(prompts, k, v, table)
+    args = (torch.tensor([[11, 12]]), torch.tensor([4, 2]), torch.tensor([0, 1]), table, k, v)
+    fast = rt.decode_prog(*args)[0]
+    ref = oracle(*args)[0]
+    rt.kv.release(blocks)
+    assert torch.allclose(fast, ref, atol=1e-4, rtol=1e-4)
