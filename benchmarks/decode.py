@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kiln  # noqa: E402
-from kiln.bench import bench  # noqa: E402
+import kiln
+from kiln.bench import bench
 
 SETTINGS = (("decode", 64, 128), ("prefill", 512, 8))
 

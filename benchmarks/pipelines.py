@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kiln  # noqa: E402
+import kiln
 
 
 def main() -> int:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kiln import data, evaluate  # noqa: E402
+from kiln import data, evaluate
 
 BOS = "<|endoftext|>"
 
@@ -288,21 +288,21 @@ def card(kind: str, info: dict) -> str:
         "",
         "## Data",
         "",
-        f"- Every `*.py` file under the stdlib directory of Python {info['python']} "
-        f"(`sysconfig.get_paths()['stdlib']`; site-packages excluded), sorted by path.",
-        f"- Held-out split by module (`kiln/data.py`): a module is held out when "
+        (f"- Every `*.py` file under the stdlib directory of Python {info['python']} "
+        f"(`sysconfig.get_paths()['stdlib']`; site-packages excluded), sorted by path."),
+        (f"- Held-out split by module (`kiln/data.py`): a module is held out when "
         f"`zlib.crc32(module_name) % {data.HELDOUT_MODULUS} == 0`. That gives {info['heldout_files']} files, "
-        f"{info['heldout_bytes']:,} bytes. Held-out files never enter tokenizer or model training.",
-        f"- Training: {info['train_files']} files, {info['train_bytes']:,} bytes, "
-        f"{info['train_tokens']:,} tokens.",
-        f"- Tokenizer: byte-level BPE, {info['vocab']} tokens, trained on the training files only; "
-        f"`{BOS}` is bos, eos and pad.",
+        f"{info['heldout_bytes']:,} bytes. Held-out files never enter tokenizer or model training."),
+        (f"- Training: {info['train_files']} files, {info['train_bytes']:,} bytes, "
+        f"{info['train_tokens']:,} tokens."),
+        (f"- Tokenizer: byte-level BPE, {info['vocab']} tokens, trained on the training files only; "
+        f"`{BOS}` is bos, eos and pad."),
         "",
         "## Model",
         "",
-        f"- Llama: hidden {size['hidden']}, {size['layers']} layers, {size['heads']} heads "
+        (f"- Llama: hidden {size['hidden']}, {size['layers']} layers, {size['heads']} heads "
         f"({size['kv_heads']} KV heads), MLP {size['ffn']}, RoPE theta 10000, tied embeddings, "
-        f"**{info['params']:,} parameters**, stored as float16 ({info['file_mb']:.1f} MB).",
+        f"**{info['params']:,} parameters**, stored as float16 ({info['file_mb']:.1f} MB)."),
         f"- Context: trained on {info['ctx']}-token windows; `max_position_embeddings` is {info['max_positions']}.",
         "",
         "## Training",
@@ -316,13 +316,13 @@ def card(kind: str, info: dict) -> str:
         lines.append(f"- Loss: {1 - info['distill_weight']:.1f} x cross-entropy + {info['distill_weight']:.1f} x "
                      "KL(target || draft) on the target's next-token distribution.")
     lines += [
-        f"- Wall time: {info['train_seconds'] / 60:.1f} min on {info['machine']} "
-        f"({info['threads']} torch threads).",
+        (f"- Wall time: {info['train_seconds'] / 60:.1f} min on {info['machine']} "
+        f"({info['threads']} torch threads)."),
         "",
         "## Evaluation (held-out files, float16 weights as shipped)",
         "",
-        f"Sliding windows of {info['eval_ctx']} tokens, stride {info['eval_stride']} "
-        "(each token predicted once, with at least half a window of context once a file is long enough).",
+        (f"Sliding windows of {info['eval_ctx']} tokens, stride {info['eval_stride']} "
+        "(each token predicted once, with at least half a window of context once a file is long enough)."),
         "",
         "| metric | value |",
         "| --- | --- |",
@@ -335,13 +335,13 @@ def card(kind: str, info: dict) -> str:
     if "params_ratio" in info:
         lines.append(f"| target params / draft params | {info['params_ratio']:.2f}x |")
     lines += [
-        f"| bits per byte on the first {info['slice']['max_bytes']:,} held-out bytes "
-        f"(re-checked by `tests/test_bundled_models.py`) | {info['slice']['bits_per_byte']:.4f} |",
+        (f"| bits per byte on the first {info['slice']['max_bytes']:,} held-out bytes "
+        f"(re-checked by `tests/test_bundled_models.py`) | {info['slice']['bits_per_byte']:.4f} |"),
         "",
         "For comparison, `xz -9` needs about 1.46 bits per byte on such text, bzip2 about 1.40.",
         "",
-        "Reproduce: `python examples/train_tiny.py` (or `kiln eval examples/models/kiln-code-"
-        f"{kind}` for the figures alone). `info.json` holds these numbers.",
+        ("Reproduce: `python examples/train_tiny.py` (or `kiln eval examples/models/kiln-code-"
+        f"{kind}` for the figures alone). `info.json` holds these numbers."),
         "",
     ]
     return "\n".join(lines)
@@ -419,7 +419,7 @@ def main(argv=None) -> int:
     save_hf(target, tok_path, out_t, bos)
     save_hf(draft, tok_path, out_d, bos)
     target_l, draft_l = load_hf(out_t), load_hf(out_d)
-    kw = dict(ctx=recipe.eval_ctx, stride=recipe.eval_stride)
+    kw = {"ctx": recipe.eval_ctx, "stride": recipe.eval_stride}
     ev_t = evaluate.evaluate(forward_of(target_l), ev_docs, ev_bytes, label="eval target", **kw)
     ev_d = evaluate.evaluate(forward_of(draft_l), ev_docs, ev_bytes, reference=forward_of(target_l),
                              label="eval draft ", **kw)

@@ -67,7 +67,7 @@ def source_model(manifest: dict):
 
 
 def _hf_runner(model, baseline: str, ids: torch.Tensor, new_tokens: int):
-    kw: dict[str, Any] = dict(do_sample=False, pad_token_id=0, attention_mask=torch.ones_like(ids))
+    kw: dict[str, Any] = {"do_sample": False, "pad_token_id": 0, "attention_mask": torch.ones_like(ids)}
     if baseline == "torch-compile":
         model.forward = torch.compile(model.forward)
         kw["cache_implementation"] = "static"
@@ -166,8 +166,8 @@ def _cpu_name() -> str:
 def format_table(r: dict) -> str:
     rows = [("decode tokens/s", r["kiln_tokens_per_s"], r["baseline_tokens_per_s"], r["ratio"]),
             ("prefill ms", r["kiln_prefill_ms"], r["baseline_prefill_ms"], r["prefill_ratio"])]
-    out = [f"{r['model']} ({r['pipeline']}, {r['kv_layout']} cache), prompt {r['prompt_len']}, "
-           f"{r['new_tokens']} new tokens, batch 1, {r['threads']} threads, {r['dtype']}",
+    out = [(f"{r['model']} ({r['pipeline']}, {r['kv_layout']} cache), prompt {r['prompt_len']}, "
+           f"{r['new_tokens']} new tokens, batch 1, {r['threads']} threads, {r['dtype']}"),
            f"{'':<16} {'kiln':>10} {r['baseline']:>14} {'kiln speedup':>13}"]
     out += [f"{name:<16} {k:>10.2f} {b:>14.2f} {ratio:>12.2f}x" for name, k, b, ratio in rows]
     out.append(f"bandwidth floor {r['bandwidth_floor_ms_per_token']:.2f} ms/token "

@@ -128,7 +128,6 @@ def cmd_dump(a) -> int:
 
 def cmd_run(a) -> int:
     import kiln
-
     from kiln.runtime.generate import Runtime
 
     rt = Runtime(kiln.load(a.artifact), cache_tokens=a.cache_tokens, prefill_chunk=a.prefill_chunk)
@@ -175,9 +174,10 @@ def cmd_run(a) -> int:
 
 
 def cmd_eval(a) -> int:
+    from pathlib import Path
+
     import kiln
     from kiln import data, evaluate
-    from pathlib import Path
 
     if a.max_bytes is not None and a.max_bytes <= 0:
         raise KilnError(f"--max-bytes must be positive, got {a.max_bytes}")

@@ -70,7 +70,7 @@ def test_kiln_compiles_the_shipped_target_and_measures_the_same(tmp_path):
     model, tok = _load("target")
     rt = kiln.compile(str(MODELS / "kiln-code-target")).runtime()
     docs, n_bytes = _slice_docs(tok, {"slice": {"max_bytes": 3000}})
-    kw = dict(ctx=info["slice"]["ctx"], stride=info["slice"]["stride"], progress=False)
+    kw = {"ctx": info["slice"]["ctx"], "stride": info["slice"]["stride"], "progress": False}
     ours = evaluate.evaluate(rt.logits, docs, n_bytes, **kw)
     ref = evaluate.evaluate(lambda ids: model(input_ids=ids).logits, docs, n_bytes, **kw)
     assert abs(ours.bits_per_byte - ref.bits_per_byte) < 1e-4

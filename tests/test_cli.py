@@ -95,6 +95,16 @@ def test_run_text_and_stream(capsys, tiny_artifact):
     (["run", "{art}", "--prompt", "hi", "--top-p", "1.5"], "top-p must be in (0, 1]"),
     (["run", "{art}", "--prompt", "hi", "--max-new-tokens", "100000"], "exceeds the model's context"),
     (["run", "{art}", "--prompt", "hi", "--max-new-tokens", "many"], "invalid int value"),
+    (["run", "{art}", "--prompt", "hi", "--top-p", "0"], "top-p must be in (0, 1]"),
+    (["run", "{art}", "--prompt", "a", "--prompt", "b", "--prompt", "c", "--cache-tokens", "1024"],
+     "does not fit the KV cache: 3 sequence(s)"),
+    (["run", "{art}", "--prompt", "hi", "--cache-tokens", "0"], "positive number of tokens"),
+    (["run", "{art}", "--prompt", "hi", "--prefill-chunk", "0"], "prefill_chunk must be a positive"),
+    (["run", "{art}", "--prompt", "a", "--prompt", "b", "--stream"], "give one --prompt"),
+    (["bench", "{art}", "--baseline", "ort"], "not built yet"),
+    (["bench", "{art}", "--new-tokens", "1"], "--new-tokens >= 2"),
+    (["bench", "{art}", "--prompt-len", "600"], "exceed the context"),
+    (["eval", "{tmp}/nothing"], "no model at"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_gives_one_line_error(capsys, tmp_path, tiny_artifact, argv, pattern):
@@ -102,6 +112,15 @@ def test_bad_input_gives_one_line_error(capsys, tmp_path, tiny_artifact, argv, p
     code, _, err = _run(capsys, *argv)
     _one_line_error(code, err, pattern)
     assert not (tmp_path / "x").exists()
+
+
+def test_run_batch_of_prompts_json(capsys, tiny_artifact):
+    code, out, _ = _run(capsys, "run", str(tiny_artifact), "--prompt", "def f", "--prompt", "import os, sys",
+                        "--max-new-tokens", "5", "--ignore-eos", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["prompt"] for r in rows] == ["def f", "import os, sys"]
+    assert all(r["new_tokens"] == 5 and r["batch"] == 2 and r["kv_cache"] == "contiguous" for r in rows)
+    assert rows[0]["prompt_tokens"] == 5 and rows[1]["prompt_tokens"] == 14
 
 
 def test_prompt_longer_than_context(capsys, tiny_artifact):

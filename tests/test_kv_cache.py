@@ -78,7 +78,7 @@ def test_paged_and_contiguous_give_identical_tokens_also_when_sampling(import_pr
     prompts = _prompts([9, 30, 2], seed=7)
     a = _runtime(import_preset, "llama-tiny", "contiguous")
     b = _runtime(import_preset, "llama-tiny", "paged")
-    kw = dict(max_new_tokens=40, stop_at_eos=False)
+    kw = {"max_new_tokens": 40, "stop_at_eos": False}
     assert a.generate(prompts, **kw) == b.generate(prompts, **kw)
     kw.update(temperature=0.9, top_p=0.95, seed=5)
     assert a.generate(prompts, **kw) == b.generate(prompts, **kw)
@@ -95,7 +95,7 @@ def test_prefill_logits_match_forward_and_chunking_changes_nothing(import_preset
     for i, p in enumerate(prompts):
         ref = whole.logits(torch.tensor([p]))[0, -1]
         assert torch.allclose(last[i], ref, atol=1e-5, rtol=1e-5)
-    kw = dict(max_new_tokens=30, stop_at_eos=False)
+    kw = {"max_new_tokens": 30, "stop_at_eos": False}
     assert whole.generate(prompts, **kw) == chunked.generate(prompts, **kw)
 
 

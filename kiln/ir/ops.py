@@ -570,7 +570,7 @@ def seq_runs(seq: list[int]) -> list[tuple[int, int, int]]:
 
 def cache_keys(cache_l: torch.Tensor, blocks: torch.Tensor, length: int) -> torch.Tensor:
     """[KVH, length, D]: a sequence's first `length` positions from one layer's pool [NB, KVH, BS, D]."""
-    nb_, kvh, bs, d = cache_l.shape
+    _, kvh, bs, d = cache_l.shape
     if len(blocks) == 1 or length <= bs:
         return cache_l[int(blocks[0]), :, :length]  # a view: no copy
     nb = -(-length // bs)
