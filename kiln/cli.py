@@ -148,6 +148,8 @@ def cmd_run(a) -> int:
         sys.stdout.write("\n")
         sys.stderr.write(f"{len(out)} tokens in {dt:.2f} s ({len(out) / dt if dt else 0:.1f} tokens/s)\n")
         return 0
+    if a.stream and a.json:
+        raise KilnError("--stream and --json do not mix: --json prints one object per prompt at the end")
     if a.stream and len(prompts) > 1:
         raise KilnError("--stream prints one completion as it comes; give one --prompt")
     encoded = [rt.encode(p) for p in prompts]
@@ -183,6 +185,8 @@ def cmd_eval(a) -> int:
         raise KilnError(f"--max-bytes must be positive, got {a.max_bytes}")
     if not 0 < a.stride <= a.ctx:
         raise KilnError(f"need 0 < --stride <= --ctx, got stride {a.stride}, ctx {a.ctx}")
+    if a.batch < 1:
+        raise KilnError(f"--batch must be >= 1, got {a.batch}")
     say = _progress(a.quiet)
     if (Path(a.model) / "manifest.json").exists():
         art = kiln.load(a.model)
@@ -200,11 +204,16 @@ def cmd_eval(a) -> int:
         raise KilnError(f"no held-out files found under {data.stdlib_dir()}")
     n_bytes = sum(f.n_bytes for f in files)
     say(f"held-out split: {len(files)} files, {n_bytes:,} bytes from {data.stdlib_dir()}")
-    docs = evaluate.encode_docs(lambda t: rt.tokenizer.encode(t).ids, [f.text for f in files], bos)
+    # the tokenizer's own special tokens (a bos post-processor) stay out: encode_docs adds bos once
+    docs = evaluate.encode_docs(lambda t: rt.tokenizer.encode(t, add_special_tokens=False).ids,
+                                [f.text for f in files], bos)
     res = evaluate.evaluate(rt.logits, docs, n_bytes, ctx=a.ctx, stride=a.stride, batch=a.batch,
                             progress=not a.quiet, label="eval")
+    import platform
+
     out = {"model": a.model, "files": len(files), **res.as_dict(), "ctx": a.ctx, "stride": a.stride,
-           "pipeline": art.manifest["pipeline"]["name"]}
+           "pipeline": art.manifest["pipeline"]["name"], "python": platform.python_version(),
+           "heldout_sha256": data.fingerprint(files)}
     if a.json:
         print(json.dumps(out))
     else:

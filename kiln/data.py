@@ -74,6 +74,17 @@ def split(files: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
     return train, heldout
 
 
+def fingerprint(files: list[SourceFile]) -> str:
+    """A short hash of a file set's modules and contents: figures measured on different Pythons'
+    stdlibs are comparable only when it matches."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.module.encode() + b"\0" + f.text.encode("utf-8") + b"\0")
+    return h.hexdigest()[:16]
+
+
 def heldout_files(max_bytes: int | None = None, root: Path | None = None) -> list[SourceFile]:
     """The held-out files in their fixed order; with ``max_bytes``, the leading files whose sizes sum
     to at most that (the first file is cut to fit when it alone is larger)."""

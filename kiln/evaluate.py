@@ -39,7 +39,7 @@ class EvalResult:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.nll_nats / max(self.n_tokens, 1))
+        return math.exp(min(self.nll_nats / max(self.n_tokens, 1), 700.0))
 
     def as_dict(self) -> dict:
         d = {"bits_per_byte": round(self.bits_per_byte, 4), "perplexity": round(self.perplexity, 3),
@@ -114,7 +114,11 @@ def evaluate(forward: Forward, docs: Sequence[Sequence[int]], n_bytes: int, *, c
              progress: bool = True, label: str = "eval") -> EvalResult:
     """Negative log-likelihood of ``docs`` (token lists, each starting with bos) under ``forward``.
     With ``reference``, also the fraction of scored positions where both models' argmax agree."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
     wins = windows(docs, ctx, stride)
+    if not wins:
+        raise ValueError("nothing to evaluate: every document is shorter than two tokens")
     # Longest first: batches of similar length waste less on padding.
     order = sorted(range(len(wins)), key=lambda i: -len(wins[i].ids))
     nll, n_tok, agree = 0.0, 0, 0

@@ -183,3 +183,47 @@ def test_kv_cache_pass_options_are_checked(import_preset):
         _artifact(import_preset, "llama-tiny", ["kv-cache{layout=ring}"])
     with pytest.raises(KilnError, match="block_size"):
         _artifact(import_preset, "llama-tiny", ["kv-cache{layout=paged,block_size=0}"])
+
+
+def test_a_tampered_cache_description_is_refused(tmp_path, import_preset):
+    import json
+
+    art = _artifact(import_preset, "llama-tiny")
+    art.manifest.update({"kiln_version": "0", "format_version": 1})
+    art.save(tmp_path / "a.kiln")
+    path = tmp_path / "a.kiln" / "manifest.json"
+    m = json.loads(path.read_text())
+    m["model"]["kv_cache"]["layers"] = 99
+    path.write_text(json.dumps(m))
+    with pytest.raises(KilnError, match="does not take the KV cache"):
+        kiln.load(tmp_path / "a.kiln").runtime()
+    del m["model"]["kv_cache"]["head_dim"]
+    path.write_text(json.dumps(m))
+    with pytest.raises(KilnError, match="kv_cache description is malformed"):
+        kiln.load(tmp_path / "a.kiln").runtime()
+
+
+def test_a_stream_closed_early_gives_its_cache_back(import_preset):
+    rt = _runtime(import_preset, "llama-tiny", "paged", cache_tokens=64)
+    it = rt.stream_batch(_prompts([20, 20]), max_new_tokens=10, stop_at_eos=False)
+    next(it)
+    assert len(rt.kv.free) < rt.kv.n_blocks
+    it.close()
+    assert len(rt.kv.free) == rt.kv.n_blocks
+    with pytest.raises(RuntimeError, match="consumer"):
+        for _ in rt.stream_batch(_prompts([20]), max_new_tokens=10, stop_at_eos=False):
+            raise RuntimeError("consumer failed")
+    assert len(rt.kv.free) == rt.kv.n_blocks
+
+
+def test_writes_beyond_a_reservation_fail_instead_of_corrupting(import_preset):
+    rt = _runtime(import_preset, "llama-tiny", "paged", cache_tokens=64)
+    k, v = rt.kv.tensors()
+    blocks = rt.kv.reserve([8, 16])  # 1 and 2 blocks: row 0's second column is padding
+    table = rt.kv.table(blocks)
+    assert int(table[0, 1]) == rt.kv.n_blocks
+    from kiln.codegen.cpu import ExecError
+
+    with pytest.raises((ExecError, IndexError)):
+        rt.decode_prog(torch.tensor([[5]]), torch.tensor([8]), torch.tensor([0]), table, k, v)
+    rt.kv.release(blocks)

@@ -75,7 +75,9 @@ def _build() -> ctypes.CDLL | None:
     if cc is None:
         _log.info("no C compiler found: decode linears run through torch")
         return None
-    key = hashlib.sha256((SOURCE + " ".join(FLAGS) + cc).encode()).hexdigest()[:16]
+    # -march=native: the binary is for this CPU only, so the CPU is part of the key (a shared cache
+    # directory must never hand one machine another's build)
+    key = hashlib.sha256((SOURCE + " ".join(FLAGS) + cc + _cpu_signature()).encode()).hexdigest()[:16]
     out = cache_dir() / "native" / key / "libkiln_native.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,22 @@ def _build() -> ctypes.CDLL | None:
     fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
     fn.restype = None
     return lib
+
+
+def _cpu_signature() -> str:
+    import platform
+
+    sig = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                    sig += line.strip()
+                if line.strip() == "":  # the first processor is enough
+                    break
+    except OSError:
+        sig += platform.processor()
+    return sig
 
 
 def library() -> ctypes.CDLL | None:
@@ -118,12 +136,14 @@ def usable_weight(w: torch.Tensor) -> bool:
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor | None:
     """``F.linear(x, w, b)`` through the native kernel, or None when it does not apply."""
     lib = library()
-    if lib is None or x.dtype != torch.float32 or not usable_weight(w) or x.requires_grad:
+    if lib is None or x.dtype != torch.float32 or x.device.type != "cpu" or not usable_weight(w):
         return None
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
+        return None  # autograd needs torch's op
     n, k = w.shape
     if x.shape[-1] != k or x.numel() // max(k, 1) > MAX_ROWS or x.numel() == 0:
         return None
-    if b is not None and (b.dtype != torch.float32 or b.dim() != 1 or b.shape[0] != n):
+    if b is not None and (b.dtype != torch.float32 or b.dim() != 1 or b.shape[0] != n or b.device.type != "cpu"):
         return None
     xc = x.contiguous()
     bc = b.contiguous() if b is not None else None

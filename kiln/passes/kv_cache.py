@@ -119,6 +119,8 @@ class KVCache(Pass):
         max_pos = module.meta.get("max_positions")
         if not isinstance(max_pos, int) or max_pos <= 0:
             raise KilnError("kv-cache: the module does not record its context length (meta max_positions)")
+        if self.layout == "paged" and self.block_size > max_pos:
+            raise KilnError(f"kv-cache: block_size {self.block_size} exceeds the model's context of {max_pos}")
         bs = max_pos if self.layout == "contiguous" else self.block_size
         cache_t = TensorType(k0.dtype, (len(attn), "NB", kvh, bs, hd))
         for name in ("prefill", "decode"):
@@ -156,6 +158,9 @@ class KVCache(Pass):
                 new = prog.create("kiln.add", [pos_row], {"scalar": int(op.attrs["offset"])}, before=op).result
             prog.replace_op(op, [new])
             self.stats["positions->pos"] += 1
+        if pos_row is None:
+            raise KilnError("kv-cache: the program has no kiln.positions op (positions were not lifted), so "
+                            "cached decoding could not give new tokens their positions")
         layout = self.layout
         for layer, op in enumerate(list(prog.walk("kiln.attention"))):
             q, k, v = op.operands

@@ -43,6 +43,12 @@ def _meta_int(meta: dict, key: str, default: int) -> int:
 
 
 def check_sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> None:
+    for name, v in (("max-new-tokens", max_new_tokens), ("top-k", top_k)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise KilnError(f"{name} must be an integer, got {v!r}")
+    for name, v in (("temperature", temperature), ("top-p", top_p)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise KilnError(f"{name} must be a number, got {v!r}")
     if not math.isfinite(temperature) or not math.isfinite(top_p):
         raise KilnError("temperature and top-p must be finite numbers")
     if temperature < 0:
@@ -126,7 +132,16 @@ class Runtime:
                 raise KilnError("the artifact has prefill/decode programs but no kv_cache description in its IR")
             from kiln.runtime.kvcache import KVAllocator
 
-            self.kv = KVAllocator(info, self.max_positions, cache_tokens, device)
+            try:
+                self.kv = KVAllocator(info, self.max_positions, cache_tokens, device)
+            except (KeyError, ValueError, TypeError) as e:
+                raise KilnError(f"the artifact's kv_cache description is malformed ({type(e).__name__}: {e})") from None
+            want = (self.kv.layers, "NB", self.kv.kv_heads, self.kv.block_size, self.kv.head_dim)
+            for name in ("prefill", "decode"):
+                got = [a.type.shape for a in self.module[name].args if a.hint == "k_cache"]
+                if got != [want]:
+                    raise KilnError(f"the artifact's '{name}' program does not take the KV cache its manifest "
+                                    f"describes ({got} vs {list(want)})")
             self.prefill = CpuProgram(self.module["prefill"], self.module.weights)
             self.decode_prog = CpuProgram(self.module["decode"], self.module.weights)
         self._tokenizer = None

@@ -2,7 +2,8 @@
 
 The pool is two tensors, K and V, of shape [layers, blocks, kv_heads, block_size, head_dim],
 allocated once (on first use) and reused by every request. ``reserve`` hands each sequence of a
-request the blocks its longest possible output needs (prompt + max new tokens) before any compute
+request the blocks its longest possible output needs (prompt + max new tokens - 1: the last token
+is never fed back) before any compute
 starts, so a request either fits whole or is refused with a message saying how much room there is;
 nothing runs out of cache mid-generation. ``release`` returns the blocks.
 
@@ -34,7 +35,7 @@ class KVAllocator:
         self.bytes_per_token = int(info["bytes_per_token"])
         self.max_positions = max_positions
         self.device = device
-        if capacity_tokens is None:
+        if capacity_tokens is None:  # 4 full contexts, cut to 1 GiB but never below one full context
             capacity_tokens = min(DEFAULT_CACHE_SEQUENCES * max_positions,
                                   max(DEFAULT_CACHE_BYTES // self.bytes_per_token, max_positions))
         if not isinstance(capacity_tokens, int) or capacity_tokens <= 0:
@@ -95,7 +96,9 @@ class KVAllocator:
 
     def table(self, blocks: list[list[int]]) -> torch.Tensor:
         width = max(len(b) for b in blocks)
-        t = torch.zeros(len(blocks), width, dtype=torch.long)
+        # unused entries point past the pool: a write beyond a reservation fails instead of
+        # landing in another sequence's block
+        t = torch.full((len(blocks), width), self.n_blocks, dtype=torch.long)
         for i, b in enumerate(blocks):
             t[i, :len(b)] = torch.tensor(b, dtype=torch.long)
         return t
