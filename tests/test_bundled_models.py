@@ -63,6 +63,23 @@ def test_shipped_models_meet_their_targets():
     assert tok_t == (MODELS / "kiln-code-draft" / "tokenizer.json").read_bytes()
 
 
+def test_draft_agrees_with_the_target_on_a_heldout_slice():
+    """Re-measures the draft's greedy agreement (the card's figure is over the whole held-out split,
+    0.64 on this slice with windows restarting every 256 tokens) against the issue's 55% floor."""
+    target, tok = _load("target")
+    draft, _ = _load("draft")
+    docs, _ = _slice_docs(tok, _info("draft"))
+    agree = total = 0
+    with torch.no_grad():
+        for doc in docs:
+            for s in range(0, len(doc) - 1, 256):
+                ids = torch.tensor([doc[s:s + 256]])
+                same = target(input_ids=ids).logits.argmax(-1) == draft(input_ids=ids).logits.argmax(-1)
+                agree += int(same.sum())
+                total += same.numel()
+    assert total > 1000 and agree / total >= 0.55, (agree, total)
+
+
 def test_kiln_compiles_the_shipped_target_and_measures_the_same(tmp_path):
     import kiln
 
