@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
 from kiln.ir import ops as _ops  # noqa: F401
 from kiln.ir.core import IRError, Program
 from kiln.ir.ops import FROM_TORCH
@@ -48,7 +49,7 @@ def _linear_native_or_torch(ctx, x, w, b=None):
 
 
 # Ops whose CPU lowering is not their reference function (same meaning, faster kernel).
-KERNELS = {"kiln.linear": _linear_native_or_torch}
+KERNELS = {"kiln.linear": _linear_native_or_torch, **QUANT_KERNELS}  # + the int8 / int4 linears
 
 
 class CpuProgram:

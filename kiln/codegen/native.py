@@ -58,6 +58,139 @@ void kiln_linear_f32(const float *restrict x, const float *restrict W, const flo
         }
     }
 }
+
+/* Quantized weights (formats in kiln/ir/ops_quant.py): weight-only, activations stay float32. */
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+/* sum_k w[k] x[k] for int8 w: four independent 16-lane FMA chains (one chain is FMA-latency bound) */
+static inline float dot_i8(const signed char *restrict w, const float *restrict x, long K) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    long k = 0;
+    for (; k + 64 <= K; k += 64) {
+        __m512i v = _mm512_loadu_si512((const void *)(w + k));
+        __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(v)));
+        __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 1)));
+        __m512 w2 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2)));
+        __m512 w3 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 3)));
+        a0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(w3, _mm512_loadu_ps(x + k + 48), a3);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; k < K; k++) s += (float)w[k] * x[k];
+    return s;
+}
+
+/* sum over the first `full` groups (g columns each, g a multiple of 32) of sum_j w_j x_j, w = code * s + o.
+   Per group a 16-entry table of its dequantized values (code * s + o) is built once; vpermps picks
+   each weight from it by the low 4 bits of its dword, so one permute replaces the mask, the int to
+   float conversion and the scaling. */
+static inline float dot_i4_groups(const unsigned char *restrict wb, const float *restrict xr,
+                                  const _Float16 *restrict S, const _Float16 *restrict O, long full, long g) {
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    long h = g / 2;
+    for (long g0 = 0; g0 < full; g0 += 16) {
+        long n16 = full - g0 < 16 ? full - g0 : 16;
+        __mmask16 mk = (__mmask16)((1u << n16) - 1);
+        __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S + g0)));
+        __m512 ov = O ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(O + g0)))
+                      : _mm512_mul_ps(sv, _mm512_set1_ps(-8.f));
+        for (long i = 0; i < n16; i++) {
+            __m512i sel = _mm512_set1_epi32((int)i);
+            __m512 tbl = _mm512_fmadd_ps(iota, _mm512_permutexvar_ps(sel, sv), _mm512_permutexvar_ps(sel, ov));
+            const unsigned char *p = wb + (g0 + i) * h;
+            const float *xa = xr + (g0 + i) * g;
+            for (long j = 0; j < h; j += 16) {
+                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + j)));
+                __m512 lo = _mm512_permutexvar_ps(v, tbl);  /* uses the low 4 bits: the low nibble */
+                __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
+                if (i & 1) {
+                    a2 = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xa + j), a2);
+                    a3 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xa + h + j), a3);
+                } else {
+                    a0 = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xa + j), a0);
+                    a1 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xa + h + j), a1);
+                }
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+#else
+static inline float dot_i8(const signed char *restrict w, const float *restrict x, long K) {
+    float s = 0.f;
+    #pragma omp simd reduction(+:s)
+    for (long k = 0; k < K; k++) s += (float)w[k] * x[k];
+    return s;
+}
+
+static inline float dot_i4_groups(const unsigned char *restrict wb, const float *restrict xr,
+                                  const _Float16 *restrict S, const _Float16 *restrict O, long full, long g) {
+    float s = 0.f;
+    long h = g / 2;
+    for (long gi = 0; gi < full; gi++) {
+        const unsigned char *p = wb + gi * h;
+        const float *xa = xr + gi * g;
+        float d = 0.f, t = 0.f, sc = (float)S[gi];
+        #pragma omp simd reduction(+:d, t)
+        for (long j = 0; j < h; j++) {
+            d += (float)(p[j] & 15) * xa[j] + (float)(p[j] >> 4) * xa[h + j];
+            t += xa[j] + xa[h + j];
+        }
+        s += sc * d + (O ? (float)O[gi] : -8.f * sc) * t;
+    }
+    return s;
+}
+#endif
+
+/* int8 per output channel: y[m, n] = scale[n] * sum_k W[n, k] x[m, k] (+ b[n]); W int8 [N, K]. */
+void kiln_qlinear_i8(const float *restrict x, const signed char *restrict W, const float *restrict scale,
+                     const float *restrict b, float *restrict y, long M, long N, long K, int threads) {
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (long n0 = 0; n0 < N; n0 += 4) {
+        long nn = N - n0 < 4 ? N - n0 : 4;
+        for (long m = 0; m < M; m++) {
+            const float *xr = x + m * K;
+            for (long r = 0; r < nn; r++) {
+                float s = dot_i8(W + (n0 + r) * K, xr, K);
+                y[m * N + n0 + r] = s * scale[n0 + r] + (b ? b[n0 + r] : 0.f);
+            }
+        }
+    }
+}
+
+/* int4 in groups of g columns (g a multiple of 32; the last group may be narrower, its width even):
+   W uint8 [N, K/2], S f16 [N, G], O f16 [N, G] or NULL (symmetric: offset = -8 * scale).
+   A group of width r at column c is bytes c/2 .. c/2 + r/2; byte j holds column c + j (low nibble) and
+   c + r/2 + j (high). */
+void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, const _Float16 *restrict S,
+                     const _Float16 *restrict O, const float *restrict b, float *restrict y,
+                     long M, long N, long K, long g, int threads) {
+    long G = (K + g - 1) / g, full = K / g;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (long n0 = 0; n0 < N; n0 += 4) {
+        long nn = N - n0 < 4 ? N - n0 : 4;
+        for (long m = 0; m < M; m++)
+            for (long r = 0; r < nn; r++) {
+                long n = n0 + r;
+                const unsigned char *wb = W + n * (K / 2);
+                const float *xr = x + m * K;
+                const _Float16 *Sn = S + n * G, *On = O ? O + n * G : 0;
+                float acc = dot_i4_groups(wb, xr, Sn, On, full, g);
+                if (full < G) {  /* the narrower last group */
+                    long c = full * g, hr = (K - c) / 2;
+                    const unsigned char *p = wb + c / 2;
+                    float sc = (float)Sn[G - 1], off = On ? (float)On[G - 1] : -8.f * sc;
+                    for (long j = 0; j < hr; j++)
+                        acc += ((float)(p[j] & 15) * sc + off) * xr[c + j] + ((float)(p[j] >> 4) * sc + off) * xr[c + hr + j];
+                }
+                y[m * N + n] = acc + (b ? b[n] : 0.f);
+            }
+    }
+}
 """
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
 
@@ -94,6 +227,12 @@ def _build() -> ctypes.CDLL | None:
     lib = ctypes.CDLL(str(out))
     fn = lib.kiln_linear_f32
     fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
+    fn.restype = None
+    fn = lib.kiln_qlinear_i8
+    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 3 + [ctypes.c_int]
+    fn.restype = None
+    fn = lib.kiln_qlinear_i4
+    fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 4 + [ctypes.c_int]
     fn.restype = None
     return lib
 
@@ -150,4 +289,59 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     y = torch.empty(*x.shape[:-1], n, dtype=torch.float32)
     lib.kiln_linear_f32(xc.data_ptr(), w.data_ptr(), bc.data_ptr() if bc is not None else None, y.data_ptr(),
                         xc.numel() // k, n, k, torch.get_num_threads())
+    return y
+
+
+def _rows(x: torch.Tensor, k: int) -> int | None:
+    """Activation rows of a decode-sized float32 CPU input of width k, or None."""
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.shape[-1] != k or x.numel() == 0:
+        return None
+    if torch.is_grad_enabled() and x.requires_grad:
+        return None
+    m = x.numel() // k
+    return m if m <= MAX_ROWS else None
+
+
+def _bias_ok(b: torch.Tensor | None, n: int) -> bool:
+    return b is None or (b.dtype == torch.float32 and b.dim() == 1 and b.shape[0] == n and b.device.type == "cpu")
+
+
+def qlinear_int8(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None
+                 ) -> torch.Tensor | None:
+    """``x @ (q * s[:, None])^T + b`` for int8 q [N, K] and f32 s [N], natively; None when it does not apply."""
+    lib = library()
+    if lib is None or q.dtype != torch.int8 or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu":
+        return None
+    n, k = q.shape
+    m = _rows(x, k)
+    if m is None or s.dtype != torch.float32 or not s.is_contiguous() or not _bias_ok(b, n):
+        return None
+    xc = x.contiguous()
+    bc = b.contiguous() if b is not None else None
+    y = torch.empty(*x.shape[:-1], n, dtype=torch.float32)
+    lib.kiln_qlinear_i8(xc.data_ptr(), q.data_ptr(), s.data_ptr(), bc.data_ptr() if bc is not None else None,
+                        y.data_ptr(), m, n, k, torch.get_num_threads())
+    return y
+
+
+def qlinear_int4(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, group_size: int,
+                 b: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The int4 linear of kiln/ir/ops_quant.py natively (group size a multiple of 32); None when it does not apply."""
+    lib = library()
+    if (lib is None or q.dtype != torch.uint8 or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu"
+            or group_size % 32):
+        return None
+    n, k = q.shape[0], 2 * q.shape[1]
+    m = _rows(x, k)
+    g_count = -(-k // group_size)
+    if m is None or not _bias_ok(b, n) or s.dtype != torch.float16 or s.shape != (n, g_count) or not s.is_contiguous():
+        return None
+    if o is not None and (o.dtype != torch.float16 or o.shape != s.shape or not o.is_contiguous()):
+        return None
+    xc = x.contiguous()
+    bc = b.contiguous() if b is not None else None
+    y = torch.empty(*x.shape[:-1], n, dtype=torch.float32)
+    lib.kiln_qlinear_i4(xc.data_ptr(), q.data_ptr(), s.data_ptr(), o.data_ptr() if o is not None else None,
+                        bc.data_ptr() if bc is not None else None, y.data_ptr(), m, n, k,
+                        group_size, torch.get_num_threads())
     return y

@@ -648,3 +648,5 @@ declare("kiln.aten", "An ATen op kiln does not lift, run through torch: `target`
         "hold its arguments with {operand = i} for tensors and {sym = \"..\"} for symbolic sizes.",
         operands=(0, -1), attrs={"target": str}, defaults={"args": [], "kwargs": {}},
         traits=("pure",), shape=None, reference=_aten_ref)
+
+from kiln.ir import ops_quant as _ops_quant  # noqa: E402,F401  (quantized ops: int8/int4 weights, int8 KV)

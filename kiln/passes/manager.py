@@ -31,13 +31,24 @@ PIPELINES: dict[str, tuple[str, list[str]]] = {
     "paged": ("as default, with a paged KV cache (blocks of 16 positions from a shared pool)",
               ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize",
                "cse", "dce", "kv-cache{layout=paged,block_size=16}", "canonicalize", "dce"]),
+    "int8": ("as default, with int8 weights (per output channel; embedding and lm_head included)",
+             ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize", "cse",
+              "dce", "quantize-weights{format=int8}", "cse", "dce", "kv-cache", "canonicalize", "dce"]),
+    "int4": ("as default, with int4 weights (groups of 32, symmetric; embedding and lm_head included)",
+             ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize", "cse",
+              "dce", "quantize-weights{format=int4,group_size=32}", "cse", "dce", "kv-cache", "canonicalize",
+              "dce"]),
+    "int8-kv": ("as default, with an int8 KV cache (a scale per token and kv head)",
+                ["canonicalize", "fold-constants", "cse", "dce", "fuse-qkv", "fuse-gate-up", "canonicalize",
+                 "cse", "dce", "kv-cache", "quantize-kv", "canonicalize", "dce"]),
 }
 
 
 def load_passes() -> dict[str, type[Pass]]:
     import kiln.passes.cleanup
     import kiln.passes.fusion
-    import kiln.passes.kv_cache  # noqa: F401
+    import kiln.passes.kv_cache
+    import kiln.passes.quantize  # noqa: F401
 
     return PASSES
 

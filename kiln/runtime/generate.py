@@ -239,6 +239,7 @@ class Runtime:
         blocks = kv.reserve([len(p) + max_new - 1 for p in prompts])
         try:
             kc, vc = kv.tensors()
+            extra = kv.args()[2:]  # an int8 cache's scales: the programs take them after k_cache, v_cache
             table = kv.table(blocks)
             t0 = time.perf_counter()
             first = self._prefill(prompts, kc, vc, table)
@@ -255,7 +256,7 @@ class Runtime:
                 ids = torch.tensor([[nxt[i] for i in live]], dtype=torch.long)
                 pos = torch.tensor([lengths[i] for i in live], dtype=torch.long)
                 seq = torch.tensor(live, dtype=torch.long)
-                logits = self.decode_prog(ids, pos, seq, table, kc, vc)[0][0]
+                logits = self.decode_prog(ids, pos, seq, table, kc, vc, *extra)[0][0]
                 for i in live:
                     lengths[i] += 1
                 picked = sample_next(logits, temperature, top_k, top_p, gen).tolist()
@@ -281,7 +282,7 @@ class Runtime:
             seq = torch.tensor([s for s, _, _ in chunk], dtype=torch.long)
             ends = [(j, s) for j, (s, p, _) in enumerate(chunk) if p == len(prompts[s]) - 1]
             at = torch.tensor([j for j, _ in ends], dtype=torch.long)
-            logits = self.prefill(ids, pos, seq, table, kc, vc, at)[0][0]
+            logits = self.prefill(ids, pos, seq, table, kc, vc, *self.kv.args()[2:], at)[0][0]
             if last.shape[1] != logits.shape[-1]:
                 last = torch.empty(len(prompts), logits.shape[-1], dtype=logits.dtype)
             for r, (_, s) in enumerate(ends):

@@ -47,6 +47,9 @@ class KVAllocator:
         self.free = list(range(self.n_blocks))
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
+        self.scaled = "scales" in info  # an int8 cache (quantize-kv): f32 scales per token and kv head beside it
+        self.k_scale: torch.Tensor | None = None
+        self.v_scale: torch.Tensor | None = None
 
     @property
     def capacity_tokens(self) -> int:
@@ -70,6 +73,17 @@ class KVAllocator:
             self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
             self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
         return self.k, self.v
+
+    def args(self) -> tuple[torch.Tensor, ...]:
+        """Every cache tensor, in the order the prefill/decode programs take them after the block table:
+        ``k_cache, v_cache`` and, for an int8 cache, ``k_scale, v_scale`` [layers, blocks, kv_heads, block_size]."""
+        k, v = self.tensors()
+        if not self.scaled:
+            return k, v
+        if self.k_scale is None:
+            self.k_scale = torch.ones(k.shape[:4], dtype=torch.float32, device=self.device)
+            self.v_scale = torch.ones(k.shape[:4], dtype=torch.float32, device=self.device)
+        return k, v, self.k_scale, self.v_scale
 
     def reserve(self, lengths: list[int]) -> list[list[int]]:
         """Blocks for sequences that will reach ``lengths`` positions, or a KilnError if they do not fit."""

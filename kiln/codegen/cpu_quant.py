@@ -1,0 +1,30 @@
+"""CPU lowering of the quantized ops (kiln/ir/ops_quant.py): the native kernels where they apply.
+
+``kiln.qlinear`` with a decode-sized input (at most ``native.MAX_ROWS`` rows) runs the native
+int8 / int4 matrix-vector kernels of kiln/codegen/native.py, which read the packed weights as they
+are (1 or 1/2 byte per weight) and never materialise a float copy. Larger inputs (prefill,
+``forward``) and machines without a C compiler dequantize the weight and call torch's
+matrix-matrix product, which is the reference semantics. The other quantized ops run their
+references (the KV-cache ones dequantize only the positions a sequence reads).
+"""
+
+from __future__ import annotations
+
+from kiln.codegen import native
+from kiln.ir.ops_quant import _qlinear_ref, _split_quant_operands
+
+
+def qlinear(ctx, x, *ops, format, group_size, symmetric):
+    q, s, off, rest = _split_quant_operands(list(ops), symmetric, format)
+    b = rest[0] if rest else None
+    y = None
+    if format == "int8":
+        y = native.qlinear_int8(x, q, s, b)
+    elif format == "int4":
+        y = native.qlinear_int4(x, q, s, off, group_size, b)
+    if y is not None:
+        return y
+    return _qlinear_ref(ctx, x, *ops, format=format, group_size=group_size, symmetric=symmetric)
+
+
+KERNELS = {"kiln.qlinear": qlinear}
