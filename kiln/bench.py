@@ -52,8 +52,10 @@ def decode_weight_bytes(module) -> int:
     total = 0
     for op in prog.walk("kiln.weight"):
         w = module.weights[op.attrs["name"]]
-        rows_only = all(u.name == "kiln.embedding" and u.operands[0] is op.result for u in op.result.users)
-        total += (w[0].numel() if rows_only and w.dim() == 2 else w.numel()) * w.element_size()
+        # a table only looked up (float or quantized, with its scales) costs one row per token
+        rows_only = all(u.name in ("kiln.embedding", "kiln.qembedding") and u.operands[-1] is not op.result
+                        for u in op.result.users)
+        total += (w[0].numel() if rows_only and w.dim() >= 1 else w.numel()) * w.element_size()
     return total
 
 

@@ -69,7 +69,7 @@ def quantize_int4(w: torch.Tensor, group_size: int, symmetric: bool
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """w [N, K] float (K even) -> (q uint8 [N, K/2], scales f16 [N, G], offsets f16 [N, G] or None)."""
     w = w.float()
-    n, k = w.shape
+    k = w.shape[1]
     if k % 2:
         raise IRError(f"int4 needs an even input width, got {k}")
     packed, scales, offsets = [], [], []

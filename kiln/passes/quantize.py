@@ -157,7 +157,7 @@ class QuantizeWeights(Pass):
         w = module.weights.get(wname)
         if not isinstance(w, torch.Tensor):
             raise KilnError(f"quantize-weights: weight {wname!r} has no data (a module parsed from text alone)")
-        n, k = w.shape
+        k = w.shape[1]
         if self.format == "int8":
             q, s = quantize_int8(w)
             parts = {f"{wname}.int8": q, f"{wname}.int8_scales": s}
