@@ -649,4 +649,4 @@ declare("kiln.aten", "An ATen op kiln does not lift, run through torch: `target`
         operands=(0, -1), attrs={"target": str}, defaults={"args": [], "kwargs": {}},
         traits=("pure",), shape=None, reference=_aten_ref)
 
-from kiln.ir import ops_quant as _ops_quant  # noqa: E402,F401  (quantized ops: int8/int4 weights, int8 KV)
+from kiln.ir import ops_quant as _ops_quant  # noqa: F401  (quantized ops: int8/int4 weights, int8 KV)
