@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/decode.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/pipelines.py
+	$(BIN)/python benchmarks/quantize.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
