@@ -38,7 +38,8 @@ def cmd_compile(a) -> int:
 
     say = _progress(a.quiet)
     art = kiln.compile(a.model, pipeline=a.pipeline, passes=a.passes, target=a.target, draft=a.draft,
-                       dump_dir=a.dump_dir, seed=a.seed, progress=say)
+                       dump_dir=a.dump_dir, seed=a.seed, progress=say, spec_k=a.spec_k,
+                       spec_adaptive=a.spec_adaptive, spec_tree=a.spec_tree, spec_skip=a.spec_skip)
     say(f"writing {a.output}")
     art.save(a.output)
     m = art.manifest
@@ -48,6 +49,13 @@ def cmd_compile(a) -> int:
     print(f"  pipeline {m['pipeline']['name']}: {', '.join(m['pipeline']['passes']) or '(no passes)'}")
     print(f"  {n_ops} ops, {len(art.module.weights)} weights; ops left generic (kiln.aten): "
           f"{', '.join(f'{k} x{v}' for k, v in generic.items()) or 'none'}")
+    spec = m["model"].get("speculative")
+    if spec:
+        extra = {"model": f"draft model {spec.get('draft_source', '')} ({spec.get('draft_params', 0):,} params)",
+                 "self": f"skipping layers {spec.get('skip_layers')} (greedy agreement {spec.get('agreement', 0):.1%} "
+                         "on held-out text)",
+                 "ngram": f"token tree of up to {spec.get('tree_nodes', 0)} recycled nodes"}.get(spec["drafter"], "")
+        print(f"  speculative: {spec['drafter']} drafter, k={spec['k']}, {spec['policy']}; {extra}")
     if a.dump_dir:
         print(f"  IR before/after each pass in {a.dump_dir}")
     if a.stats:
@@ -130,7 +138,8 @@ def cmd_run(a) -> int:
     import kiln
     from kiln.runtime.generate import Runtime
 
-    rt = Runtime(kiln.load(a.artifact), cache_tokens=a.cache_tokens, prefill_chunk=a.prefill_chunk)
+    rt = Runtime(kiln.load(a.artifact), cache_tokens=a.cache_tokens, prefill_chunk=a.prefill_chunk,
+                 speculative=not a.no_speculative)
     kw = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
           "seed": a.seed, "stop_at_eos": not a.ignore_eos, "stop_ids": a.stop_id or ()}
     prompts = a.prompt
@@ -165,14 +174,23 @@ def cmd_run(a) -> int:
                               "prompt_tokens": len(ids), "new_tokens": len(new), "batch": len(prompts),
                               "seconds": round(dt, 4), "tokens_per_s": round(n_new / dt if dt else 0.0, 2),
                               "prefill_seconds": round(stats.get("prefill_seconds", 0.0), 4),
-                              "kv_cache": rt.kv.layout if rt.kv else None}))
+                              "kv_cache": rt.kv.layout if rt.kv else None, **_spec_stats(stats)}))
         else:
             print(prompt + rt.decode(new))
     if not a.json:
         sys.stderr.write(f"{n_new} tokens in {dt:.2f} s ({n_new / dt if dt else 0:.1f} tokens/s"
                          f"{', batch of ' + str(len(prompts)) if len(prompts) > 1 else ''}; "
                          f"{rt.kv.describe() if rt.kv else 'no KV cache'})\n")
+        if "accepted_per_verify" in stats:
+            sys.stderr.write(f"speculative ({stats['speculative']}): {stats['accepted_per_verify']:.2f} tokens per "
+                             f"verify step, {stats['acceptance_rate']:.0%} of drafted tokens accepted\n")
     return 0
+
+
+def _spec_stats(stats: dict) -> dict:
+    keys = ("speculative", "accepted_per_verify", "acceptance_rate", "verify_calls", "drafted_tokens",
+            "accepted_tokens")
+    return {k: stats[k] for k in keys if k in stats}
 
 
 def cmd_eval(a) -> int:
@@ -300,7 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pipeline", default="default", help="named pass pipeline (`kiln pipelines`)")
     g.add_argument("--passes", help="explicit comma-separated pass list, e.g. cse,dce")
     c.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
-    c.add_argument("--draft", help="draft model for speculative decoding (not built yet)")
+    c.add_argument("--draft", help="speculative decoding: a draft model (directory or preset sharing the "
+                   "target's tokenizer), 'self' (the target with layers skipped) or 'ngram' (model-free)")
+    c.add_argument("--spec-k", type=int, help="most tokens drafted per step (default 6)")
+    c.add_argument("--spec-adaptive", type=float,
+                   help="stop drafting when the draft's top probability falls below this (default 0: fixed length)")
+    c.add_argument("--spec-tree", help="n-gram drafter: most nodes per depth of the recycled tree (default 3,2,2,1,1,1)")
+    c.add_argument("--spec-skip", type=int, help="self drafter: layers to skip (default half)")
     c.add_argument("--dump-dir", help="write the IR before and after every pass here")
     c.add_argument("--seed", type=int, default=0, help="seed for a preset's random weights")
     c.add_argument("--stats", action="store_true", help="print per-pass time and rule-match counts")
@@ -333,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prefill-chunk", type=int, default=512, help="most prompt tokens per prefill step")
     r.add_argument("--stream", action="store_true", help="print tokens as they come")
     r.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    r.add_argument("--no-speculative", action="store_true",
+                   help="decode one token per step even if the artifact was compiled with --draft")
     r.set_defaults(fn=cmd_run)
 
     b = sub.add_parser("bench", help="decode and prefill speed against transformers (same process, same threads)")

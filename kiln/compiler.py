@@ -17,16 +17,21 @@ TARGETS = ("cpu", "cuda")
 
 def compile(model: str, pipeline: str | None = "default", passes: str | list[str] | None = None,
             target: str = "cpu", draft: str | None = None, dump_dir: str | Path | None = None, seed: int = 0,
-            progress: Callable[[str], None] | None = None) -> Artifact:
-    """Compile a preset name or a Hugging Face model directory into an artifact (in memory; ``.save`` it)."""
+            progress: Callable[[str], None] | None = None, spec_k: int | None = None,
+            spec_adaptive: float | None = None, spec_tree: str | None = None,
+            spec_skip: int | None = None) -> Artifact:
+    """Compile a preset name or a Hugging Face model directory into an artifact (in memory; ``.save`` it).
+
+    ``draft`` adds speculative decoding: a draft model (preset or directory sharing the target's
+    tokenizer), ``"self"`` (the target with layers skipped) or ``"ngram"`` (model-free); ``spec_*``
+    set the ``speculative`` pass's options (draft length, adaptive threshold, n-gram tree widths,
+    layers to skip)."""
     if not 0 <= seed < 2**63:
         raise KilnError(f"seed must be in [0, 2**63), got {seed}")
     if target not in TARGETS:
         raise KilnError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "cuda":
         raise KilnError("target 'cuda' needs the Triton code generator, which is not built yet; use --target cpu")
-    if draft is not None:
-        raise KilnError("speculative decoding (--draft) is not built yet; compile without --draft")
     if passes is not None and pipeline not in (None, "default"):
         raise KilnError("give either a pipeline or a pass list, not both")
     if passes is not None:
@@ -35,12 +40,26 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
     else:
         pipeline_name = pipeline or "default"
         pass_objs = pipeline_passes(pipeline_name)
+    spec_opts = {k: v for k, v in (("k", spec_k), ("adaptive", spec_adaptive), ("tree", spec_tree),
+                                   ("skip", spec_skip)) if v is not None}
+    if draft is not None:
+        from kiln.passes.speculative import Speculative
+
+        if not isinstance(draft, str) or not draft.strip():
+            raise KilnError("--draft needs a model directory or preset, 'self' or 'ngram'")
+        if any(isinstance(p, Speculative) for p in pass_objs):
+            raise KilnError("give --draft or a speculative pass in --passes, not both")
+        drafter = draft if draft in ("self", "ngram") else "model"
+        pass_objs = [*pass_objs, Speculative(drafter=drafter, **spec_opts)]
+    elif spec_opts:
+        raise KilnError("--spec-k, --spec-adaptive, --spec-tree and --spec-skip need --draft")
     from kiln.frontend import import_model
 
     t0 = time.perf_counter()
     imported = import_model(model, seed=seed, progress=progress)
     t_front = time.perf_counter() - t0
     module = imported.module
+    _prepare_speculative(pass_objs, pass_objs_before(pass_objs), imported, draft, seed, progress)
     snapshots = [("frontend", print_module(module))]
     records = PassManager(pass_objs, verify=True, dump_dir=dump_dir, progress=progress).run(module)
     snapshots += [(r.name, r.ir_after) for r in records]
@@ -75,3 +94,64 @@ def _generic(module) -> dict[str, int]:
         for k, v in here.items():
             out[k] = max(out.get(k, 0), v)
     return out
+
+
+def pass_objs_before(passes: list) -> list:
+    """The passes that run before the first ``speculative`` pass (the draft model gets the same)."""
+    from kiln.passes.speculative import Speculative
+
+    out = []
+    for p in passes:
+        if isinstance(p, Speculative):
+            break
+        out.append(p)
+    return out
+
+
+def _prepare_speculative(passes, before, imported, draft, seed, progress) -> None:
+    """Give a ``speculative`` pass what it cannot get from options: the compiled draft model (compiled
+    with the passes that precede it, so both share a cache layout) or held-out calibration windows."""
+    from kiln.passes.manager import PassManager, parse_passes
+    from kiln.passes.speculative import Speculative
+
+    for p in passes:
+        if not isinstance(p, Speculative):
+            continue
+        if p.drafter == "model":
+            if draft in (None, "self", "ngram"):
+                raise KilnError("the speculative pass with drafter=model needs the draft model: use --draft MODEL")
+            from kiln.frontend import import_model
+
+            say = progress or (lambda s: None)
+            say(f"draft model: {draft}")
+            d = import_model(draft, seed=seed, progress=progress)
+            spec = [f"{q.name}{{{','.join(f'{k}={v}' for k, v in q.options().items())}}}" if q.options() else q.name
+                    for q in before]
+            PassManager(parse_passes(spec) if spec else [], verify=True, keep_ir=False).run(d.module)
+            p.draft_module = d.module
+            p.draft_source = d.loaded.source
+        elif p.drafter == "self":
+            p.calibration = calibration_windows(imported.loaded.tokenizer_files)
+
+
+def calibration_windows(tokenizer_files: dict, windows: int = 4, length: int = 128):
+    """[windows, length] token ids of held-out stdlib text (kiln.data), or None without a tokenizer.json."""
+    import torch
+
+    from kiln import data
+
+    blob = tokenizer_files.get("tokenizer.json")
+    if blob is None:
+        return None
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(blob.decode() if isinstance(blob, bytes) else blob)
+    ids: list[int] = []
+    for f in data.heldout_files(64 * 1024):
+        ids += tok.encode(f.text, add_special_tokens=False).ids
+        if len(ids) >= windows * length:
+            break
+    if len(ids) < length:
+        return None
+    n = min(windows, len(ids) // length)
+    return torch.tensor(ids[:n * length]).view(n, length)

@@ -115,10 +115,11 @@ class Artifact:
         return dest
 
     # -- using ------------------------------------------------------------------
-    def runtime(self, device: str = "cpu"):
+    def runtime(self, device: str = "cpu", **kw):
+        """A ``Runtime`` for this artifact (keywords: ``cache_tokens``, ``prefill_chunk``, ``speculative``)."""
         from kiln.runtime.generate import Runtime
 
-        return Runtime(self, device=device)
+        return Runtime(self, device=device, **kw)
 
     def snapshot(self, label: str) -> str:
         """The IR after pass ``label``: a pass name (its last run), ``frontend``, or a snapshot index."""

@@ -105,9 +105,11 @@ class Runtime:
     """Runs an artifact's programs: ``logits(ids)``, ``generate(ids, ...)``, ``stream(ids, ...)``.
 
     ``cache_tokens`` sizes the KV-cache pool (default: 4 full-context sequences, at most 1 GiB);
-    ``prefill_chunk`` is the most prompt tokens one prefill call processes."""
+    ``prefill_chunk`` is the most prompt tokens one prefill call processes; ``speculative=False``
+    decodes one token per step even when the artifact has a drafter."""
 
-    def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512):
+    def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512,
+                 speculative: bool = True):
         target = artifact.manifest.get("target", "cpu")
         if target != "cpu" or device != "cpu":
             raise KilnError(f"target {target!r} / device {device!r}: only the cpu target runs in this version")
@@ -144,6 +146,11 @@ class Runtime:
                                     f"describes ({got} vs {list(want)})")
             self.prefill = CpuProgram(self.module["prefill"], self.module.weights)
             self.decode_prog = CpuProgram(self.module["decode"], self.module.weights)
+        self.spec = None  # the draft -> verify loop, when the artifact has a verify program (and it is wanted)
+        if speculative and self.kv is not None and "verify" in self.module.programs:
+            from kiln.runtime.speculative import SpecDecoder
+
+            self.spec = SpecDecoder(self)
         self._tokenizer = None
         self.last_stats: dict = {}
 
@@ -230,6 +237,8 @@ class Runtime:
             return
         if self.kv is None:
             yield from self._stream_recompute(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
+        elif self.spec is not None:
+            yield from self.spec.stream(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
         else:
             yield from self._stream_cached(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
 

@@ -1,0 +1,185 @@
+"""Ops of speculative decoding (made by the ``speculative`` pass; see docs/speculative.md).
+
+A verify step scores a *token tree* per sequence in one forward pass. The tree's nodes are packed
+like any other tokens ([1, N], adjacent per sequence); node 0 of a sequence is its last committed
+token (the root) and every other node has a ``parent`` (packed index). Each node carries:
+
+- ``pos``: its position (root position + depth), for RoPE;
+- ``slot``: the cache slot its keys and values are written to (root slot + its index in the
+  sequence's run), so siblings at the same depth never overwrite each other.
+
+``kiln.cache_tree_attention`` lets a node see the sequence's committed cache slots (below the
+root's slot) and the in-chunk nodes ``mask`` allows (its ancestors and itself). A chain of drafted
+tokens is the tree whose mask is lower-triangular. ``kiln.tree_accept`` walks each tree from its
+root, accepting children by argmax (greedy) or by the rejection rule (sampling), and
+``kiln.cache_commit`` moves the accepted nodes' keys and values from their slots to their
+positions, so that the cache holds exactly the accepted sequence afterwards; what is left above it
+is never read (attention reads only slots below a query's own).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kiln.ir.core import IRError
+from kiln.ir.ops import _cache_check, cache_keys, seq_runs
+from kiln.ir.registry import declare
+from kiln.ir.types import DType, TensorType, dims_equal
+
+
+def _tree_attention_shape(ts, a):
+    q, kc, vc, slot, seq, table, mask = ts
+    _cache_check("kiln.cache_tree_attention", kc, q, slot, seq, table)
+    if kc.shape != vc.shape:
+        raise IRError(f"kiln.cache_tree_attention: K and V caches differ: {kc.shape} vs {vc.shape}")
+    if mask.rank != 2 or mask.dtype != DType.i1 or not dims_equal(mask.shape[0], q.shape[2]):
+        raise IRError(f"kiln.cache_tree_attention: mask must be i1 [N, N] for {q.shape[2]} tokens, got {mask}")
+    return [q]
+
+
+def _tree_attention_ref(ctx, q, kc, vc, slot, seq, table, mask, *, layer, scale, layout):
+    out = torch.empty_like(q)
+    kl, vl = kc[layer], vc[layer]
+    gqa = q.shape[1] != kc.shape[2]
+    slots = slot.tolist()
+    for s, i, j in seq_runs(seq.tolist()):
+        base, length = min(slots[i:j]), max(slots[i:j]) + 1
+        k = cache_keys(kl, table[s], length).unsqueeze(0)
+        v = cache_keys(vl, table[s], length).unsqueeze(0)
+        keep = torch.zeros(j - i, length, dtype=torch.bool, device=q.device)
+        keep[:, :base] = True  # the committed sequence
+        keep[:, slot[i:j]] = mask[i:j, i:j]  # the tree: ancestors and self
+        out[:, :, i:j] = F.scaled_dot_product_attention(q[:, :, i:j], k, v, attn_mask=keep, scale=scale,
+                                                        enable_gqa=gqa)
+    return out
+
+
+declare("kiln.cache_tree_attention",
+        "Attention of packed tree nodes q [1, H, N, D] over `layer` of the cache: node i of sequence s sees "
+        "the slots below its run's first slot and the slots of the nodes j of its run with mask[i, j].",
+        operands=(7, 7), attrs={"layer": int, "scale": float, "layout": str},
+        shape=_tree_attention_shape, reference=_tree_attention_ref)
+
+
+def filtered_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """softmax(logits / T) restricted to the top-k and top-p set, renormalised: rows of [..., V]."""
+    scores = logits.float() / temperature
+    if top_k > 0:
+        kth = torch.topk(scores, min(top_k, scores.shape[-1]), dim=-1).values[..., -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        probs = torch.softmax(sorted_scores, -1)
+        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest prefix whose mass reaches top_p
+        sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
+    return torch.softmax(scores, -1)
+
+
+def _children(parent: list[int], i: int, j: int) -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {n: [] for n in range(i, j)}
+    for n in range(i, j):
+        p = parent[n]
+        if p >= 0:
+            if not i <= p < n:
+                raise ValueError(f"node {n}'s parent {p} is not an earlier node of its sequence")
+            kids[p].append(n)
+        elif n != i:
+            raise ValueError(f"node {n} has no parent but is not its sequence's first node")
+    return kids
+
+
+def _accept_shape(ts, a):
+    logits, tokens, _parent, _seq, draft_q, sampling, seed = ts
+    if logits.rank != 3 or tokens.rank != 2 or not dims_equal(logits.shape[1], tokens.shape[1]):
+        raise IRError(f"kiln.tree_accept: logits [1, N, V] and tokens [1, N] disagree: {logits} / {tokens}")
+    if draft_q.rank != 2 or sampling.shape != (3,) or seed.shape != (1,):
+        raise IRError("kiln.tree_accept: expects draft_q [N, V or 0], sampling [3] and seed [1]")
+    n = tokens.shape[1]
+    return [TensorType(DType.i64, (n,)), TensorType(DType.i64, (n,))]
+
+
+def _accept_ref(ctx, logits, tokens, parent, seq, draft_q, sampling, seed):
+    """Per sequence, from the root: greedy accepts the child whose token is the argmax; sampling tries
+    the children in order, accepting child c with probability min(1, p(t_c) / q_c(t_c)) and otherwise
+    replacing p by the normalised residual max(p - q_c, 0) (q_c one-hot when draft_q has no columns).
+    The node where the walk stops gets the next token: the argmax, or a sample of the last p."""
+    temperature, top_p, top_k = float(sampling[0]), float(sampling[1]), int(sampling[2])
+    n = tokens.shape[1]
+    accepted = torch.zeros(n, dtype=torch.long)
+    nxt = torch.full((n,), -1, dtype=torch.long)
+    toks, par = tokens[0].tolist(), parent.tolist()
+    gen = torch.Generator().manual_seed(int(seed[0]))
+    one_hot = draft_q.shape[1] == 0
+    for _, i, j in seq_runs(seq.tolist()):
+        kids = _children(par, i, j)
+        u = i
+        accepted[u] = 1
+        while True:
+            row = logits[0, u]
+            if temperature == 0:
+                best = int(row.argmax())
+                hit = next((c for c in kids[u] if toks[c] == best), None)
+                if hit is None:
+                    nxt[u] = best
+                    break
+                u = hit
+            else:
+                p = filtered_probs(row, temperature, top_k, top_p)
+                hit = None
+                for c in kids[u]:
+                    t = toks[c]
+                    q = None if one_hot else draft_q[c].float()
+                    qt = 1.0 if q is None else float(q[t])
+                    if qt > 0 and float(torch.rand((), generator=gen)) * qt < float(p[t]):
+                        hit = c
+                        break
+                    resid = p.clone()
+                    if q is None:
+                        resid[t] = 0
+                    else:
+                        resid = (resid - q).clamp_min(0)
+                    if float(resid.sum()) > 0:  # p == q: no residual mass, keep p (never sampled from)
+                        p = resid / resid.sum()
+                if hit is None:
+                    nxt[u] = int(torch.multinomial(p, 1, generator=gen))
+                    break
+                u = hit
+            accepted[u] = 1
+    return [accepted, nxt]
+
+
+declare("kiln.tree_accept",
+        "The accept step: per sequence, walk the tree of packed nodes (`parent` [N], -1 at each root) "
+        "from its root with the target's logits [1, N, V]; `sampling` = (temperature, top_p, top_k), "
+        "temperature 0 is greedy; `draft_q` [N, V] is each node's draft distribution ([N, 0]: one-hot). "
+        "Results: accepted [N] (1 on the accepted path, root included) and next [N] (the new token at "
+        "the node where the walk stopped, -1 elsewhere).",
+        operands=(7, 7), shape=_accept_shape, reference=_accept_ref)
+
+
+def _commit_shape(ts, a):
+    cache, _accepted, slot, _pos, seq, table = ts
+    _cache_check("kiln.cache_commit", cache, TensorType(cache.dtype, (1, 1, "N", 1)), slot, seq, table)
+    return [cache]
+
+
+def _commit_ref(ctx, cache, accepted, slot, pos, seq, table):
+    keep = accepted.nonzero().flatten()
+    src, dst = slot[keep], pos[keep]
+    move = src != dst
+    if bool(move.any()):
+        src, dst, s = src[move], dst[move], seq[keep][move]
+        bs = cache.shape[3]
+        # accepted nodes in packed order have increasing depth, and depth <= index: every source is
+        # read before a later move can overwrite it, so one gather-then-scatter is safe
+        rows = cache[:, table[s, torch.div(src, bs, rounding_mode="floor")], :, src % bs].clone()
+        cache[:, table[s, torch.div(dst, bs, rounding_mode="floor")], :, dst % bs] = rows
+    return cache
+
+
+declare("kiln.cache_commit",
+        "Move the keys or values of the accepted nodes (accepted [N] != 0) of every layer from their `slot` "
+        "to their position `pos`, in place; the result is the cache.",
+        operands=(6, 6), traits=("inplace",), shape=_commit_shape, reference=_commit_ref)

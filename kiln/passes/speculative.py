@@ -1,0 +1,277 @@
+"""The ``speculative`` pass: draft/verify programs for speculative decoding.
+
+It runs after ``kv-cache`` and adds, next to ``prefill`` and ``decode``:
+
+- ``verify``: the target's decode program over a packed *token tree* per sequence (a chain is the
+  tree with one child per node). Cache writes go to each node's ``slot``; attention is
+  ``kiln.cache_tree_attention`` with a tree mask; then ``kiln.tree_accept`` (the accept step:
+  greedy argmax match, or the rejection rule with the residual distribution when sampling) and
+  ``kiln.cache_commit`` (the accepted nodes' keys and values moved to their positions, i.e. the
+  rollback of every rejected node) run in the same program. One call of ``verify`` is a whole
+  verify-accept-rollback step; the runtime loops draft -> verify.
+- a drafter, chosen by ``drafter``:
+  - ``model``: a separate small model (compiled by the caller with its own ``kv-cache`` pass and
+    given as ``draft_module``); its ``prefill``/``decode`` become ``draft_prefill``/``draft_decode``,
+    its weights are renamed ``draft.*``, and its cache is described by ``meta.draft_kv_cache``;
+  - ``self``: the target with ``skip`` of its layers skipped (weights shared by name). The pass
+    chooses the layers by measured greedy agreement with the full model on ``calibration`` token
+    windows (held-out text, given by the caller), removing one layer at a time, the one whose
+    removal keeps agreement highest; the choice and its agreement are recorded;
+  - ``ngram``: no program. The runtime drafts a token tree from the text so far: the continuation of
+    the longest earlier match of the last tokens (prompt lookup) as one branch, and the target's own
+    top candidates after each token, recycled from earlier verify steps (``tree`` gives the most
+    nodes per depth of that part; the lookup branch is at most ``k`` tokens).
+- the draft length: ``k`` tokens at most; ``adaptive`` > 0 stops drafting a sequence once the draft's
+  top probability falls below it (model and self drafters).
+
+All choices go to ``meta.speculative`` (the manifest's ``model.speculative``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kiln.errors import KilnError
+from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
+from kiln.ir.core import Module, Program, Value
+from kiln.ir.match import erase_unused
+from kiln.ir.types import DType, TensorType
+from kiln.passes.base import Pass, register
+
+DRAFTERS = ("model", "self", "ngram")
+_LAYER = re.compile(r"\.(?:layers|h)\.(\d+)\.")
+
+
+def _arg(prog: Program, hint: str) -> Value:
+    for a in prog.args:
+        if a.hint == hint:
+            return a
+    raise KilnError(f"speculative: program {prog.name!r} has no {hint!r} argument (was kv-cache applied?)")
+
+
+def cache_chain_end(prog: Program, cache: Value) -> Value:
+    """The last value of the in-place chain of ``kiln.cache_write`` ops that starts at ``cache``."""
+    cur = cache
+    for op in prog.walk("kiln.cache_write"):
+        if op.operands[0] is cur:
+            cur = op.result
+    return cur
+
+
+def build_verify(decode: Program) -> Program:
+    prog = decode.clone()
+    prog.name = "verify"
+    ids, pos, seq, table = (_arg(prog, h) for h in ("input_ids", "pos", "seq", "block_table"))
+    kc, vc = _arg(prog, "k_cache"), _arg(prog, "v_cache")
+    n = pos.type.shape[0]
+    slot = prog.add_arg(TensorType(DType.i64, (n,)), "slot")
+    mask = prog.add_arg(TensorType(DType.i1, (n, n)), "tree_mask")
+    parent = prog.add_arg(TensorType(DType.i64, (n,)), "parent")
+    logits = prog.outputs[0]
+    draft_q = prog.add_arg(TensorType(DType.f32, (n, "Q")), "draft_q")
+    sampling = prog.add_arg(TensorType(DType.f32, (3,)), "sampling")
+    seed = prog.add_arg(TensorType(DType.i64, (1,)), "seed")
+    for op in prog.walk("kiln.cache_write"):
+        op.set_operand(2, slot)  # nodes are written to their slots, not their positions
+    for op in prog.walk("kiln.cache_attention"):
+        q, k, v = op.operands[:3]
+        new = prog.create("kiln.cache_tree_attention", [q, k, v, slot, seq, table, mask], dict(op.attrs),
+                          before=op).result
+        prog.replace_op(op, [new])
+    acc = prog.create("kiln.tree_accept", [logits, ids, parent, seq, draft_q, sampling, seed])
+    accepted, nxt = acc.results
+    for c in (kc, vc):
+        prog.create("kiln.cache_commit", [cache_chain_end(prog, c), accepted, slot, pos, seq, table])
+    prog.set_outputs([accepted, nxt, logits])
+    return prog
+
+
+# -- layer skipping (self-speculation) ---------------------------------------------------------
+
+def layer_inputs(prog: Program) -> dict[int, Value]:
+    """The residual stream entering each decoder layer: the input of the layer's first norm."""
+    first: dict[int, Any] = {}
+    for i, op in enumerate(prog.ops):
+        if op.name != "kiln.weight":
+            continue
+        m = _LAYER.search(op.attrs["name"])
+        if m:
+            for u in op.result.users:
+                j = prog.index_of(u)
+                if int(m.group(1)) not in first or j < first[int(m.group(1))][0]:
+                    first[int(m.group(1))] = (j, u)
+    out = {}
+    for layer, (_, op) in sorted(first.items()):
+        if op.name not in ("kiln.rms_norm", "kiln.layer_norm"):
+            raise KilnError(f"speculative: layer {layer} does not start with a norm ({op.name}); "
+                            "cannot find its residual input to skip it")
+        out[layer] = op.operands[0]
+    return out
+
+
+def skip_layers(prog: Program, skip: set[int]) -> int:
+    """Remove decoder layers ``skip`` (never the last) from ``prog``: each skipped layer's output is
+    replaced by its input. Cache ops of the remaining layers are renumbered and the cache arguments
+    retyped; returns the number of layers left."""
+    ins = layer_inputs(prog)
+    n_layers = len(ins)
+    if not skip:
+        return n_layers
+    if max(skip) >= n_layers - 1 or min(skip) < 0:
+        raise KilnError(f"speculative: can skip layers 0..{n_layers - 2} of {n_layers}, not {sorted(skip)}")
+
+    def resolved(layer: int) -> Value:
+        return resolved(layer - 1) if layer - 1 in skip else ins[layer]
+
+    for layer in sorted(skip):
+        prog.replace_all_uses(ins[layer + 1], resolved(layer))
+    erase_unused(prog)
+    for op in list(prog.walk("kiln.cache_write")):
+        if op.attrs["layer"] in skip:
+            prog.replace_all_uses(op.result, op.operands[0])
+            prog.erase(op)
+    erase_unused(prog)
+    kept = [layer for layer in range(n_layers) if layer not in skip]
+    renum = {old: new for new, old in enumerate(kept)}
+    for op in prog.ops:
+        if "layer" in op.attrs and op.name.startswith("kiln.cache"):
+            op.attrs["layer"] = renum[op.attrs["layer"]]
+    for v in [*prog.args, *(r for op in prog.ops for r in op.results)]:
+        if v.type.rank == 5 and v.type.shape[0] == n_layers and v.type.shape[1] == "NB":
+            v.type = TensorType(v.type.dtype, (len(kept), *v.type.shape[1:]))
+    return len(kept)
+
+
+def agreement(module: Module, skip: set[int], calibration: torch.Tensor, reference: torch.Tensor) -> float:
+    """Share of calibration positions where the skipped model's argmax equals the full model's."""
+    from kiln.codegen.cpu import CpuProgram
+
+    fwd = module["forward"].clone()
+    skip_layers(fwd, skip)
+    with torch.no_grad():
+        got = CpuProgram(fwd, module.weights)(calibration)[0].argmax(-1)
+    return float((got == reference).float().mean())
+
+
+@register
+@dataclass
+class Speculative(Pass):
+    name = "speculative"
+    summary = ("verify program (token-tree attention, accept step, cache rollback) and a drafter "
+               "(drafter=model|self|ngram, k, adaptive, tree, skip)")
+    drafter: str = "ngram"
+    k: int = 6
+    adaptive: float = 0.0
+    tree: str = "3,2,2,1,1,1"
+    skip: int = 0
+    # set by the compiler, not options: the compiled draft model, and token windows [B, T] of held-out text
+    draft_module: Module | None = field(default=None, init=False, repr=False)
+    calibration: torch.Tensor | None = field(default=None, init=False, repr=False)
+    draft_source: str = field(default="", init=False, repr=False)
+
+    def apply(self, module: Module) -> bool:
+        if self.drafter not in DRAFTERS:
+            raise KilnError(f"speculative: drafter must be one of {', '.join(DRAFTERS)}, got {self.drafter!r}")
+        if not isinstance(self.k, int) or not 1 <= self.k <= 32:
+            raise KilnError(f"speculative: k (the draft length) must be in [1, 32], got {self.k!r}")
+        if not 0 <= self.adaptive < 1:
+            raise KilnError(f"speculative: adaptive (a confidence threshold) must be in [0, 1), got {self.adaptive}")
+        widths = self._widths()
+        if "decode" not in module.programs:
+            raise KilnError("speculative: the module has no decode program; run the kv-cache pass first")
+        if "verify" in module.programs:
+            return False
+        if "scales" in (module.meta.get("kv_cache") or {}):
+            raise KilnError("speculative: verifying over an int8 KV cache (quantize-kv) is not built yet; "
+                            "use a float KV cache with --draft")
+        module.add(build_verify(module["decode"]))
+        self.stats["verify"] += 1
+        info: dict[str, Any] = {"drafter": self.drafter, "k": self.k, "adaptive": self.adaptive,
+                                "policy": f"adaptive (stop below {self.adaptive})" if self.adaptive else "fixed"}
+        if self.drafter == "model":
+            self._merge_draft(module, info)
+        elif self.drafter == "self":
+            self._self_draft(module, info)
+        else:
+            info["tree"] = widths
+            info["tree_nodes"] = _tree_nodes(widths)
+            info["policy"] = "token tree: prompt lookup branch + recycled top candidates"
+        module.meta["speculative"] = info
+        self.decisions.update(info)
+        return True
+
+    def _widths(self) -> list[int]:
+        try:
+            widths = [int(w) for w in str(self.tree).replace(";", ",").split(",") if w.strip()]
+        except ValueError:
+            raise KilnError(f"speculative: tree must be comma-separated widths per depth, got {self.tree!r}") from None
+        if not widths or any(w < 1 or w > 16 for w in widths) or len(widths) > 32 or _tree_nodes(widths) > 256:
+            raise KilnError(f"speculative: tree widths (nodes per depth) must be 1..16, at most 32 depths and 256 nodes; "
+                            f"got {self.tree!r}")
+        return widths
+
+    def _merge_draft(self, module: Module, info: dict) -> None:
+        d = self.draft_module
+        if d is None:
+            raise KilnError("speculative: drafter=model needs a draft model (kiln compile --draft MODEL_DIR)")
+        if "decode" not in d.programs or "draft_kv_cache" in d.meta:
+            raise KilnError("speculative: the draft model was not compiled with the kv-cache pass")
+        tv, dv = module.meta.get("vocab_size"), d.meta.get("vocab_size")
+        if tv != dv:
+            raise KilnError(f"speculative: the draft's vocabulary ({dv} tokens) differs from the target's ({tv}); "
+                            "a draft model must share the target's tokenizer")
+        for name in ("prefill", "decode"):
+            p = d[name].clone()
+            p.name = f"draft_{name}"
+            for op in p.walk("kiln.weight"):
+                op.attrs["name"] = "draft." + op.attrs["name"]
+            module.add(p)
+        for name in d.used_weights():
+            module.weights["draft." + name] = d.weights[name]
+        module.meta["draft_kv_cache"] = dict(d.meta["kv_cache"])
+        info["draft_source"] = self.draft_source
+        info["draft_params"] = int(sum(w.numel() for w in d.weights.values()))
+        info["draft_layers"] = d.meta["kv_cache"]["layers"]
+
+    def _self_draft(self, module: Module, info: dict) -> None:
+        n_layers = len(layer_inputs(module["forward"]))
+        if n_layers < 2:
+            raise KilnError("speculative: drafter=self needs a model of at least 2 layers")
+        want = self.skip or n_layers // 2
+        if not 1 <= want <= n_layers - 1:
+            raise KilnError(f"speculative: skip must be in [1, {n_layers - 1}] for this {n_layers}-layer model")
+        cal = self.calibration
+        if cal is None:
+            vocab = int(module.meta.get("vocab_size") or 2)
+            cal = torch.randint(0, vocab, (2, 64), generator=torch.Generator().manual_seed(0))
+        from kiln.codegen.cpu import CpuProgram
+
+        with torch.no_grad():
+            ref = CpuProgram(module["forward"], module.weights)(cal)[0].argmax(-1)
+        skip: set[int] = set()
+        trace = []
+        while len(skip) < want:  # greedy: drop the layer whose removal keeps agreement highest
+            best = max((agreement(module, skip | {layer}, cal, ref), -layer)
+                       for layer in range(n_layers - 1) if layer not in skip)
+            skip.add(-best[1])
+            trace.append({"skip": sorted(skip), "agreement": round(best[0], 4)})
+            self.stats["layer-trials"] += n_layers - len(skip)
+        for name in ("prefill", "decode"):
+            p = module[name].clone()
+            p.name = f"draft_{name}"
+            left = skip_layers(p, skip)
+            module.add(p)
+        cache = dict(module.meta["kv_cache"])
+        cache["layers"] = left
+        cache["bytes_per_token"] = cache["bytes_per_token"] * left // n_layers
+        module.meta["draft_kv_cache"] = cache
+        info.update({"skip_layers": sorted(skip), "draft_layers": left, "agreement": trace[-1]["agreement"],
+                     "search": trace, "calibration_tokens": int(cal.numel())})
+
+
+def _tree_nodes(widths: list[int]) -> int:
+    return sum(widths)

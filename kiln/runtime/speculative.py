@@ -1,0 +1,370 @@
+"""Speculative generation: the draft -> verify loop over the programs of the ``speculative`` pass.
+
+Per sequence the runtime keeps every committed token; the target's cache holds all of them but the
+last (the *root* of the next tree). A round, for the live sequences that have no committed token
+waiting to be handed out:
+
+1. draft: a token tree per sequence (a chain from a draft model or the layer-skipping self-draft;
+   a tree from prompt lookup and recycled candidates for the n-gram drafter);
+2. verify: one call of the ``verify`` program scores every node of every tree, accepts a path
+   (greedy: argmax matches; sampling: the rejection rule), picks the next token where the path
+   stops, and moves the accepted keys and values into place in the cache (rejected nodes are
+   rolled back by never being read: attention reads only slots below a query's own);
+3. the accepted tokens and the next token are committed (cut at a stop token or at
+   ``max_new_tokens``).
+
+Committed tokens are handed out one per sequence per step, as the plain decoder does, so callers
+(``generate``, ``stream``, ``kiln run``) see the same interface; ``stats`` counts verify calls,
+drafted and accepted tokens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterator
+
+import torch
+
+from kiln.codegen.cpu import CpuProgram
+from kiln.errors import KilnError
+from kiln.ir.ops_spec import filtered_probs
+from kiln.runtime.kvcache import KVAllocator
+
+LOOKUP_NGRAM = 3  # prompt lookup matches the last 3, 2 or 1 tokens, longest first
+RECYCLE_TOP = 8  # candidates kept per token by the recycling table
+
+
+class Tree:
+    """One sequence's draft: node 0 is the root (the last committed token); ``q`` holds the draft
+    distribution of each node (None for deterministic drafts)."""
+
+    def __init__(self, root: int):
+        self.tokens = [root]
+        self.parent = [-1]
+        self.depth = [0]
+        self.q: list[torch.Tensor | None] = [None]
+        self.kids: list[dict[int, int]] = [{}]
+
+    def add(self, parent: int, token: int, q: torch.Tensor | None = None) -> int:
+        hit = self.kids[parent].get(token)
+        if hit is not None:
+            return hit
+        self.tokens.append(token)
+        self.parent.append(parent)
+        self.depth.append(self.depth[parent] + 1)
+        self.q.append(q)
+        self.kids.append({})
+        self.kids[parent][token] = len(self.tokens) - 1
+        return len(self.tokens) - 1
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def mask(self) -> torch.Tensor:
+        n = len(self.tokens)
+        m = torch.zeros(n, n, dtype=torch.bool)
+        for i in range(n):
+            j = i
+            while j >= 0:
+                m[i, j] = True
+                j = self.parent[j]
+        return m
+
+
+class NgramDrafter:
+    """Model-free drafts: the continuation of the longest earlier match of the last tokens (prompt
+    lookup, CopySpec style) as one branch, and a tree of the target's own top candidates after each
+    token, recycled from earlier verify steps (Token Recycling style)."""
+
+    def __init__(self, k: int, widths: list[int]):
+        self.k = k
+        self.widths = widths
+        self.succ: dict[int, list[int]] = {}  # token -> candidate next tokens, best first
+        self.index: list[dict[int, dict[tuple, int]]] = []  # per sequence: n -> n-gram -> end index
+        self.indexed: list[int] = []
+
+    def start(self, prompts: list[list[int]]) -> None:
+        self.succ = {}
+        self.index = [{n: {} for n in range(1, LOOKUP_NGRAM + 1)} for _ in prompts]
+        self.indexed = [0] * len(prompts)
+        for p in prompts:
+            for a, b in itertools.pairwise(p):
+                self.succ[a] = [b, *(t for t in self.succ.get(a, []) if t != b)][:RECYCLE_TOP]
+
+    def _update_index(self, s: int, toks: list[int]) -> None:
+        # n-grams ending before the last token: the current suffix must not match itself
+        for end in range(max(self.indexed[s], 1), len(toks)):
+            for n, table in self.index[s].items():
+                if end >= n:
+                    table[tuple(toks[end - n:end])] = end
+        self.indexed[s] = max(self.indexed[s], len(toks))
+
+    def lookup(self, s: int, toks: list[int]) -> list[int]:
+        self._update_index(s, toks)
+        for n in range(LOOKUP_NGRAM, 0, -1):
+            if len(toks) < n:
+                continue
+            end = self.index[s][n].get(tuple(toks[-n:]))
+            if end is not None:
+                return toks[end:end + self.k]
+        return []
+
+    def draft(self, s: int, toks: list[int], budget: int) -> Tree:
+        tree = Tree(toks[-1])
+        if budget <= 0:
+            return tree
+        node = 0
+        for t in self.lookup(s, toks)[:budget]:
+            node = tree.add(node, t)
+        level = [0]
+        for d, width in enumerate(self.widths[:budget]):
+            nxt: list[int] = []
+            rank = 0
+            while len(nxt) < width and rank < RECYCLE_TOP:  # first candidates of every parent, then second ...
+                for p in level:
+                    cands = self.succ.get(tree.tokens[p], [])
+                    if rank < len(cands) and len(nxt) < width:
+                        nxt.append(tree.add(p, cands[rank]))
+                rank += 1
+            level = [n for n in dict.fromkeys(nxt) if tree.depth[n] == d + 1]
+            if not level:
+                break
+        return tree
+
+    def observe(self, tokens: list[int], logits: torch.Tensor) -> None:
+        """Recycle the target's top candidates after each verified node [N, V]."""
+        top = torch.topk(logits, min(RECYCLE_TOP, logits.shape[-1]), dim=-1).indices.tolist()
+        for t, cands in zip(tokens, top):
+            self.succ[t] = cands
+
+
+class ModelDrafter:
+    """Chains from a draft model (a separate small model, or the target with layers skipped) with
+    its own KV cache; ``adaptive`` > 0 stops a chain once the draft's top probability falls below it."""
+
+    def __init__(self, rt, k: int, adaptive: float):
+        m = rt.module
+        self.prefill = CpuProgram(m["draft_prefill"], m.weights)
+        self.decode = CpuProgram(m["draft_decode"], m.weights)
+        self.kv = KVAllocator(m.meta["draft_kv_cache"], rt.max_positions, rt.kv.capacity_tokens, rt.kv.device)
+        self.k, self.adaptive = k, adaptive
+        self.blocks: list[list[int]] | None = None
+        self.known: list[int] = []  # per sequence: positions of its tokens in the draft cache
+
+    def start(self, lengths: list[int]) -> None:
+        self.blocks = self.kv.reserve([min(n, self.kv.max_positions) for n in lengths])
+        self.table = self.kv.table(self.blocks)
+        self.known = [0] * len(lengths)
+
+    def finish(self) -> None:
+        if self.blocks is not None:
+            self.kv.release(self.blocks)
+            self.blocks = None
+
+    def _pick(self, logits: torch.Tensor, sampling, gen) -> tuple[list[int], list[torch.Tensor | None], list[float]]:
+        temperature, top_k, top_p = sampling
+        if temperature == 0:
+            probs = torch.softmax(logits.float(), -1) if self.adaptive else None
+            picked = logits.argmax(-1).tolist()
+            conf = probs.max(-1).values.tolist() if probs is not None else [1.0] * len(picked)
+            return picked, [None] * len(picked), conf
+        q = filtered_probs(logits, temperature, top_k, top_p)
+        picked = torch.multinomial(q, 1, generator=gen).squeeze(-1).tolist()
+        return picked, list(q), q.max(-1).values.tolist()
+
+    def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling, gen) -> list[Tree]:
+        kc, vc = self.kv.tensors()
+        trees = [Tree(t[-1]) for t in toks]
+        # catch the draft cache up with each sequence's committed tokens, then draft the first token
+        flat = [(j, p, toks[j][p]) for j, s in enumerate(seqs) for p in range(self.known[s], len(toks[j]))]
+        ids = torch.tensor([[t for _, _, t in flat]], dtype=torch.long)
+        pos = torch.tensor([p for _, p, _ in flat], dtype=torch.long)
+        row = torch.tensor([seqs[j] for j, _, _ in flat], dtype=torch.long)
+        ends = [i for i, (j, p, _) in enumerate(flat) if p == len(toks[j]) - 1]
+        logits = self.prefill(ids, pos, row, self.table, kc, vc, torch.tensor(ends, dtype=torch.long))[0][0]
+        for j, s in enumerate(seqs):
+            self.known[s] = len(toks[j])
+        live = [j for j in range(len(seqs)) if budgets[j] > 0]
+        picked, qs, _ = self._pick(logits, sampling, gen)
+        leaf = [0] * len(seqs)
+        for j in live:
+            leaf[j] = trees[j].add(0, picked[j], qs[j])
+        for step in range(1, self.k):
+            live = [j for j in live if budgets[j] > step]
+            if not live:
+                break
+            ids = torch.tensor([[trees[j].tokens[leaf[j]] for j in live]], dtype=torch.long)
+            pos = torch.tensor([len(toks[j]) - 1 + step for j in live], dtype=torch.long)
+            row = torch.tensor([seqs[j] for j in live], dtype=torch.long)
+            logits = self.decode(ids, pos, row, self.table, kc, vc)[0][0]
+            picked, qs, conf = self._pick(logits, sampling, gen)
+            keep = []
+            for r, j in enumerate(live):
+                if self.adaptive and conf[r] < self.adaptive:
+                    continue  # SpecDec++-style: stop this chain where the draft is unsure
+                leaf[j] = trees[j].add(leaf[j], picked[r], qs[r])
+                keep.append(j)
+            live = keep
+        return trees
+
+    def accepted(self, s: int, committed_before: int, drafted: int, accepted: int) -> None:
+        # the draft fed its tokens 1..drafted-1; those the target accepted stay valid in its cache
+        self.known[s] = committed_before + min(accepted, max(drafted - 1, 0))
+
+
+class SpecDecoder:
+    def __init__(self, rt):
+        m = rt.module
+        self.rt = rt
+        self.info = dict(m.meta.get("speculative") or {})
+        self.verify = CpuProgram(m["verify"], m.weights)
+        drafter = self.info.get("drafter")
+        k = int(self.info.get("k", 4))
+        if drafter == "ngram":
+            self.drafter: NgramDrafter | ModelDrafter = NgramDrafter(k, list(self.info.get("tree", [])))
+            self.max_nodes = 1 + k + sum(self.info.get("tree", []))
+        elif drafter in ("model", "self"):
+            if "draft_decode" not in m.programs or "draft_kv_cache" not in m.meta:
+                raise KilnError(f"the artifact's {drafter} drafter has no draft_decode program or draft cache")
+            self.drafter = ModelDrafter(rt, k, float(self.info.get("adaptive", 0.0)))
+            self.max_nodes = 1 + k
+        else:
+            raise KilnError(f"the artifact's speculative drafter {drafter!r} is unknown to this runtime")
+        self.stats = {"verify_calls": 0, "drafted": 0, "accepted": 0, "committed": 0, "sequence_rounds": 0}
+
+    def stream(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[list]:
+        rt, kv = self.rt, self.rt.kv
+        self.stats = {k: 0 for k in self.stats}
+        extra = self.max_nodes - 1  # tree slots beyond the committed tokens
+        lengths = [min(len(p) + max_new - 1 + extra, rt.max_positions) for p in prompts]
+        blocks = kv.reserve(lengths)
+        model = isinstance(self.drafter, ModelDrafter)
+        try:
+            if model:
+                self.drafter.start(lengths)
+            else:
+                self.drafter.start(prompts)
+            kc, vc = kv.tensors()
+            table = kv.table(blocks)
+            t0 = time.perf_counter()
+            first = rt._prefill(prompts, kc, vc, table)
+            t1 = time.perf_counter()
+            from kiln.runtime.generate import sample_next
+
+            toks = [list(p) for p in prompts]
+            queue: list[deque] = [deque() for _ in prompts]
+            done = [False] * len(prompts)
+            made = [0] * len(prompts)
+            for s, t in enumerate(sample_next(first, temperature, top_k, top_p, gen).tolist()):
+                self._commit(s, [t], toks, queue, done, made, max_new, stops)
+            sampling = torch.tensor([temperature, top_p, float(top_k)], dtype=torch.float32)
+            while True:
+                if all(queue[s] or done[s] for s in range(len(prompts))):
+                    if not any(queue):
+                        break
+                    yield [queue[s].popleft() if queue[s] else None for s in range(len(prompts))]
+                    continue
+                active = [s for s in range(len(prompts)) if not queue[s] and not done[s]]
+                self._round(active, toks, queue, done, made, max_new, stops, lengths, table, kc, vc, sampling,
+                            (temperature, top_k, top_p), gen)
+            rt.last_stats = {"prefill_seconds": t1 - t0, "decode_seconds": time.perf_counter() - t1,
+                             "prompt_tokens": sum(len(p) for p in prompts), **self.summary()}
+        finally:
+            kv.release(blocks)
+            if model:
+                self.drafter.finish()
+
+    def _commit(self, s, new, toks, queue, done, made, max_new, stops) -> None:
+        new = new[:max_new - made[s]]
+        for i, t in enumerate(new):
+            if t in stops:
+                new = new[:i + 1]
+                done[s] = True
+                break
+        toks[s].extend(new)
+        queue[s].extend(new)
+        made[s] += len(new)
+        self.stats["committed"] += len(new)
+        if made[s] >= max_new:
+            done[s] = True
+
+    def _round(self, active, toks, queue, done, made, max_new, stops, lengths, table, kc, vc, sampling, samp, gen):
+        rt = self.rt
+        # budget: drafted depth d yields up to d + 1 tokens; node slots must stay in the reservation
+        budgets = [min(max_new - made[s] - 1, lengths[s] - len(toks[s]), rt.max_positions - len(toks[s]))
+                   for s in active]
+        if isinstance(self.drafter, ModelDrafter):
+            trees = self.drafter.draft(active, [toks[s] for s in active], budgets, samp, gen)
+        else:
+            trees = [self.drafter.draft(s, toks[s], b) for s, b in zip(active, budgets)]
+        for j, (s, tree) in enumerate(zip(active, trees)):  # the slot limit binds whole trees, not depth
+            room = lengths[s] - len(toks[s]) + 1
+            if len(tree) > room:
+                trees[j] = _truncate(tree, room)
+        ids, pos, seq, slot, parent = [], [], [], [], []
+        for s, tree in zip(active, trees):
+            base = len(toks[s]) - 1
+            off = len(ids)
+            ids += tree.tokens
+            pos += [base + d for d in tree.depth]
+            slot += [base + i for i in range(len(tree))]
+            seq += [s] * len(tree)
+            parent += [p + off if p >= 0 else -1 for p in tree.parent]
+        n = len(ids)
+        mask = torch.zeros(n, n, dtype=torch.bool)
+        off = 0
+        for tree in trees:
+            mask[off:off + len(tree), off:off + len(tree)] = tree.mask()
+            off += len(tree)
+        sampled_q = samp[0] > 0 and any(q is not None for t in trees for q in t.q)
+        if sampled_q:
+            q = torch.zeros(n, rt.vocab_size)
+            off = 0
+            for tree in trees:
+                for i, qi in enumerate(tree.q):
+                    if qi is not None:
+                        q[off + i] = qi
+                off += len(tree)
+        else:
+            q = torch.zeros(n, 0)
+        seed = torch.randint(0, 2**62, (1,), generator=gen) if gen is not None else torch.randint(0, 2**62, (1,))
+        accepted, nxt, logits = self.verify(_i64([ids]), _i64(pos), _i64(seq), table, kc, vc, _i64(slot), mask,
+                                            _i64(parent), q, sampling, seed)
+        self.stats["verify_calls"] += 1
+        if isinstance(self.drafter, NgramDrafter):
+            self.drafter.observe(ids, logits[0])
+        acc, nx = accepted.tolist(), nxt.tolist()
+        off = 0
+        for s, tree in zip(active, trees):
+            path = [i for i in range(len(tree)) if acc[off + i]]
+            bonus = next(nx[off + i] for i in range(len(tree)) if nx[off + i] >= 0)
+            before = len(toks[s])
+            self.stats["drafted"] += len(tree) - 1
+            self.stats["accepted"] += len(path) - 1
+            self.stats["sequence_rounds"] += 1
+            self._commit(s, [tree.tokens[i] for i in path[1:]] + [bonus], toks, queue, done, made, max_new, stops)
+            if isinstance(self.drafter, ModelDrafter):
+                self.drafter.accepted(s, before, len(tree) - 1, len(path) - 1)
+            off += len(tree)
+
+    def summary(self) -> dict:
+        st = self.stats
+        rounds = max(st["sequence_rounds"], 1)
+        return {"speculative": self.info.get("drafter"), "verify_calls": st["verify_calls"],
+                "accepted_per_verify": round((st["accepted"] + st["sequence_rounds"]) / rounds, 3),
+                "acceptance_rate": round(st["accepted"] / st["drafted"], 4) if st["drafted"] else 0.0,
+                "drafted_tokens": st["drafted"], "accepted_tokens": st["accepted"]}
+
+
+def _i64(x) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.long)
+
+
+def _truncate(tree: Tree, n: int) -> Tree:
+    """The first ``n`` nodes (parents come before children, so it is still a tree)."""
+    out = Tree(tree.tokens[0])
+    for i in range(1, n):
+        out.add(tree.parent[i], tree.tokens[i], tree.q[i])
+    return out

@@ -1,0 +1,299 @@
+"""Speculative decoding: the ``speculative`` pass, its ops, the draft -> verify runtime loop.
+
+Greedy speculative output must equal plain greedy output token for token (every drafter, both
+cache layouts, one prompt and a batch of three); sampling must preserve the target distribution
+(chi-square tests of the accept op with a fixed seed); a verify step must leave the cache holding
+exactly the accepted sequence (logits after many rejected trees equal a fresh full forward).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import kiln
+from kiln.errors import KilnError
+from kiln.ir.ops_spec import _accept_ref, filtered_probs
+from kiln.passes.speculative import skip_layers
+
+BUNDLED = Path(__file__).resolve().parents[1] / "examples" / "models"
+TARGET, DRAFT = str(BUNDLED / "kiln-code-target"), str(BUNDLED / "kiln-code-draft")
+_ARTS: dict = {}
+
+
+def _compiled(model: str, draft: str | None, pipeline: str = "default", **kw):
+    key = (model, draft, pipeline, tuple(sorted(kw.items())))
+    if key not in _ARTS:
+        _ARTS[key] = kiln.compile(model, pipeline=pipeline, draft=draft, **kw)
+    return _ARTS[key]
+
+
+def _prompts(rt, n: int) -> list[list[int]]:
+    from kiln import data
+
+    texts = [f.text for f in data.heldout_files(200000) if len(f.text) > 2000]
+    return [rt.encode(t[500 + 200 * i: 800 + 200 * i])[-(20 + 9 * i):] for i, t in enumerate(texts[:n])]
+
+
+# -- greedy: identical tokens -----------------------------------------------------------------
+
+@pytest.mark.parametrize("pipeline", ["default", "paged"])
+@pytest.mark.parametrize("drafter", ["ngram", "self", "model"])
+def test_greedy_speculative_equals_plain_greedy_on_the_bundled_model(drafter, pipeline):
+    art = _compiled(TARGET, DRAFT if drafter == "model" else drafter, pipeline)
+    spec, plain = art.runtime(), art.runtime(speculative=False)
+    assert spec.spec is not None and plain.spec is None
+    prompts = _prompts(spec, 3)
+    one = plain.generate([prompts[0]], max_new_tokens=64, stop_at_eos=False)
+    assert spec.generate([prompts[0]], max_new_tokens=64, stop_at_eos=False) == one
+    stats = spec.last_stats
+    assert stats["verify_calls"] < 64 and stats["accepted_per_verify"] > 1.0
+    batch = plain.generate(prompts, max_new_tokens=40, stop_at_eos=False)
+    assert spec.generate(prompts, max_new_tokens=40, stop_at_eos=False) == batch
+
+
+@pytest.mark.parametrize("drafter", ["ngram", "self", "mistral-tiny"])
+def test_greedy_speculative_equals_plain_on_a_random_preset(drafter):
+    # random weights: drafts are mostly rejected, which exercises rollback on every step
+    art = _compiled("llama-tiny", drafter, "paged", spec_k=3)
+    spec, plain = art.runtime(), art.runtime(speculative=False)
+    prompts = [[5, 9, 5, 9, 5, 9, 5], [7] * 13, list(range(40, 61))]
+    want = plain.generate(prompts, max_new_tokens=50, stop_at_eos=False)
+    assert spec.generate(prompts, max_new_tokens=50, stop_at_eos=False) == want
+    assert [len(o) for o in want] == [len(p) + 50 for p in prompts]
+
+
+def test_stop_tokens_and_max_new_tokens_cut_accepted_runs():
+    art = _compiled(TARGET, "ngram")
+    spec, plain = art.runtime(), art.runtime(speculative=False)
+    p = _prompts(spec, 1)[0]
+    full = plain.generate([p], max_new_tokens=30, stop_at_eos=False)[0][len(p):]
+    stop = full[7]
+    want = plain.generate([p], max_new_tokens=30, stop_ids=[stop], stop_at_eos=False)
+    assert spec.generate([p], max_new_tokens=30, stop_ids=[stop], stop_at_eos=False) == want
+    assert want[0][-1] == stop and len(want[0]) <= len(p) + 8
+    for n in (1, 2, 5):
+        assert spec.generate([p], max_new_tokens=n, stop_at_eos=False) == \
+            plain.generate([p], max_new_tokens=n, stop_at_eos=False)
+    # the streaming interface yields one token per step here too
+    steps = list(spec.stream(torch.tensor([p]), max_new_tokens=12, stop_at_eos=False))
+    assert torch.stack(steps, 1)[0].tolist() == full[:12]
+
+
+def test_adaptive_draft_length_keeps_greedy_output():
+    art = _compiled(TARGET, DRAFT, spec_adaptive=0.6, spec_k=8)
+    assert art.module.meta["speculative"]["policy"].startswith("adaptive")
+    spec, plain = art.runtime(), art.runtime(speculative=False)
+    p = _prompts(spec, 2)[1]
+    assert spec.generate([p], max_new_tokens=48, stop_at_eos=False) == \
+        plain.generate([p], max_new_tokens=48, stop_at_eos=False)
+    st = spec.last_stats
+    assert st["drafted_tokens"] < 8 * st["verify_calls"]  # some chains stopped early
+
+
+# -- sampling: the target distribution is preserved ---------------------------------------------
+
+CHI2_DF5_P001 = 20.52  # chi-square critical value, 5 degrees of freedom, p = 0.001
+
+
+def _chi2(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    expected = probs * counts.sum()
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def _first_token(logits, tokens, parent, q, temperature, seed):
+    n = len(tokens)
+    acc, nxt = _accept_ref(None, logits, torch.tensor([tokens]), torch.tensor(parent), torch.zeros(n, dtype=torch.long),
+                           q, torch.tensor([temperature, 1.0, 0.0]), torch.tensor([seed]))
+    path = [i for i in range(n) if acc[i]]
+    return tokens[path[1]] if len(path) > 1 else int(nxt[path[0]])
+
+
+def test_accept_rule_with_a_sampled_draft_preserves_the_target_distribution():
+    g = torch.Generator().manual_seed(0)
+    v, t = 6, 0.8
+    logits = torch.randn(1, 3, v, generator=g) * 2
+    p = filtered_probs(logits[0, 0], t, 0, 1.0)
+    q_rows = torch.softmax(torch.randn(2, v, generator=g) * 2, -1)  # a draft that disagrees with the target
+    counts = torch.zeros(v)
+    for trial in range(6000):
+        d1 = int(torch.multinomial(q_rows[0], 1, generator=g))
+        d2 = int(torch.multinomial(q_rows[1], 1, generator=g))
+        q = torch.zeros(3, v)
+        q[1], q[2] = q_rows[0], q_rows[1]
+        counts[_first_token(logits, [0, d1, d2], [-1, 0, 1], q, t, trial)] += 1
+    assert _chi2(counts, p) < CHI2_DF5_P001, (counts, p)
+
+
+def test_accept_rule_over_a_deterministic_tree_preserves_the_target_distribution():
+    g = torch.Generator().manual_seed(1)
+    v, t = 6, 1.0
+    logits = torch.randn(1, 5, v, generator=g) * 1.5
+    p = filtered_probs(logits[0, 0], t, 0, 1.0)
+    top = p.argsort(descending=True).tolist()
+    # the root has three children (the two likeliest tokens and the least likely one), one of them a child
+    tokens, parent = [0, top[0], top[1], top[-1], top[2]], [-1, 0, 0, 0, 1]
+    counts = torch.zeros(v)
+    for trial in range(6000):
+        counts[_first_token(logits, tokens, parent, torch.zeros(5, 0), t, trial)] += 1
+    assert _chi2(counts, p) < CHI2_DF5_P001, (counts, p)
+    # and a greedy walk follows the argmax
+    assert _first_token(logits, tokens, parent, torch.zeros(5, 0), 0.0, 0) == top[0]
+
+
+def test_sampled_speculative_generation_is_reproducible_and_on_distribution():
+    art = _compiled(TARGET, DRAFT)
+    rt = art.runtime()
+    p = _prompts(rt, 1)[0]
+    kw = {"max_new_tokens": 24, "temperature": 0.9, "top_p": 0.95, "seed": 7, "stop_at_eos": False}
+    a, b = rt.generate([p], **kw), rt.generate([p], **kw)
+    assert a == b and rt.last_stats["verify_calls"] > 0
+    assert rt.generate([p], **{**kw, "seed": 8}) != a
+    # the text is from the model: its mean log-likelihood under the target is far above uniform
+    ids = torch.tensor(a)
+    logp = torch.log_softmax(art.runtime(speculative=False).logits(ids)[0, len(p) - 1:-1], -1)
+    mean = logp.gather(-1, ids[0, len(p):, None]).mean()
+    assert mean > -4.0 > -torch.log(torch.tensor(float(rt.vocab_size)))
+
+
+# -- rollback: the cache holds exactly the accepted sequence ----------------------------------
+
+@pytest.mark.parametrize("pipeline", ["default", "paged"])
+def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
+    art = _compiled("llama-tiny", "ngram", pipeline)
+    rt = art.runtime()
+    g = torch.Generator().manual_seed(3)
+    seqs = [torch.randint(3, 500, (n,), generator=g).tolist() for n in (9, 23)]
+    blocks = rt.kv.reserve([200, 200])
+    kc, vc = rt.kv.tensors()
+    table = rt.kv.table(blocks)
+    rt._prefill(seqs, kc, vc, table)
+    for s in seqs:
+        s.append(int(torch.randint(3, 500, (1,), generator=g)))
+    i64 = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    for step in range(12):
+        ids, pos, seq, slot, parent, blocks_of = [], [], [], [], [], []
+        for r, s in enumerate(seqs):
+            # a random tree: node i > 0 hangs under a random earlier node; on some steps the tree copies
+            # the greedy continuation so that long runs are accepted too
+            n = 1 + int(torch.randint(0, 7, (1,), generator=g))
+            par = [-1] + [int(torch.randint(0, i, (1,), generator=g)) for i in range(1, n)]
+            depth = [0] * n
+            for i in range(1, n):
+                depth[i] = depth[par[i]] + 1
+            toks = [s[-1]] + torch.randint(3, 500, (n - 1,), generator=g).tolist()
+            if step % 3 == 2:
+                cont = rt.generate([s], max_new_tokens=n, stop_at_eos=False)[0][len(s):]
+                par, depth, toks = [-1] + list(range(n - 1)), list(range(n)), [s[-1]] + cont[:n - 1]
+            off = len(ids)
+            ids += toks
+            pos += [len(s) - 1 + d for d in depth]
+            slot += [len(s) - 1 + i for i in range(n)]
+            seq += [r] * n
+            parent += [p + off if p >= 0 else -1 for p in par]
+            blocks_of.append((off, n))
+        n_all = len(ids)
+        mask = torch.zeros(n_all, n_all, dtype=torch.bool)
+        for off, n in blocks_of:
+            for i in range(n):
+                j = i
+                while j >= 0:
+                    mask[off + i, off + j] = True
+                    j = parent[off + j] - off if parent[off + j] >= 0 else -1
+        acc, nxt, logits = rt.spec.verify(i64([ids]), i64(pos), i64(seq), table, kc, vc, i64(slot), mask,
+                                          i64(parent), torch.zeros(n_all, 0), torch.tensor([0.0, 1.0, 0.0]),
+                                          i64([step]))
+        for r, (off, n) in enumerate(blocks_of):
+            path = [off + i for i in range(n) if acc[off + i]]
+            # the logits at the deepest accepted node are those of the full accepted sequence
+            full = seqs[r] + [ids[i] for i in path[1:]]
+            ref = rt.logits(torch.tensor([full]))[0, -1]
+            torch.testing.assert_close(logits[0, path[-1]], ref, atol=1e-4, rtol=1e-4)
+            seqs[r] = full + [int(nxt[path[-1]])]
+    # after all the rolled-back trees, a plain decode step sees exactly the committed sequences
+    out = rt.decode_prog(i64([[s[-1] for s in seqs]]), i64([len(s) - 1 for s in seqs]), i64([0, 1]), table, kc, vc)
+    for r, s in enumerate(seqs):
+        torch.testing.assert_close(out[0][0, r], rt.logits(torch.tensor([s]))[0, -1], atol=1e-4, rtol=1e-4)
+    rt.kv.release(blocks)
+
+
+# -- the pass: IR, choices, errors -----------------------------------------------------------
+
+def test_verify_program_and_manifest(tmp_path):
+    art = _compiled("llama-tiny", "ngram")
+    verify = art.module["verify"]
+    names = [op.name for op in verify.ops]
+    assert names.count("kiln.cache_tree_attention") == 2 and "kiln.cache_attention" not in names
+    assert names.count("kiln.tree_accept") == 1 and names.count("kiln.cache_commit") == 2
+    assert [a.hint for a in verify.args][-6:] == ["slot", "tree_mask", "parent", "draft_q", "sampling", "seed"]
+    art.save(tmp_path / "a.kiln")
+    loaded = kiln.load(tmp_path / "a.kiln")
+    spec = loaded.manifest["model"]["speculative"]
+    assert spec["drafter"] == "ngram" and spec["tree_nodes"] == sum(spec["tree"])
+    assert loaded.runtime().spec is not None
+
+
+def test_self_drafter_skips_measured_layers_and_shares_weights():
+    art = _compiled(TARGET, "self", spec_skip=2)
+    info = art.module.meta["speculative"]
+    assert len(info["skip_layers"]) == 2 and art.module.meta["draft_kv_cache"]["layers"] == 4
+    assert 0 < info["agreement"] <= 1 and info["search"][0]["agreement"] >= info["agreement"]
+    layers = {op.attrs["layer"] for op in art.module["draft_decode"].walk("kiln.cache_attention")}
+    assert layers == {0, 1, 2, 3}
+    used = {op.attrs["name"] for op in art.module["draft_decode"].walk("kiln.weight")}
+    assert used <= set(art.module.weights) and not any(n.startswith("draft.") for n in art.module.weights)
+    for layer in info["skip_layers"]:
+        assert not any(f"layers.{layer}." in n for n in used)
+
+
+def test_skip_layers_matches_a_model_without_those_layers():
+    from kiln.codegen.cpu import CpuProgram
+    from kiln.frontend.loader import load_model
+
+    art = _compiled(TARGET, None)
+    fwd = art.module["forward"].clone()
+    skip_layers(fwd, {1, 3})
+    hf = load_model(TARGET).model
+    hf.model.layers = torch.nn.ModuleList([m for i, m in enumerate(hf.model.layers) if i not in (1, 3)])
+    hf.config.num_hidden_layers = len(hf.model.layers)
+    for i, m in enumerate(hf.model.layers):
+        m.self_attn.layer_idx = i
+    ids = torch.randint(0, 4096, (1, 40), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(CpuProgram(fwd, art.module.weights)(ids)[0], hf(input_ids=ids).logits,
+                                   atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"draft": "gpt2-tiny", "model": "examples/models/kiln-code-target"}, "vocabulary"),
+    ({"draft": "ngram", "spec_k": 0}, "draft length"),
+    ({"draft": "ngram", "spec_tree": "3,x"}, "tree"),
+    ({"draft": "self", "spec_skip": 9}, "skip"),
+    ({"draft": None, "spec_k": 3}, "need --draft"),
+    ({"draft": "ngram", "pipeline": "cleanup"}, "kv-cache"),
+    ({"draft": "", "spec_k": 3}, "--draft needs"),
+])
+def test_bad_speculative_options_are_clear_errors(kw, msg):
+    kw = dict(kw)
+    model = kw.pop("model", "llama-tiny")
+    with pytest.raises(KilnError, match=msg):
+        kiln.compile(model, **kw)
+
+
+def test_cli_compile_run_reports_acceptance(tmp_path, capsys):
+    from kiln.cli import main
+
+    out = tmp_path / "s.kiln"
+    assert main(["compile", TARGET, "-o", str(out), "--draft", "ngram", "-q"]) == 0
+    assert "speculative: ngram drafter" in capsys.readouterr().out
+    assert main(["run", str(out), "--prompt", "def add(a, b):\n    return a + b\n\n\ndef ", "--max-new-tokens", "24",
+                 "--json", "--ignore-eos"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["new_tokens"] == 24 and rec["accepted_per_verify"] >= 1.0 and rec["verify_calls"] >= 1
+    assert main(["run", str(out), "--prompt", "x = 1", "--max-new-tokens", "4", "--json", "--no-speculative"]) == 0
+    assert "accepted_per_verify" not in json.loads(capsys.readouterr().out)
+    assert main(["dump", str(out), "--program", "verify"]) == 0
+    assert '"kiln.tree_accept"' in capsys.readouterr().out
