@@ -173,7 +173,7 @@ def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
     rt._prefill(seqs, kc, vc, table)
     for s in seqs:
         s.append(int(torch.randint(3, 500, (1,), generator=g)))
-    i64 = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    i64 = lambda x: torch.tensor(x, dtype=torch.long)
     for step in range(12):
         ids, pos, seq, slot, parent, blocks_of = [], [], [], [], [], []
         for r, s in enumerate(seqs):

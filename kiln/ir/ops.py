@@ -650,4 +650,4 @@ declare("kiln.aten", "An ATen op kiln does not lift, run through torch: `target`
         traits=("pure",), shape=None, reference=_aten_ref)
 
 from kiln.ir import ops_quant as _ops_quant  # noqa: F401  (quantized ops: int8/int4 weights, int8 KV)
-from kiln.ir import ops_spec as _ops_spec  # noqa: E402,F401  (speculative decoding: tree attention, accept, commit)
+from kiln.ir import ops_spec as _ops_spec  # noqa: F401  (speculative decoding: tree attention, accept, commit)

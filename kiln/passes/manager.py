@@ -48,7 +48,7 @@ def load_passes() -> dict[str, type[Pass]]:
     import kiln.passes.cleanup
     import kiln.passes.fusion
     import kiln.passes.kv_cache
-    import kiln.passes.quantize  # noqa: F401
+    import kiln.passes.quantize
     import kiln.passes.speculative  # noqa: F401
 
     return PASSES
