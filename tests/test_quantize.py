@@ -295,3 +295,17 @@ def test_cli_errors_are_one_line(capsys):
                  "-q"]) != 0
     err = capsys.readouterr().err.strip()
     assert "unknown format 'int2'" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@needs_cc
+@pytest.mark.parametrize("fmt,g,sym", [("int8", 0, True), ("int4", 32, True), ("int4", 64, False), ("int4", 128, True)])
+def test_native_dequantize_matches_reference(fmt, g, sym):
+    w = _rand(33, 688, seed=g)
+    if fmt == "int8":
+        q, s = quantize_int8(w)
+        o, ref = None, dequantize_int8(q, s)
+    else:
+        q, s, o = quantize_int4(w, g, sym)
+        ref = dequantize_int4(q, s, o, g)
+    got = native.dequantize(q, s, o, fmt, g)
+    assert got is not None and torch.allclose(got, ref, rtol=1e-6, atol=1e-6)

@@ -3,12 +3,16 @@
 ``kiln.qlinear`` with a decode-sized input (at most ``native.MAX_ROWS`` rows) runs the native
 int8 / int4 matrix-vector kernels of kiln/codegen/native.py, which read the packed weights as they
 are (1 or 1/2 byte per weight) and never materialise a float copy. Larger inputs (prefill,
-``forward``) and machines without a C compiler dequantize the weight and call torch's
-matrix-matrix product, which is the reference semantics. The other quantized ops run their
+``forward``) dequantize the weight with a native parallel kernel into a float32 temporary and call
+torch's matrix-matrix product (MKL), which reads it once per call; without a C compiler the
+reference semantics (torch dequantization, then ``F.linear``) run. The other quantized ops run their
 references (the KV-cache ones dequantize only the positions a sequence reads).
 """
 
 from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
 
 from kiln.codegen import native
 from kiln.ir.ops_quant import _qlinear_ref, _split_quant_operands
@@ -24,6 +28,9 @@ def qlinear(ctx, x, *ops, format, group_size, symmetric):
         y = native.qlinear_int4(x, q, s, off, group_size, b)
     if y is not None:
         return y
+    w = native.dequantize(q, s, off, format, group_size, scratch=True)  # prefill-sized: a float weight for the GEMM
+    if w is not None and x.dtype == torch.float32:
+        return F.linear(x, w, b)
     return _qlinear_ref(ctx, x, *ops, format=format, group_size=group_size, symmetric=symmetric)
 
 

@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -166,10 +167,99 @@ void kiln_qlinear_i8(const float *restrict x, const signed char *restrict W, con
    W uint8 [N, K/2], S f16 [N, G], O f16 [N, G] or NULL (symmetric: offset = -8 * scale).
    A group of width r at column c is bytes c/2 .. c/2 + r/2; byte j holds column c + j (low nibble) and
    c + r/2 + j (high). */
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+/* The bf16 route (CPUs with AVX512-BF16): the 4-bit codes 0..15 are exact in bf16, and the activation
+   is split into two bf16 parts, x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), which together keep
+   about 16 of its 24 mantissa bits. vdpbf16ps then multiplies 32 codes by 32 activations per
+   instruction with exact products accumulated in f32: 4 of them per 64 weights, against 4 int-to-float
+   conversions and 4 FMAs per 64 weights for int8. */
+#define KILN_I4_BF16 1
+static inline unsigned short to_bf16(float f) {
+    unsigned int u;
+    __builtin_memcpy(&u, &f, 4);
+    u += 0x7FFF + ((u >> 16) & 1);  /* round to nearest even */
+    return (unsigned short)(u >> 16);
+}
+
+static inline float from_bf16(unsigned short h) {
+    unsigned int u = (unsigned int)h << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+
+/* x row -> per 32-byte chunk of the packed row, 4 x 32 bf16: the activation at the chunk's low-nibble
+   columns (hi part, lo part), then at its high-nibble columns (hi part, lo part). */
+static void i4_prep_x(const float *restrict x, unsigned short *restrict xp, long nb, long g) {
+    long h = g / 2;
+    for (long b0 = 0; b0 < nb; b0 += 32) {
+        unsigned short *d = xp + (b0 / 32) * 128;
+        for (int t = 0; t < 32; t++) {
+            long b = b0 + t, gi = b / h, col = gi * g + (b - gi * h);
+            float a = x[col], c = x[col + h];
+            unsigned short ah = to_bf16(a), ch = to_bf16(c);
+            d[t] = ah;
+            d[32 + t] = to_bf16(a - from_bf16(ah));
+            d[64 + t] = ch;
+            d[96 + t] = to_bf16(c - from_bf16(ch));
+        }
+    }
+}
+
+/* sum over the first nb bytes (whole groups, nb a multiple of 32, g = 2^(log2h + 1)) of s_g * code * x */
+static float dot_i4_bf16(const unsigned char *restrict wb, const unsigned short *restrict xp,
+                         const _Float16 *restrict S, long nb, long h, int log2h, __m512i tbl) {
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    long per16 = 16 * h;  /* bytes of 16 groups */
+    for (long gb = 0; gb < nb; gb += per16) {
+        long ng = (nb - gb) / h < 16 ? (nb - gb) / h : 16;
+        __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)((1u << ng) - 1), (const void *)(S + gb / h)));
+        long end = gb + per16 < nb ? gb + per16 : nb;
+        for (long b0 = gb; b0 < end; b0 += 32) {
+            __m512i gidx = _mm512_srli_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)(b0 - gb)), lane2), log2h);
+            __m512 svec = _mm512_permutexvar_ps(gidx, sv);  /* each lane's group scale */
+            __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(wb + b0)));
+            __m512i cl = _mm512_permutexvar_epi16(v, tbl);  /* low 5 bits index a table of bf16(i & 15) */
+            __m512i chh = _mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), tbl);
+            const unsigned short *d = xp + (b0 / 32) * 128;
+            __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)cl, (__m512bh)_mm512_loadu_si512(d));
+            t = _mm512_dpbf16_ps(t, (__m512bh)cl, (__m512bh)_mm512_loadu_si512(d + 32));
+            t = _mm512_dpbf16_ps(t, (__m512bh)chh, (__m512bh)_mm512_loadu_si512(d + 64));
+            t = _mm512_dpbf16_ps(t, (__m512bh)chh, (__m512bh)_mm512_loadu_si512(d + 96));
+            if ((b0 >> 5) & 1) a1 = _mm512_fmadd_ps(t, svec, a1);
+            else a0 = _mm512_fmadd_ps(t, svec, a0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+#endif
+
 void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, const _Float16 *restrict S,
                      const _Float16 *restrict O, const float *restrict b, float *restrict y,
                      long M, long N, long K, long g, int threads) {
-    long G = (K + g - 1) / g, full = K / g;
+    long G = (K + g - 1) / g, full = K / g, fast = 0;
+#ifdef KILN_I4_BF16
+    /* the bf16 route covers whole groups in 32-byte chunks; the rest (an odd last 16-byte group, the
+       narrower last group) takes the float route below */
+    int log2h = 0;
+    while ((1L << log2h) < g / 2) log2h++;
+    if ((1L << log2h) == g / 2 && g >= 32) fast = ((full * (g / 2)) / 32 * 32) / (g / 2);
+    long nbf = fast * (g / 2);
+    unsigned short *xp = nbf ? (unsigned short *)__builtin_malloc((size_t)(M * (nbf / 32) * 128 + 1) * 2) : 0;
+    float *xs = (float *)__builtin_malloc((size_t)(M * G + 1) * sizeof(float));
+    unsigned short tb[32];
+    for (int e = 0; e < 32; e++) tb[e] = to_bf16((float)(e & 15));
+    const __m512i tbl = _mm512_loadu_si512((const void *)tb);
+    for (long m = 0; m < M; m++) {
+        if (nbf) i4_prep_x(x + m * K, xp + m * (nbf / 32) * 128, nbf, g);
+        for (long gi = 0; gi < fast; gi++) {  /* group sums of x, for the offsets */
+            float t = 0.f;
+            for (long k = gi * g; k < (gi + 1) * g; k++) t += x[m * K + k];
+            xs[m * G + gi] = t;
+        }
+    }
+#endif
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (long n0 = 0; n0 < N; n0 += 4) {
         long nn = N - n0 < 4 ? N - n0 : 4;
@@ -179,7 +269,23 @@ void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, c
                 const unsigned char *wb = W + n * (K / 2);
                 const float *xr = x + m * K;
                 const _Float16 *Sn = S + n * G, *On = O ? O + n * G : 0;
-                float acc = dot_i4_groups(wb, xr, Sn, On, full, g);
+                float acc = 0.f;
+#ifdef KILN_I4_BF16
+                if (fast) {
+                    acc = dot_i4_bf16(wb, xp + m * (nbf / 32) * 128, Sn, nbf, g / 2, log2h, tbl);
+                    __m512 ao = _mm512_setzero_ps();  /* + sum_g offset_g * sum(x over g), 16 groups at a time */
+                    for (long g0 = 0; g0 < fast; g0 += 16) {
+                        __mmask16 mk = (__mmask16)((1u << (fast - g0 < 16 ? fast - g0 : 16)) - 1);
+                        __m512 ov = On ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(On + g0)))
+                                       : _mm512_mul_ps(_mm512_set1_ps(-8.f), _mm512_cvtph_ps(
+                                             _mm256_maskz_loadu_epi16(mk, (const void *)(Sn + g0))));
+                        ao = _mm512_fmadd_ps(ov, _mm512_maskz_loadu_ps(mk, xs + m * G + g0), ao);
+                    }
+                    acc += _mm512_reduce_add_ps(ao);
+                }
+#endif
+                long c0 = fast * g;
+                acc += dot_i4_groups(wb + c0 / 2, xr + c0, Sn + fast, On ? On + fast : 0, full - fast, g);
                 if (full < G) {  /* the narrower last group */
                     long c = full * g, hr = (K - c) / 2;
                     const unsigned char *p = wb + c / 2;
@@ -190,6 +296,39 @@ void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, c
                 y[m * N + n] = acc + (b ? b[n] : 0.f);
             }
     }
+#ifdef KILN_I4_BF16
+    __builtin_free(xp);
+    __builtin_free(xs);
+#endif
+}
+
+/* Dequantize a whole weight to float32 (for prefill-sized inputs, which then use torch's GEMM). */
+void kiln_dequant_i8(const signed char *restrict W, const float *restrict scale, float *restrict out,
+                     long N, long K, int threads) {
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (long n = 0; n < N; n++) {
+        float s = scale[n];
+        #pragma omp simd
+        for (long k = 0; k < K; k++) out[n * K + k] = (float)W[n * K + k] * s;
+    }
+}
+
+void kiln_dequant_i4(const unsigned char *restrict W, const _Float16 *restrict S, const _Float16 *restrict O,
+                     float *restrict out, long N, long K, long g, int threads) {
+    long G = (K + g - 1) / g;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (long n = 0; n < N; n++)
+        for (long gi = 0; gi < G; gi++) {
+            long c = gi * g, r = K - c < g ? K - c : g, h = r / 2;
+            const unsigned char *p = W + n * (K / 2) + c / 2;
+            float s = (float)S[n * G + gi], o = O ? (float)O[n * G + gi] : -8.f * s;
+            float *d = out + n * K + c;
+            #pragma omp simd
+            for (long j = 0; j < h; j++) {
+                d[j] = (float)(p[j] & 15) * s + o;
+                d[h + j] = (float)(p[j] >> 4) * s + o;
+            }
+        }
 }
 """
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
@@ -233,6 +372,12 @@ def _build() -> ctypes.CDLL | None:
     fn.restype = None
     fn = lib.kiln_qlinear_i4
     fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 4 + [ctypes.c_int]
+    fn.restype = None
+    fn = lib.kiln_dequant_i8
+    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 2 + [ctypes.c_int]
+    fn.restype = None
+    fn = lib.kiln_dequant_i4
+    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
     fn.restype = None
     return lib
 
@@ -345,3 +490,40 @@ def qlinear_int4(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, o: torch.Ten
                         bc.data_ptr() if bc is not None else None, y.data_ptr(), m, n, k,
                         group_size, torch.get_num_threads())
     return y
+
+
+_scratch = threading.local()
+
+
+def _buffer(n: int, k: int) -> torch.Tensor:
+    """A float32 [n, k] view of a per-thread scratch buffer that only grows: a fresh allocation of a weight's
+    size per call would cost more in page faults than the dequantization itself."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.numel() < n * k:
+        buf = _scratch.buf = torch.empty(n * k, dtype=torch.float32)
+    return buf[: n * k].view(n, k)
+
+
+def dequantize(q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, format: str, group_size: int,
+               scratch: bool = False) -> torch.Tensor | None:
+    """The float32 [N, K] weight of a quantized one (kiln/ir/ops_quant.py formats), natively; None when
+    the kernels are not built or the tensors are not the CPU layouts they expect. ``scratch=True``
+    writes into a reused per-thread buffer, valid until the next such call on this thread."""
+    lib = library()
+    if lib is None or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu" or not s.is_contiguous():
+        return None
+    n = q.shape[0]
+    if format == "int8" and q.dtype == torch.int8 and s.dtype == torch.float32 and s.shape == (n,):
+        out = _buffer(n, q.shape[1]) if scratch else torch.empty(n, q.shape[1], dtype=torch.float32)
+        lib.kiln_dequant_i8(q.data_ptr(), s.data_ptr(), out.data_ptr(), n, q.shape[1], torch.get_num_threads())
+        return out
+    k = 2 * q.shape[1]
+    if (format != "int4" or q.dtype != torch.uint8 or s.dtype != torch.float16 or group_size < 2 or group_size % 2
+            or s.shape != (n, -(-k // group_size))):
+        return None
+    if o is not None and (o.dtype != torch.float16 or o.shape != s.shape or not o.is_contiguous()):
+        return None
+    out = _buffer(n, k) if scratch else torch.empty(n, k, dtype=torch.float32)
+    lib.kiln_dequant_i4(q.data_ptr(), s.data_ptr(), o.data_ptr() if o is not None else None, out.data_ptr(), n, k,
+                        group_size, torch.get_num_threads())
+    return out
