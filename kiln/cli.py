@@ -130,8 +130,29 @@ def cmd_dump(a) -> int:
         m = art.manifest
         print(f"// {m['source']['model']} ({m['source']['family']}), target {m['target']}, pipeline "
               f"{m['pipeline']['name']}" + (f", after {a.after}" if a.after else ""))
+        for line in _quant_summary(module.meta):
+            print(f"// {line}")
     sys.stdout.write(print_module(sub))
     return 0
+
+
+def _quant_summary(meta: dict) -> list[str]:
+    """One line per quantization the module carries (weights, KV cache), for ``kiln dump``."""
+    out = []
+    q = meta.get("quantization", {}).get("weights")
+    if isinstance(q, dict):
+        fmt = q.get("format", "?")
+        if fmt == "int4":
+            fmt += f" g{q.get('group_size')} {'symmetric' if q.get('symmetric') else 'asymmetric (f16 offsets)'}"
+        else:
+            fmt += " per output channel"
+        kept = q.get("full_precision") or {}
+        out.append(f"quantized weights: {fmt}, {len(q.get('quantized', []))} layers (kiln.qlinear / kiln.qembedding)"
+                   + (f"; full precision: {', '.join(f'{k} ({v})' for k, v in kept.items())}" if kept else ""))
+    kv = meta.get("kv_cache")
+    if isinstance(kv, dict) and kv.get("dtype") == "i8":
+        out.append(f"KV cache: int8, {kv.get('scales', 'scales')} (kiln.cache_write_q8 / kiln.cache_attention_q8)")
+    return out
 
 
 def cmd_run(a) -> int:

@@ -309,3 +309,16 @@ def test_native_dequantize_matches_reference(fmt, g, sym):
         ref = dequantize_int4(q, s, o, g)
     got = native.dequantize(q, s, o, fmt, g)
     assert got is not None and torch.allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_dump_shows_the_quantized_ops_and_formats(tiny, tmp_path, capsys):
+    from kiln.cli import main
+
+    art = tiny(BASE + ["quantize-weights{format=int4,group_size=32,exclude=lm_head}", "kv-cache", "quantize-kv"])
+    art.save(tmp_path / "q.kiln")
+    assert main(["dump", str(tmp_path / "q.kiln"), "--program", "decode"]) == 0
+    out = capsys.readouterr().out
+    assert "// quantized weights: int4 g32 symmetric, 9 layers" in out and "lm_head (excluded by 'lm_head')" in out
+    assert "// KV cache: int8, f32 per token and kv head" in out
+    assert '"kiln.qlinear"' in out and 'format = "int4", group_size = 32, symmetric = true' in out
+    assert "tensor<2x?x2x512xf32" in out  # the scales beside the int8 cache
