@@ -18,6 +18,16 @@ Numerics: float32 products summed in a different order than MKL's, so results di
 Only weights of at least ``MIN_WEIGHT_ELEMENTS`` elements, and at most ``MAX_ROWS`` activation rows,
 take this path; prefill's large row counts stay with MKL's matrix-matrix product, which is
 efficient there.
+
+Quantized weights (``kiln.qlinear``, formats in kiln/ir/ops_quant.py) have their own kernels here:
+``kiln_qlinear_i8`` (int8 per channel: 1 byte per weight, four independent AVX-512 FMA chains) and
+``kiln_qlinear_i4`` (int4 groups: half a byte per weight; on CPUs with AVX512-BF16 the 4-bit codes,
+exact in bf16, meet the activation split into two bf16 parts with ``vdpbf16ps``, otherwise a
+16-entry table of the group's values per group and ``vpermps``; portable C without AVX-512). Both
+read the packed weights as stored and keep activations in float32 (the int4 bf16 route keeps
+about 16 mantissa bits of them). ``kiln_dequant_i8`` / ``kiln_dequant_i4`` expand a weight to
+float32 in parallel for prefill-sized inputs, which then use MKL. ``tests/test_quantize.py`` checks
+all of them against the reference semantics.
 """
 
 from __future__ import annotations
