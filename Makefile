@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/pipelines.py
 	$(BIN)/python benchmarks/quantize.py
+	$(BIN)/python benchmarks/speculative.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -266,13 +266,23 @@ def cmd_bench(a) -> int:
     from kiln.bench import bench, format_table
 
     art = kiln.load(a.artifact)
+    if "verify" in art.module.programs:  # compiled with --draft: speculative vs plain vs HF's speculative modes
+        from kiln import bench_spec
+
+        if a.baseline != "hf":
+            raise KilnError(f"an artifact compiled with --draft is benchmarked against hf (plain, assisted or "
+                            f"prompt lookup), not {a.baseline}")
+        r = bench_spec.bench_speculative(art, a.prompt_len, a.new_tokens, a.repeats, a.threads,
+                                         progress=_progress(a.json))
+        print(json.dumps(r) if a.json else bench_spec.format_table(r))
+        return 0
     r = bench(art, a.baseline, a.prompt_len, a.new_tokens, a.repeats, a.threads, progress=_progress(a.json))
     print(json.dumps(r) if a.json else format_table(r))
     return 0
 
 
 BUNDLED_TARGET = "examples/models/kiln-code-target"
-DEMO_PROMPT = "def fibonacci(n):\n    "
+DEMO_PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n'
 
 
 def bundled_model_dir() -> str | None:
@@ -295,15 +305,23 @@ def cmd_demo(a) -> int:
     if model_ref is None:
         raise KilnError(f"the bundled model ({BUNDLED_TARGET}) is not in this checkout; "
                         "pass --model PRESET_OR_DIR")
+    draft = a.draft or "ngram"
+    if draft == "none":
+        draft = None
     what = "preset (random weights: the text is noise)" if model_ref in PRESETS else "model"
-    say(f"demo: compiling {what} {model_ref}")
-    art = kiln.compile(model_ref, progress=say)
+    say(f"demo: compiling {what} {model_ref}" + (f" with the {draft} drafter" if draft else ""))
+    art = kiln.compile(model_ref, progress=say, draft=draft)
     with tempfile.TemporaryDirectory() as d:
         art.save(os.path.join(d, "demo.kiln"))
-        rt = kiln.load(os.path.join(d, "demo.kiln")).runtime()
+        loaded = kiln.load(os.path.join(d, "demo.kiln"))
+        rt = loaded.runtime()
+        plain = loaded.runtime(speculative=False)
         prompt = a.prompt
         rt.generate_text(prompt, max_new_tokens=4)  # warm-up
+        plain.generate_text(prompt, max_new_tokens=4)
+        g0 = plain.generate_text(prompt, max_new_tokens=a.max_new_tokens)
         g = rt.generate_text(prompt, max_new_tokens=a.max_new_tokens)
+        spec = rt.last_stats
     from kiln.frontend.loader import load_model
 
     model = load_model(model_ref).model  # the model kiln compiled, run by transformers
@@ -319,10 +337,13 @@ def cmd_demo(a) -> int:
     print(f"passes applied: {', '.join(r['name'] for r in art.manifest['passes'])}")
     print(f"KV cache: {rt.kv.describe() if rt.kv else 'none'}")
     print(f"logits vs transformers on 2x64 random ids: max abs error {err:.2e}")
-    print("speculative decoding: not built yet (the draft model ships in examples/models/kiln-code-draft)")
-    decode_s = g.seconds - g.prefill_seconds
-    print(f"--- prompt + greedy completion ({g.new_tokens} new tokens, prefill {g.prefill_seconds * 1000:.1f} ms, "
-          f"decode {(g.new_tokens - 1) / decode_s if decode_s > 0 and g.new_tokens > 1 else 0:.1f} tokens/s) ---")
+    if rt.spec is not None:
+        same = "identical" if g.token_ids == g0.token_ids else "DIFFERENT (a bug: please report it)"
+        print(f"speculative decoding ({spec.get('speculative')} drafter): {spec.get('accepted_per_verify', 0):.2f} "
+              f"tokens per verify step, {g0.seconds / g.seconds if g.seconds else 0:.2f}x the speed of plain "
+              f"decoding ({g.tokens_per_s:.1f} vs {g0.tokens_per_s:.1f} tokens/s); greedy tokens {same}")
+    print(f"--- prompt + greedy completion ({g.new_tokens} new tokens in {g.seconds * 1000:.0f} ms, "
+          f"{g.tokens_per_s:.1f} tokens/s, prefill {g.prefill_seconds * 1000:.1f} ms) ---")
     print(rt.decode(g.token_ids))
     return 0
 
@@ -406,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", help=f"a preset or model directory instead of the bundled {BUNDLED_TARGET}")
     m.add_argument("--prompt", default=DEMO_PROMPT)
     m.add_argument("--max-new-tokens", type=int, default=64)
+    m.add_argument("--draft", help="drafter for speculative decoding: ngram (default), self, a draft model "
+                   f"directory (e.g. {BUNDLED_TARGET.replace('target', 'draft')}), or none")
     m.set_defaults(fn=cmd_demo)
     return p
 

@@ -157,4 +157,5 @@ def test_demo(capsys):
     assert err <= 1e-4
     assert "model: " in out and "kiln-code-target" in out
     assert "passes applied: canonicalize" in out and "kv-cache" in out and "completion (8 new tokens" in out
+    assert "speculative decoding (ngram drafter)" in out and "greedy tokens identical" in out
     assert "def fibonacci(n):" in out
