@@ -230,6 +230,12 @@ class QuantizeKV(Pass):
         for i, a in enumerate(prog.args):
             a.index = i
         old_ops = [op for op in prog.ops if op.name in ("kiln.cache_write", "kiln.cache_attention")]
+        known = {id(op) for op in old_ops}
+        for v in [kc, vc] + [op.result for op in old_ops if op.name == "kiln.cache_write"]:
+            for user in v.users:
+                if id(user) not in known:
+                    raise KilnError(f"quantize-kv: program {prog.name!r} reads the KV cache with {user.name}, which has "
+                                    "no int8 form; run quantize-kv right after kv-cache")
         # a float cache value -> (the int8 cache value, its scales) standing for it
         new: dict[int, tuple[Value, Value]] = {}
         kc.type = q8
