@@ -18,13 +18,13 @@ TARGETS = ("cpu", "cuda")
 def compile(model: str, pipeline: str | None = "default", passes: str | list[str] | None = None,
             target: str = "cpu", draft: str | None = None, dump_dir: str | Path | None = None, seed: int = 0,
             progress: Callable[[str], None] | None = None, spec_k: int | None = None,
-            spec_adaptive: float | None = None, spec_tree: str | None = None,
+            spec_adaptive: float | None = None, spec_tree: int | None = None,
             spec_skip: int | None = None) -> Artifact:
     """Compile a preset name or a Hugging Face model directory into an artifact (in memory; ``.save`` it).
 
     ``draft`` adds speculative decoding: a draft model (preset or directory sharing the target's
     tokenizer), ``"self"`` (the target with layers skipped) or ``"ngram"`` (model-free); ``spec_*``
-    set the ``speculative`` pass's options (draft length, adaptive threshold, n-gram tree widths,
+    set the ``speculative`` pass's options (draft length, adaptive threshold, n-gram tree node budget,
     layers to skip)."""
     if not 0 <= seed < 2**63:
         raise KilnError(f"seed must be in [0, 2**63), got {seed}")

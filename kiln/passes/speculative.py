@@ -18,9 +18,9 @@ It runs after ``kv-cache`` and adds, next to ``prefill`` and ``decode``:
     windows (held-out text, given by the caller), removing one layer at a time, the one whose
     removal keeps agreement highest; the choice and its agreement are recorded;
   - ``ngram``: no program. The runtime drafts a token tree from the text so far: the continuation of
-    the longest earlier match of the last tokens (prompt lookup) as one branch, and the target's own
-    top candidates after each token, recycled from earlier verify steps (``tree`` gives the most
-    nodes per depth of that part; the lookup branch is at most ``k`` tokens).
+    the longest earlier match of the last tokens (prompt lookup, at most ``k`` tokens) as one branch,
+    and the target's own likeliest next tokens after each token, recycled from earlier verify steps
+    and grown best-first by path probability up to ``tree`` nodes.
 - the draft length: ``k`` tokens at most; ``adaptive`` > 0 stops drafting a sequence once the draft's
   top probability falls below it (model and self drafters).
 
@@ -166,7 +166,7 @@ class Speculative(Pass):
     drafter: str = "ngram"
     k: int = 6
     adaptive: float = 0.0
-    tree: str = "3,2,2,1,1,1"
+    tree: int = 16
     skip: int = 0
     # set by the compiler, not options: the compiled draft model, and token windows [B, T] of held-out text
     draft_module: Module | None = field(default=None, init=False, repr=False)
@@ -180,7 +180,8 @@ class Speculative(Pass):
             raise KilnError(f"speculative: k (the draft length) must be in [1, 32], got {self.k!r}")
         if not 0 <= self.adaptive < 1:
             raise KilnError(f"speculative: adaptive (a confidence threshold) must be in [0, 1), got {self.adaptive}")
-        widths = self._widths()
+        if not isinstance(self.tree, int) or not 0 <= self.tree <= 256:
+            raise KilnError(f"speculative: tree (the recycled tree's node budget) must be in [0, 256], got {self.tree!r}")
         if "decode" not in module.programs:
             raise KilnError("speculative: the module has no decode program; run the kv-cache pass first")
         if "verify" in module.programs:
@@ -197,22 +198,12 @@ class Speculative(Pass):
         elif self.drafter == "self":
             self._self_draft(module, info)
         else:
-            info["tree"] = widths
-            info["tree_nodes"] = _tree_nodes(widths)
-            info["policy"] = "token tree: prompt lookup branch + recycled top candidates"
+            info["tree_nodes"] = self.tree
+            info["policy"] = (f"token tree: a prompt-lookup branch of up to {self.k} tokens + {self.tree} recycled "
+                              "nodes, best-first by path probability")
         module.meta["speculative"] = info
         self.decisions.update(info)
         return True
-
-    def _widths(self) -> list[int]:
-        try:
-            widths = [int(w) for w in str(self.tree).replace(";", ",").split(",") if w.strip()]
-        except ValueError:
-            raise KilnError(f"speculative: tree must be comma-separated widths per depth, got {self.tree!r}") from None
-        if not widths or any(w < 1 or w > 16 for w in widths) or len(widths) > 32 or _tree_nodes(widths) > 256:
-            raise KilnError(f"speculative: tree widths (nodes per depth) must be 1..16, at most 32 depths and 256 nodes; "
-                            f"got {self.tree!r}")
-        return widths
 
     def _merge_draft(self, module: Module, info: dict) -> None:
         d = self.draft_module
@@ -272,6 +263,3 @@ class Speculative(Pass):
         info.update({"skip_layers": sorted(skip), "draft_layers": left, "agreement": trace[-1]["agreement"],
                      "search": trace, "calibration_tokens": int(cal.numel())})
 
-
-def _tree_nodes(widths: list[int]) -> int:
-    return sum(widths)

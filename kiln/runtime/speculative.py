@@ -20,6 +20,7 @@ drafted and accepted tokens.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import time
 from collections import deque
@@ -75,13 +76,16 @@ class Tree:
 
 class NgramDrafter:
     """Model-free drafts: the continuation of the longest earlier match of the last tokens (prompt
-    lookup, CopySpec style) as one branch, and a tree of the target's own top candidates after each
-    token, recycled from earlier verify steps (Token Recycling style)."""
+    lookup, CopySpec style) as one branch, and a tree of the target's own likeliest next tokens after
+    each token, recycled from earlier verify steps (Token Recycling style). The recycled part grows
+    best-first: the node with the highest path probability (the product of the recycled
+    probabilities along its path) is added next, up to ``nodes`` nodes, so the budget goes where
+    acceptance is likeliest (a dynamic tree, as in EAGLE-2 or Sequoia, without a draft model)."""
 
-    def __init__(self, k: int, widths: list[int]):
+    def __init__(self, k: int, nodes: int):
         self.k = k
-        self.widths = widths
-        self.succ: dict[int, list[int]] = {}  # token -> candidate next tokens, best first
+        self.nodes = nodes
+        self.succ: dict[int, tuple[list[int], list[float]]] = {}  # token -> (next tokens, probabilities)
         self.index: list[dict[int, dict[tuple, int]]] = []  # per sequence: n -> n-gram -> end index
         self.indexed: list[int] = []
 
@@ -89,9 +93,11 @@ class NgramDrafter:
         self.succ = {}
         self.index = [{n: {} for n in range(1, LOOKUP_NGRAM + 1)} for _ in prompts]
         self.indexed = [0] * len(prompts)
-        for p in prompts:
+        for p in prompts:  # until the target has spoken: the prompt's bigrams, most recent first
             for a, b in itertools.pairwise(p):
-                self.succ[a] = [b, *(t for t in self.succ.get(a, []) if t != b)][:RECYCLE_TOP]
+                old = [t for t in self.succ.get(a, ([], []))[0] if t != b]
+                cands = [b, *old][:RECYCLE_TOP]
+                self.succ[a] = (cands, [0.5 ** (i + 1) for i in range(len(cands))])
 
     def _update_index(self, s: int, toks: list[int]) -> None:
         # n-grams ending before the last token: the current suffix must not match itself
@@ -118,26 +124,34 @@ class NgramDrafter:
         node = 0
         for t in self.lookup(s, toks)[:budget]:
             node = tree.add(node, t)
-        level = [0]
-        for d, width in enumerate(self.widths[:budget]):
-            nxt: list[int] = []
-            rank = 0
-            while len(nxt) < width and rank < RECYCLE_TOP:  # first candidates of every parent, then second ...
-                for p in level:
-                    cands = self.succ.get(tree.tokens[p], [])
-                    if rank < len(cands) and len(nxt) < width:
-                        nxt.append(tree.add(p, cands[rank]))
-                rank += 1
-            level = [n for n in dict.fromkeys(nxt) if tree.depth[n] == d + 1]
-            if not level:
-                break
+        heap: list[tuple[float, int, int, int]] = []  # (-path probability, tie-break, parent node, token)
+        expanded: set[int] = set()
+        order = itertools.count()
+
+        def expand(n: int, prob: float) -> None:
+            if n in expanded or tree.depth[n] >= budget:
+                return
+            expanded.add(n)
+            cands, probs = self.succ.get(tree.tokens[n], ([], []))
+            for t, pt in zip(cands, probs):
+                heapq.heappush(heap, (-prob * pt, next(order), n, t))
+
+        for n in range(len(tree)):  # the lookup branch counts as certain
+            expand(n, 1.0)
+        added = 0
+        while heap and added < self.nodes:
+            negp, _, parent, t = heapq.heappop(heap)
+            before = len(tree)
+            n = tree.add(parent, t)
+            added += len(tree) - before
+            expand(n, -negp)
         return tree
 
     def observe(self, tokens: list[int], logits: torch.Tensor) -> None:
-        """Recycle the target's top candidates after each verified node [N, V]."""
-        top = torch.topk(logits, min(RECYCLE_TOP, logits.shape[-1]), dim=-1).indices.tolist()
-        for t, cands in zip(tokens, top):
-            self.succ[t] = cands
+        """Recycle the target's likeliest next tokens after each verified node (logits [N, V])."""
+        top = torch.topk(torch.softmax(logits.float(), -1), min(RECYCLE_TOP, logits.shape[-1]), dim=-1)
+        for t, ids, probs in zip(tokens, top.indices.tolist(), top.values.tolist()):
+            self.succ[t] = (ids, probs)
 
 
 class ModelDrafter:
@@ -223,8 +237,8 @@ class SpecDecoder:
         drafter = self.info.get("drafter")
         k = int(self.info.get("k", 4))
         if drafter == "ngram":
-            self.drafter: NgramDrafter | ModelDrafter = NgramDrafter(k, list(self.info.get("tree", [])))
-            self.max_nodes = 1 + k + sum(self.info.get("tree", []))
+            self.drafter: NgramDrafter | ModelDrafter = NgramDrafter(k, int(self.info.get("tree_nodes", 0)))
+            self.max_nodes = 1 + k + int(self.info.get("tree_nodes", 0))
         elif drafter in ("model", "self"):
             if "draft_decode" not in m.programs or "draft_kv_cache" not in m.meta:
                 raise KilnError(f"the artifact's {drafter} drafter has no draft_decode program or draft cache")
