@@ -121,9 +121,8 @@ def bench_speculative(artifact, prompt_len: int = 64, new_tokens: int = 128, rep
     contenders = {"kiln speculative": kiln_runner(spec_rt, new_tokens), "kiln plain": kiln_runner(plain_rt, new_tokens),
                   "hf": hf_runner(model, new_tokens)}
     if info["drafter"] == "model":
-        from kiln.frontend.loader import load_model
-
-        draft = load_model(info["draft_source"]).model
+        seed = int(artifact.manifest["source"].get("seed", 0))
+        draft = source_model({"source": {"model": info.get("draft_source", ""), "seed": seed}})
         draft.generation_config.eos_token_id = None
         contenders["hf assisted"] = hf_runner(model, new_tokens, assistant_model=draft)
         matching = "hf assisted"

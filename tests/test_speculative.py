@@ -297,3 +297,20 @@ def test_cli_compile_run_reports_acceptance(tmp_path, capsys):
     assert "accepted_per_verify" not in json.loads(capsys.readouterr().out)
     assert main(["dump", str(out), "--program", "verify"]) == 0
     assert '"kiln.tree_accept"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("draft", ["ngram", "mistral-tiny"])
+def test_kiln_bench_on_a_speculative_artifact(tmp_path, capsys, draft):
+    from kiln.cli import main
+
+    out = tmp_path / "b.kiln"
+    assert main(["compile", "llama-tiny", "-o", str(out), "--draft", draft, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(out), "--prompt-len", "16", "--new-tokens", "8", "--repeats", "1", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["drafter"] == ("ngram" if draft == "ngram" else "model")
+    assert r["baseline"] == ("hf prompt lookup" if draft == "ngram" else "hf assisted")
+    assert r["greedy_tokens_match"] and r["kiln_tokens_per_s"] > 0 and r["baseline_tokens_per_s"] > 0
+    assert set(r["contenders"]) >= {"kiln speculative", "kiln plain", "hf"}
+    assert main(["bench", str(out), "--baseline", "torch-compile"]) == 1
+    assert "benchmarked against hf" in capsys.readouterr().err
