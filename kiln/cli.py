@@ -98,7 +98,16 @@ def cmd_dump(a) -> int:
     art = kiln.load(a.artifact)
     if a.kernels:
         target = art.manifest.get("target", "cpu")
-        print(f"// target {target}: no generated kernels; every op runs through its torch reference semantics")
+        if not art.kernel_sources:
+            print(f"// target {target}: no generated kernels; every op runs through its torch reference semantics")
+            return 0
+        names = [n for n in sorted(art.kernel_sources) if a.program is None or n == f"{a.program}.py"]
+        if not names:
+            raise KilnError(f"no kernels for program {a.program!r}; programs with kernels: "
+                            f"{', '.join(n.removesuffix('.py') for n in sorted(art.kernel_sources))}")
+        for n in names:
+            print(f"# ---- kernels/{n} (target {target}; regenerated from the IR when the artifact runs)")
+            print(art.kernel_sources[n])
         return 0
     from kiln.ir.parser import parse_module
 

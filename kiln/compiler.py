@@ -30,8 +30,6 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
         raise KilnError(f"seed must be in [0, 2**63), got {seed}")
     if target not in TARGETS:
         raise KilnError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    if target == "cuda":
-        raise KilnError("target 'cuda' needs the Triton code generator, which is not built yet; use --target cpu")
     if passes is not None and pipeline not in (None, "default"):
         raise KilnError("give either a pipeline or a pass list, not both")
     if passes is not None:
@@ -53,6 +51,11 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
         pass_objs = [*pass_objs, Speculative(drafter=drafter, **spec_opts)]
     elif spec_opts:
         raise KilnError("--spec-k, --spec-adaptive, --spec-tree and --spec-skip need --draft")
+    if target == "cuda":  # the Triton target: group ops into kernels last (the CPU executor ignores the labels)
+        from kiln.passes.kernel_fusion import GroupKernels
+
+        if not any(isinstance(p, GroupKernels) for p in pass_objs):
+            pass_objs = [*pass_objs, GroupKernels()]
     from kiln.frontend import import_model
 
     t0 = time.perf_counter()
@@ -80,7 +83,14 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
         "cost_model": {"used": False, "note": "no cost model yet: passes use their documented defaults"},
     }
     manifest["generic_ops"] = _generic(module)
-    return Artifact(module, manifest, dict(loaded.tokenizer_files), snapshots)
+    kernels: dict[str, str] = {}
+    if target == "cuda":
+        from kiln.codegen.triton import generate_module
+
+        kernels = generate_module(module)
+        manifest["kernels"] = {"generator": "kiln/codegen/triton", "files": sorted(kernels),
+                               "note": "for inspection only: the runtime regenerates kernels from the IR"}
+    return Artifact(module, manifest, dict(loaded.tokenizer_files), snapshots, kernel_sources=kernels)
 
 
 def _generic(module) -> dict[str, int]:

@@ -20,7 +20,7 @@ from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
 from kiln.ir import ops as _ops  # noqa: F401
 from kiln.ir.core import IRError, Program
 from kiln.ir.ops import FROM_TORCH
-from kiln.ir.registry import ExecContext, lookup
+from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, lookup
 from kiln.ir.types import free_symbols
 
 
@@ -88,7 +88,7 @@ class CpuProgram:
             for r in op.results:
                 slot[id(r)] = self.n_slots
                 self.n_slots += 1
-            attrs = {**d.defaults, **op.attrs}
+            attrs = {k: v for k, v in {**d.defaults, **op.attrs}.items() if k not in DISCARDABLE_ATTRS}
             ins = [slot[id(v)] for v in op.operands]
             outs = [slot[id(r)] for r in op.results]
             free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})

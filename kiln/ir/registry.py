@@ -53,6 +53,10 @@ class OpDef:
 
 OPS: dict[str, OpDef] = {}
 
+# Attributes any op may carry that do not change its meaning (MLIR's discardable attributes): executors
+# drop them before calling the reference. ``kernel`` is the group-kernels pass's kernel label.
+DISCARDABLE_ATTRS = frozenset({"kernel"})
+
 # Traits (properties as data):
 #   elementwise - result[i] depends on operand[i] only (after broadcasting)
 #   commutative - operands 0 and 1 may be swapped

@@ -48,6 +48,8 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         for key, default in d.defaults.items():
             if key in op.attrs and default is not None:
                 _check_attr(where, key, op.attrs[key], type(default))
+        if "kernel" in op.attrs and not isinstance(op.attrs["kernel"], str):
+            raise VerifyError(f"{where}: attribute 'kernel' (the group-kernels label) must be a string")
         if op.name == "kiln.aten":
             from kiln.ir.ops import resolve_aten
 

@@ -21,7 +21,7 @@ from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Op, Program, Value
 from kiln.ir.match import erase_unused, producer
 from kiln.ir.ops import FROM_TORCH
-from kiln.ir.registry import ExecContext, has_trait, is_pure, lookup
+from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, has_trait, is_pure, lookup
 from kiln.ir.types import TensorType, canon_dim, dim_mul, dims_equal
 from kiln.passes.base import Pass, register
 
@@ -225,7 +225,8 @@ class FoldConstants(Pass):
         ctx = ExecContext({}, module.weights, result_types=[r.type for r in op.results])
         with torch.no_grad():
             try:
-                out = d.reference(ctx, *inputs, **{**d.defaults, **op.attrs})
+                out = d.reference(ctx, *inputs, **{k: v for k, v in {**d.defaults, **op.attrs}.items()
+                                                   if k not in DISCARDABLE_ATTRS})
             except KeyError:  # needs a symbolic size bound only at run time
                 self.stats["skipped-symbolic"] += 1
                 return None

@@ -47,6 +47,7 @@ PIPELINES: dict[str, tuple[str, list[str]]] = {
 def load_passes() -> dict[str, type[Pass]]:
     import kiln.passes.cleanup
     import kiln.passes.fusion
+    import kiln.passes.kernel_fusion
     import kiln.passes.kv_cache
     import kiln.passes.quantize
     import kiln.passes.speculative  # noqa: F401

@@ -53,6 +53,7 @@ class Artifact:
     tokenizer_files: dict[str, bytes] = field(default_factory=dict)
     snapshots: list[tuple[str, str]] = field(default_factory=list)  # (label, IR text) in pipeline order
     path: Path | None = None
+    kernel_sources: dict[str, str] = field(default_factory=dict)  # Triton source per program, for reading only
 
     # -- saving ---------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -79,6 +80,8 @@ class Artifact:
                 files[f"ir/{i:02d}-{_safe_name(label)}.mlir"] = text.encode()
             for name, data in self.tokenizer_files.items():
                 files[f"tokenizer/{_safe_name(name)}"] = data
+            for name, text in self.kernel_sources.items():
+                files[f"kernels/{_safe_name(name)}"] = text.encode()
             for rel, data in files.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / rel).write_bytes(data)
@@ -220,7 +223,14 @@ def load(path: str | os.PathLike) -> Artifact:
                 snaps.append((label, (root / rel).read_text()))
             except UnicodeDecodeError:
                 raise KilnError(f"artifact file {rel} is not UTF-8 text") from None
-    return Artifact(module, manifest, tok, snaps, root)
+    kernels = {}
+    for rel in manifest["files"]:
+        if rel.startswith("kernels/"):
+            try:
+                kernels[rel.removeprefix("kernels/")] = (root / rel).read_text()
+            except UnicodeDecodeError:
+                raise KilnError(f"artifact file {rel} is not UTF-8 text") from None
+    return Artifact(module, manifest, tok, snaps, root, kernels)
 
 
 def _parse_file(path: Path, parse, parse_error: type[Exception]):

@@ -111,13 +111,23 @@ class Runtime:
     def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512,
                  speculative: bool = True):
         target = artifact.manifest.get("target", "cpu")
-        if target != "cpu" or device != "cpu":
-            raise KilnError(f"target {target!r} / device {device!r}: only the cpu target runs in this version")
+        if target not in ("cpu", "cuda") or (target == "cpu" and device != "cpu"):
+            raise KilnError(f"target {target!r} / device {device!r}: the cpu target runs on device 'cpu' only")
+        program = CpuProgram
+        if target == "cuda":  # Triton kernels on the GPU, or on CPU tensors under TRITON_INTERPRET=1
+            from kiln.codegen.triton.program import TritonProgram
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            on_device = {k: v.to(device) for k, v in artifact.module.weights.items()}  # once, for every program
+
+            def program(prog, _weights):
+                return TritonProgram(prog, on_device, device=device)
+        self.device = device
         if not isinstance(prefill_chunk, int) or prefill_chunk <= 0:
             raise KilnError(f"prefill_chunk must be a positive integer, got {prefill_chunk!r}")
         self.artifact = artifact
         self.module = artifact.module
-        self.forward = CpuProgram(self.module["forward"], self.module.weights)
+        self.forward = program(self.module["forward"], self.module.weights)
         meta = artifact.manifest.get("model", {})
         logits_type = self.module["forward"].outputs[0].type
         self.vocab_size = _meta_int(meta, "vocab_size", logits_type.shape[-1] if isinstance(
@@ -144,8 +154,8 @@ class Runtime:
                 if got != [want]:
                     raise KilnError(f"the artifact's '{name}' program does not take the KV cache its manifest "
                                     f"describes ({got} vs {list(want)})")
-            self.prefill = CpuProgram(self.module["prefill"], self.module.weights)
-            self.decode_prog = CpuProgram(self.module["decode"], self.module.weights)
+            self.prefill = program(self.module["prefill"], self.module.weights)
+            self.decode_prog = program(self.module["decode"], self.module.weights)
         self.spec = None  # the draft -> verify loop, when the artifact has a verify program (and it is wanted)
         if speculative and self.kv is not None and "verify" in self.module.programs:
             from kiln.runtime.speculative import SpecDecoder

@@ -1,0 +1,281 @@
+"""Running a program on the Triton target: the generated kernels where the ``group-kernels`` pass put
+them, torch on the same device for every other op.
+
+``TritonProgram(program, weights, device)`` regenerates the program's Triton source from the IR, writes
+it to a private cache directory (Triton's ``@jit`` reads a kernel's source from its file) and imports
+it; then it orders the program's kernels and remaining ops (a stable topological order: a kernel runs
+where its last input is ready) and runs them. On a machine without a GPU set ``TRITON_INTERPRET=1``
+before Triton is imported and use ``device="cpu"``: Triton's interpreter then runs every kernel on CPU
+tensors (the tests do this). The ``launch_*`` functions take their outputs from the caller, so tests
+can poison them and check that every element is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kiln.codegen.triton import ProgramKernels, generate_program
+from kiln.codegen.triton.rowwise import KernelSource, next_pow2
+from kiln.codegen.triton.templates import DEFAULTS, head_block
+from kiln.errors import KilnError
+from kiln.ir.core import IRError, Op, Program
+from kiln.ir.ops import TORCH_DTYPE
+from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, lookup
+from kiln.ir.types import eval_dim
+
+
+def triton_available() -> tuple[bool, str]:
+    """(usable, why not): Triton imports, and there is a CUDA GPU or ``TRITON_INTERPRET=1``."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False, "Triton is not installed (pip install triton)"
+    if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        return True, ""
+    return False, "target cuda needs a CUDA GPU, or TRITON_INTERPRET=1 to run its kernels on the CPU (slow)"
+
+
+def load_source(source: str, tag: str) -> Any:
+    """Import generated Triton source as a module (written under a private cache dir, named by hash)."""
+    root = Path(os.environ.get("KILN_TRITON_CACHE", Path(tempfile.gettempdir()) / f"kiln-triton-{os.getuid()}"))
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    path = root / f"kiln_{tag}_{digest}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        tmp.replace(path)
+    spec = importlib.util.spec_from_file_location(f"kiln_triton_{tag}_{digest}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# -- launchers ---------------------------------------------------------------------------------------
+
+
+def launch_rowwise(fn, ks: KernelSource, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> None:
+    width = ks.meta["width"]
+    rows = outputs[0].numel() // width if width else 0
+    if rows == 0:
+        return
+    ins = [t.contiguous() for t in inputs]
+    fn[(rows,)](*ins, *outputs, BLOCK=ks.meta["BLOCK"], num_warps=ks.meta["num_warps"])
+
+
+def launch_gemm(mod, ks: KernelSource, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                epilogue: list[torch.Tensor], outputs: list[torch.Tensor], params: dict | None = None) -> None:
+    n, k = ks.meta["N"], ks.meta["K"]
+    x2 = x.reshape(-1, k).contiguous()
+    m = x2.shape[0]
+    if m == 0:
+        return
+    w = w.contiguous()
+    eps = [t.contiguous() for t in epilogue]
+    bias = b if b is not None else w  # any pointer: HAS_BIAS=False never reads it
+    if m <= DEFAULTS["GEMV_MAX_ROWS"]:
+        p = {**DEFAULTS["gemv"], **(params or {})}
+        grid = (m, triton_cdiv(n, p["BLOCK_N"]))
+        getattr(mod, f"{ks.name}_gemv")[grid](x2, w, bias, *eps, *outputs, m, HAS_BIAS=b is not None,
+                                              BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], num_warps=p["num_warps"],
+                                              num_stages=p["num_stages"])
+    else:
+        p = {**DEFAULTS["gemm"], **(params or {})}
+        bm = min(p["BLOCK_M"], max(16, next_pow2(m)))
+        grid = (triton_cdiv(m, bm), triton_cdiv(n, p["BLOCK_N"]))
+        getattr(mod, ks.name)[grid](x2, w, bias, *eps, *outputs, m, HAS_BIAS=b is not None, BLOCK_M=bm,
+                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], num_warps=p["num_warps"],
+                                    num_stages=p["num_stages"])
+
+
+def launch_rope(fn, ks: KernelSource, xs: list[torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
+                outputs: list[torch.Tensor]) -> None:
+    b, _, t, _ = xs[0].shape
+    if b * t == 0:
+        return
+    args: list[Any] = []
+    for x, o in zip(xs, outputs):
+        args += [x, o, *x.stride(), x.shape[1]]
+    grid = (b * t, sum(x.shape[1] for x in xs))
+    fn[grid](cos.contiguous(), sin.contiguous(), t, *args, BLOCK=ks.meta["BLOCK"],
+             num_warps=DEFAULTS["rope"]["num_warps"])
+
+
+def launch_attention(mod, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, scale: float,
+                     causal: bool, params: dict | None = None) -> None:
+    """q [B, H, T, D], k, v [B, KVH, S, D] (last dim contiguous) -> out [B, H, T, D] contiguous."""
+    p = {**DEFAULTS["attention"], **(params or {})}
+    b, h, t, d = q.shape
+    kvh, s = k.shape[1], k.shape[2]
+    if b * h * t == 0:
+        return
+    q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
+    bm = min(p["BLOCK_M"], max(16, next_pow2(t)))
+    grid = (triton_cdiv(t, bm), b * h)
+    mod.flash_attention[grid](q, k, v, out, t, s, float(scale), q.stride(0), q.stride(1), q.stride(2),
+                              k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
+                              H=h, KVH=kvh, D=d, CAUSAL=bool(causal), IEEE=q.dtype == torch.float32,
+                              BLOCK_M=bm, BLOCK_N=p["BLOCK_N"], BLOCK_D=head_block(d), num_warps=p["num_warps"],
+                              num_stages=p["num_stages"])
+
+
+def launch_cache_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, pos: torch.Tensor,
+                           seq: torch.Tensor, table: torch.Tensor, out: torch.Tensor, layer: int, scale: float,
+                           params: dict | None = None) -> None:
+    """q [1, H, N, D]; caches [L, NB, KVH, BS, D]; out [1, H, N, D]. The number of splits depends only on
+    the table's shape (MB * BS / CHUNK), never on the data, so a captured CUDA graph stays valid."""
+    p = {**DEFAULTS["cache_attention"], **(params or {})}
+    _, h, n, d = q.shape
+    _, _, kvh, bs, _ = kc.shape
+    if n == 0:
+        return
+    q = q.contiguous()
+    kc, vc = kc.contiguous(), vc.contiguous()  # the pool is allocated contiguous: no copy
+    mb = table.shape[1]
+    splits = max(1, triton_cdiv(mb * bs, p["CHUNK"]))
+    o_part = torch.empty(n, h, splits, d, dtype=torch.float32, device=q.device)
+    m_part = torch.empty(n, h, splits, dtype=torch.float32, device=q.device)
+    l_part = torch.empty(n, h, splits, dtype=torch.float32, device=q.device)
+    bd = next_pow2(d)
+    mod.cache_attention_split[(n, h, splits)](q, kc, vc, pos, seq, table.contiguous(), o_part, m_part, l_part, n, mb,
+                                              float(scale), layer, *kc.stride()[:4], H=h, KVH=kvh, D=d, BS=bs,
+                                              CHUNK=p["CHUNK"], BLOCK_N=p["BLOCK_N"], BLOCK_D=bd,
+                                              num_warps=p["num_warps"], num_stages=p["num_stages"])
+    mod.cache_attention_merge[(n, h)](o_part, m_part, l_part, out, n, splits, H=h, D=d,
+                                      BLOCK_S=next_pow2(splits), BLOCK_D=bd, num_warps=1)
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# -- the program -------------------------------------------------------------------------------------
+
+
+class TritonProgram:
+    """A program ready to run on the Triton target: ``outputs = prog(*tensors)``."""
+
+    def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu"):
+        ok, why = triton_available()
+        if not ok:
+            raise KilnError(why)
+        self.program = program
+        self.device = device
+        self.weights = {k: v.to(device) for k, v in weights.items()} if device != "cpu" else weights
+        self.kernels: ProgramKernels = generate_program(program)
+        self.module = load_source(self.kernels.source, program.name) if self.kernels.kernels else None
+        self.schedule = self._schedule()
+        self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
+        self.launched: dict[str, int] = {}  # kernel kind -> launches (for tests and stats)
+
+    def _schedule(self) -> list[tuple[str | None, list[Op]]]:
+        """Kernels and single ops in a stable topological order (each unit as soon as its inputs exist,
+        ties broken by program order)."""
+        label_of = {id(o): lab for lab, ops in self.kernels.groups.items() for o in ops}
+        units: list[tuple[str | None, list[Op]]] = []
+        seen: set[str] = set()
+        for op in self.program.ops:
+            if op.name == "kiln.return":
+                continue
+            lab = label_of.get(id(op))
+            if lab is None:
+                units.append((None, [op]))
+            elif lab not in seen:
+                seen.add(lab)
+                units.append((lab, self.kernels.groups[lab]))
+        unit_of = {id(o): i for i, (_, ops) in enumerate(units) for o in ops}
+        deps = [set() for _ in units]
+        for i, (_, ops) in enumerate(units):
+            for o in ops:
+                for v in o.operands:
+                    if v.owner is not None and unit_of[id(v.owner)] != i:
+                        deps[i].add(unit_of[id(v.owner)])
+        import heapq
+
+        users: list[list[int]] = [[] for _ in units]
+        for i, d in enumerate(deps):
+            for j in d:
+                users[j].append(i)
+        count = [len(d) for d in deps]
+        ready = [i for i, c in enumerate(count) if c == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(units[i])
+            for u in users[i]:
+                count[u] -= 1
+                if count[u] == 0:
+                    heapq.heappush(ready, u)
+        if len(order) != len(units):
+            raise IRError(f"program {self.program.name!r}: its kernel groups form a cycle (re-run group-kernels)")
+        return order
+
+    def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
+        from kiln.codegen.cpu import CpuProgram
+
+        p = self.program
+        env = CpuProgram.bind(self, args)  # checks ranks, dtypes and symbolic sizes like the CPU target
+        vals: dict[int, Any] = {id(a): t.to(self.device) for a, t in zip(p.args, args)}
+        ctx = ExecContext(env, self.weights, self.device)
+        for label, ops in self.schedule:
+            if label is None:
+                op = ops[0]
+                d = lookup(op.name)
+                ctx.result_types = [r.type for r in op.results]
+                attrs = {k: v for k, v in {**d.defaults, **op.attrs}.items() if k not in DISCARDABLE_ATTRS}
+                out = d.reference(ctx, *[vals[id(v)] for v in op.operands], **attrs)
+                outs = out if len(op.results) > 1 else [out]
+                for r, t in zip(op.results, outs):
+                    vals[id(r)] = t
+                continue
+            self._run_kernel(label, ops, vals, env)
+        return [vals[id(v)] for v in p.outputs]
+
+    def _empty(self, v, env) -> torch.Tensor:
+        shape = [eval_dim(d, env) if isinstance(d, str) else d for d in v.type.shape]
+        return torch.empty(shape, dtype=TORCH_DTYPE[v.type.dtype], device=self.device)
+
+    def _run_kernel(self, label: str, ops: list[Op], vals: dict[int, Any], env: dict[str, int]) -> None:
+        ks = self.kernels.kernels[label]
+        kind = ks.meta["kind"]
+        self.launched[kind] = self.launched.get(kind, 0) + 1
+        mod = self.module
+        if kind == "rowwise":
+            outs = [self._empty(v, env) for v in ks.outputs]
+            launch_rowwise(getattr(mod, label), ks, [vals[id(i.value)] for i in ks.inputs], outs)
+        elif kind == "gemm":
+            lin = ops[0]
+            x, w = vals[id(lin.operands[0])], vals[id(lin.operands[1])]
+            b = vals[id(lin.operands[2])] if len(lin.operands) == 3 else None
+            outs = [self._empty(v, env) for v in ks.outputs]
+            launch_gemm(mod, ks, x, w, b, [vals[id(i.value)] for i in ks.inputs], outs)
+        elif kind == "rope":
+            outs = [self._empty(v, env) for v in ks.outputs]
+            launch_rope(getattr(mod, label), ks, [vals[id(o.operands[0])] for o in ops],
+                        vals[id(ops[0].operands[1])], vals[id(ops[0].operands[2])], outs)
+        elif kind == "attention":
+            op = ops[0]
+            q, k, v = (vals[id(x)] for x in op.operands)
+            outs = [self._empty(op.result, env)]
+            launch_attention(mod, q, k, v, outs[0], op.attrs["scale"], op.attrs.get("causal", False))
+        elif kind == "cache_attention":
+            op = ops[0]
+            q, kc, vc, pos, seq, table = (vals[id(x)] for x in op.operands)
+            outs = [self._empty(op.result, env)]
+            launch_cache_attention(mod, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
+        else:
+            raise IRError(f"kernel {label}: unknown kind {kind!r}")
+        for v, t in zip(ks.outputs, outs):
+            vals[id(v)] = t
+
+
+__all__ = ["TritonProgram", "launch_attention", "launch_cache_attention", "launch_gemm",
+           "launch_rope", "launch_rowwise", "load_source", "triton_available"]
