@@ -70,6 +70,7 @@ class _Grouper:
         self.index = {id(op): i for i, op in enumerate(program.ops)}
         self.group: dict[int, int] = {}  # id(op) -> group number
         self.members: dict[int, list[Op]] = {}
+        self.next_id = 0
 
     def convex(self, ops: list[Op]) -> bool:
         """No member reads (transitively, through non-members) a value computed by a member."""
@@ -91,7 +92,8 @@ class _Grouper:
         return True
 
     def add(self, ops: list[Op]) -> int:
-        g = len(self.members)
+        g = self.next_id
+        self.next_id += 1
         self.members[g] = list(ops)
         for o in ops:
             self.group[id(o)] = g

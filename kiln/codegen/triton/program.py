@@ -160,14 +160,17 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 class TritonProgram:
-    """A program ready to run on the Triton target: ``outputs = prog(*tensors)``."""
+    """A program ready to run on the Triton target: ``outputs = prog(*tensors)``. ``poison=True`` fills
+    every kernel output with NaN before the launch (tests: an element a kernel fails to write shows)."""
 
-    def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu"):
+    def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu",
+                 poison: bool = False):
         ok, why = triton_available()
         if not ok:
             raise KilnError(why)
         self.program = program
         self.device = device
+        self.poison = poison
         self.weights = {k: v.to(device) for k, v in weights.items()} if device != "cpu" else weights
         self.kernels: ProgramKernels = generate_program(program)
         self.module = load_source(self.kernels.source, program.name) if self.kernels.kernels else None
@@ -241,6 +244,8 @@ class TritonProgram:
 
     def _empty(self, v, env) -> torch.Tensor:
         shape = [eval_dim(d, env) if isinstance(d, str) else d for d in v.type.shape]
+        if self.poison:
+            return torch.full(shape, float("nan"), dtype=TORCH_DTYPE[v.type.dtype], device=self.device)
         return torch.empty(shape, dtype=TORCH_DTYPE[v.type.dtype], device=self.device)
 
     def _run_kernel(self, label: str, ops: list[Op], vals: dict[int, Any], env: dict[str, int]) -> None:
