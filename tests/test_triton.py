@@ -9,30 +9,29 @@ import os
 
 os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported: kernels run on CPU tensors
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 pytest.importorskip("triton")
 
-from kiln.codegen.cpu import CpuProgram  # noqa: E402
-from kiln.codegen.triton import generate_program  # noqa: E402
-from kiln.codegen.triton.program import (  # noqa: E402
+from kiln.codegen.cpu import CpuProgram
+from kiln.codegen.triton import generate_program
+from kiln.codegen.triton.program import (
     TritonProgram,
     launch_attention,
     launch_cache_attention,
     load_source,
 )
-from kiln.codegen.triton.templates import ATTENTION_SOURCE, CACHE_ATTENTION_SOURCE  # noqa: E402
-from kiln.errors import KilnError  # noqa: E402
-from kiln.ir.core import Module, Program  # noqa: E402
-from kiln.ir.ops import FROM_TORCH  # noqa: E402
-from kiln.ir.registry import lookup  # noqa: E402
-from kiln.ir.types import DType, TensorType  # noqa: E402
-from kiln.ir.verifier import verify_module  # noqa: E402
-from kiln.passes.kernel_fusion import kernel_groups  # noqa: E402
-from kiln.passes.manager import PassManager, parse_passes  # noqa: E402
+from kiln.codegen.triton.templates import ATTENTION_SOURCE, CACHE_ATTENTION_SOURCE
+from kiln.errors import KilnError
+from kiln.ir.core import Module, Program
+from kiln.ir.ops import FROM_TORCH
+from kiln.ir.registry import lookup
+from kiln.ir.types import DType, TensorType
+from kiln.ir.verifier import verify_module
+from kiln.passes.kernel_fusion import kernel_groups
+from kiln.passes.manager import PassManager, parse_passes
 
-torch.set_num_threads(1)
 F32 = DType.f32
 
 
