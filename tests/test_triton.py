@@ -234,6 +234,41 @@ def test_cache_attention_template_decode_and_packed_prefill(layout, h, kvh, d):
             torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
 
 
+def test_bfloat16_kernels_match_to_bfloat16_tolerance():
+    # bf16 tensors, f32 accumulation; the reference rounds after every op, the kernels once per store
+    g = gen(10)
+    bf = torch.bfloat16
+    m = Module(weights={"n": torch.randn(50, generator=g).to(bf), "w": torch.randn(40, 50, generator=g).to(bf)})
+    p = m.add(Program("forward"))
+    x, r = (p.add_arg(TensorType(DType.bf16, ("T", 50)), h) for h in ("x", "r"))
+    h = p.create("kiln.add", [x, r]).result
+    n = p.create("kiln.rms_norm", [h, w_op(p, m, "n")], {"eps": 1e-5}).result
+    y = p.create("kiln.silu", [p.create("kiln.linear", [n, w_op(p, m, "w")]).result]).result
+    p.set_outputs([y, h])
+    group(m)
+    assert list(labels(p).values()) == [["add", "rms_norm"], ["linear", "silu"]]
+    for rows in (3, 9):
+        xs = [torch.randn(rows, 50, generator=g).to(bf) for _ in range(2)]
+        got = TritonProgram(m["forward"], m.weights, poison=True)(*xs)
+        want = CpuProgram(m["forward"], m.weights, native=False)(*xs)
+        for a, b in zip(got, want):
+            assert a.dtype == bf  # a few bf16 ulps of the output's scale
+            torch.testing.assert_close(a.float(), b.float(), rtol=3e-2, atol=2e-2 * b.float().abs().max().item())
+    q, k, v = (torch.randn(1, s, 19, 32, generator=g).to(bf) for s in (4, 2, 2))
+    out = torch.full_like(q, float("nan"))
+    launch_attention(template(ATTENTION_SOURCE), q, k, v, out, 0.2, True, params={"BLOCK_M": 16, "BLOCK_N": 16})
+    want = lookup("kiln.attention").reference(None, q, k, v, scale=0.2, causal=True)
+    torch.testing.assert_close(out.float(), want.float(), rtol=3e-2, atol=3e-2)
+    kc, vc, pos, seq, table = cache_case("paged", [9, 14], [1, 3], 2, 32, g)
+    kc, vc, q = kc.to(bf), vc.to(bf), torch.randn(1, 4, len(pos), 32, generator=g).to(bf)
+    out = torch.full_like(q, float("nan"))
+    launch_cache_attention(template(CACHE_ATTENTION_SOURCE), q, kc, vc, pos, seq, table, out, 0, 0.2,
+                           params={"CHUNK": 8})
+    want = lookup("kiln.cache_attention").reference(None, q, kc, vc, pos, seq, table, layer=0, scale=0.2,
+                                                    layout="paged")
+    torch.testing.assert_close(out.float(), want.float(), rtol=3e-2, atol=3e-2)
+
+
 # ---------------------------------------------------------------------------
 # compiled models end to end
 

@@ -37,9 +37,14 @@ def triton_available() -> tuple[bool, str]:
         import triton  # noqa: F401
     except ImportError:
         return False, "Triton is not installed (pip install triton)"
-    if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+    if torch.cuda.is_available() or interpreting():
         return True, ""
     return False, "target cuda needs a CUDA GPU, or TRITON_INTERPRET=1 to run its kernels on the CPU (slow)"
+
+
+def interpreting() -> bool:
+    """Kernels run in Triton's interpreter (``TRITON_INTERPRET=1``), on CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def load_source(source: str, tag: str) -> Any:
@@ -91,8 +96,8 @@ def launch_gemm(mod, ks: KernelSource, x: torch.Tensor, w: torch.Tensor, b: torc
         bm = min(p["BLOCK_M"], max(16, next_pow2(m)))
         grid = (triton_cdiv(m, bm), triton_cdiv(n, p["BLOCK_N"]))
         getattr(mod, ks.name)[grid](x2, w, bias, *eps, *outputs, m, HAS_BIAS=b is not None, BLOCK_M=bm,
-                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], num_warps=p["num_warps"],
-                                    num_stages=p["num_stages"])
+                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], UPCAST=interpreting(),
+                                    num_warps=p["num_warps"], num_stages=p["num_stages"])
 
 
 def launch_rope(fn, ks: KernelSource, xs: list[torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
@@ -122,6 +127,7 @@ def launch_attention(mod, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out
     mod.flash_attention[grid](q, k, v, out, t, s, float(scale), q.stride(0), q.stride(1), q.stride(2),
                               k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
                               H=h, KVH=kvh, D=d, CAUSAL=bool(causal), IEEE=q.dtype == torch.float32,
+                              UPCAST=interpreting() and q.dtype != torch.float32,
                               BLOCK_M=bm, BLOCK_N=p["BLOCK_N"], BLOCK_D=head_block(d), num_warps=p["num_warps"],
                               num_stages=p["num_stages"])
 

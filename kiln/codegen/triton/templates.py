@@ -81,7 +81,7 @@ def gemm_source(name: str, ops: list[Op], escaping: set[int]) -> KernelSource:
            for i, v in enumerate(outputs)]
     head = f"""@triton.jit
 def {name}(x, w, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-        BLOCK_K: tl.constexpr):
+        BLOCK_K: tl.constexpr, UPCAST: tl.constexpr):
     # x [M, {k}] @ w [{n}, {k}]^T (+ b), then {len(epi)} epilogue ops: {', '.join(o.name for o in epi) or 'none'}
     rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -91,6 +91,9 @@ def {name}(x, w, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexp
         kk = k0 + rk
         a = tl.load(x + rm[:, None] * {k} + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < {k}), other=0.0)
         wt = tl.load(w + rn[:, None] * {k} + kk[None, :], mask=(rn[:, None] < {n}) & (kk[None, :] < {k}), other=0.0)
+        if UPCAST:  # the interpreter's tl.dot misreads 16-bit floats: multiply in f32 there
+            a = a.to(tl.float32)
+            wt = wt.to(tl.float32)
         acc += tl.dot(a, tl.trans(wt){ieee})
     if HAS_BIAS:
         acc += tl.load(b + rn, mask=rn < {n}, other=0.0).to(tl.float32)[None, :]
@@ -157,7 +160,7 @@ def rope_source(name: str, ops: list[Op]) -> KernelSource:
 ATTENTION_SOURCE = '''@triton.jit
 def flash_attention(q, k, v, o, T, S, scale, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs,
                     H: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+                    UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     # q [B, H, T, D], k, v [B, KVH, S, D] (strided) -> o [B, H, T, D] contiguous; grid (cdiv(T, BLOCK_M), B * H).
     # Online softmax over key tiles; causal is bottom-right aligned: query i sees keys j <= i + S - T.
     pid_m = tl.program_id(0)
@@ -170,6 +173,8 @@ def flash_attention(q, k, v, o, T, S, scale, sqb, sqh, sqt, skb, skh, sks, svb, 
     dmask = rd < D
     qmask = (rm[:, None] < T) & dmask[None, :]
     qt = tl.load(q + b * sqb + h * sqh + rm[:, None] * sqt + rd[None, :], mask=qmask, other=0.0)
+    if UPCAST:  # the interpreter's tl.dot misreads 16-bit floats: multiply in f32 there
+        qt = qt.to(tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
@@ -181,6 +186,8 @@ def flash_attention(q, k, v, o, T, S, scale, sqb, sqh, sqt, skb, skh, sks, svb, 
         rn = n0 + tl.arange(0, BLOCK_N)
         kvmask = (rn[:, None] < S) & dmask[None, :]
         kt = tl.load(k + b * skb + kvh * skh + rn[:, None] * sks + rd[None, :], mask=kvmask, other=0.0)
+        if UPCAST:
+            kt = kt.to(tl.float32)
         if IEEE:
             sc = tl.dot(qt, tl.trans(kt), input_precision="ieee") * scale
         else:
@@ -195,6 +202,8 @@ def flash_attention(q, k, v, o, T, S, scale, sqb, sqh, sqt, skb, skh, sks, svb, 
         p = tl.exp(sc - m_safe[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
         vt = tl.load(v + b * svb + kvh * svh + rn[:, None] * svs + rd[None, :], mask=kvmask, other=0.0)
+        if UPCAST:
+            vt = vt.to(tl.float32)
         if IEEE:
             acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt, input_precision="ieee")
         else:
