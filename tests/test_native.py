@@ -19,7 +19,7 @@ def test_the_kernel_builds_where_a_compiler_exists():
 
 
 @pytest.mark.parametrize("n,k", [(256, 256), (258, 255), (1030, 64), (64, 1031), (3, 40000)])
-@pytest.mark.parametrize("rows", [1, 3, 16])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 9, 16])
 def test_native_linear_matches_torch(n, k, rows):
     if native.library() is None:
         pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")

@@ -40,18 +40,11 @@ class _Step:
     index: int
 
 
-# Rows up to which the native float kernel beats MKL. It is a matrix-vector kernel: one pass over the
-# weight per activation row, so it wins on weight bandwidth at 1-2 rows, while from 4 rows on MKL's
-# blocked matrix product reuses each loaded weight across rows and runs about twice as fast (speculative
-# verification and chunked decode feed 4-20 rows). Measured in docs/speculative.md.
-NATIVE_FLOAT_ROWS = 2
-
-
 def _linear_native_or_torch(ctx, x, w, b=None):
     """kiln.linear: the native matrix-vector kernel for decode-sized inputs, else torch."""
     from kiln.codegen import native
 
-    y = native.linear(x, w, b) if x.numel() <= NATIVE_FLOAT_ROWS * x.shape[-1] else None
+    y = native.linear(x, w, b)  # up to native.MAX_ROWS rows; prefill-sized inputs stay with MKL
     return y if y is not None else torch.nn.functional.linear(x, w, b)
 
 
