@@ -329,3 +329,10 @@ def test_cuda_target_without_gpu_or_interpreter_is_a_clear_error(cuda_art, monke
     monkeypatch.delenv("TRITON_INTERPRET")
     with pytest.raises(KilnError, match="needs a CUDA GPU, or TRITON_INTERPRET=1"):
         cuda_art.runtime()
+
+
+def test_cuda_graphs_need_the_cuda_target_on_a_gpu(cuda_art):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(KilnError, match="CUDA graphs need the cuda target on a CUDA device"):
+        cuda_art.runtime(cuda_graphs=True)

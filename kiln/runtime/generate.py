@@ -106,10 +106,11 @@ class Runtime:
 
     ``cache_tokens`` sizes the KV-cache pool (default: 4 full-context sequences, at most 1 GiB);
     ``prefill_chunk`` is the most prompt tokens one prefill call processes; ``speculative=False``
-    decodes one token per step even when the artifact has a drafter."""
+    decodes one token per step even when the artifact has a drafter; ``cuda_graphs=True`` (target
+    cuda on a GPU; unverified) replays the decode step from a captured CUDA graph."""
 
     def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512,
-                 speculative: bool = True):
+                 speculative: bool = True, cuda_graphs: bool = False):
         target = artifact.manifest.get("target", "cpu")
         if target not in ("cpu", "cuda") or (target == "cpu" and device != "cpu"):
             raise KilnError(f"target {target!r} / device {device!r}: the cpu target runs on device 'cpu' only")
@@ -156,6 +157,12 @@ class Runtime:
                                     f"describes ({got} vs {list(want)})")
             self.prefill = program(self.module["prefill"], self.module.weights)
             self.decode_prog = program(self.module["decode"], self.module.weights)
+            if cuda_graphs:  # unverified: see kiln/codegen/triton/graphs.py
+                from kiln.codegen.triton.graphs import CudaGraphProgram
+
+                if target != "cuda":
+                    raise KilnError("cuda_graphs needs an artifact compiled with --target cuda")
+                self.decode_prog = CudaGraphProgram(self.decode_prog)
         self.spec = None  # the draft -> verify loop, when the artifact has a verify program (and it is wanted)
         if speculative and self.kv is not None and "verify" in self.module.programs:
             from kiln.runtime.speculative import SpecDecoder
