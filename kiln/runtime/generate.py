@@ -164,6 +164,8 @@ class Runtime:
                     raise KilnError("cuda_graphs needs an artifact compiled with --target cuda")
                 self.decode_prog = CudaGraphProgram(self.decode_prog)
         self.spec = None  # the draft -> verify loop, when the artifact has a verify program (and it is wanted)
+        if device != "cpu":  # the draft -> verify loop runs its programs on the CPU executor only, for now
+            speculative = False
         if speculative and self.kv is not None and "verify" in self.module.programs:
             from kiln.runtime.speculative import SpecDecoder
 
