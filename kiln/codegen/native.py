@@ -238,57 +238,80 @@ static inline unsigned short to_bf16(float f) {
     return (unsigned short)(u >> 16);
 }
 
-static inline float from_bf16(unsigned short h) {
-    unsigned int u = (unsigned int)h << 16;
-    float f;
-    __builtin_memcpy(&f, &u, 4);
-    return f;
+/* x row -> per 32-byte chunk of the packed row, 4 x 32 bf16: the activation at the chunk's low-nibble
+   columns (hi part, lo part), then at its high-nibble columns (hi part, lo part); and xs[gi], the sum
+   of x over each group (for the offsets). Vectorised: this runs once per call and row of x. */
+static inline __m512i split_bf16(__m512 a, __m512 *rest) {
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(a);
+    __m512 back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    *rest = _mm512_sub_ps(a, back);
+    return _mm512_castsi256_si512(h);
 }
 
-/* x row -> per 32-byte chunk of the packed row, 4 x 32 bf16: the activation at the chunk's low-nibble
-   columns (hi part, lo part), then at its high-nibble columns (hi part, lo part). */
-static void i4_prep_x(const float *restrict x, unsigned short *restrict xp, long nb, long g) {
+static void i4_prep_x(const float *restrict x, unsigned short *restrict xp, float *restrict xs, long fast, long g) {
     long h = g / 2;
-    for (long b0 = 0; b0 < nb; b0 += 32) {
-        unsigned short *d = xp + (b0 / 32) * 128;
-        for (int t = 0; t < 32; t++) {
-            long b = b0 + t, gi = b / h, col = gi * g + (b - gi * h);
-            float a = x[col], c = x[col + h];
-            unsigned short ah = to_bf16(a), ch = to_bf16(c);
-            d[t] = ah;
-            d[32 + t] = to_bf16(a - from_bf16(ah));
-            d[64 + t] = ch;
-            d[96 + t] = to_bf16(c - from_bf16(ch));
+    for (long gi = 0; gi < fast; gi++) {
+        __m512 sum = _mm512_setzero_ps();
+        for (long j0 = 0; j0 < h; j0 += 16) {
+            long b = gi * h + j0;
+            unsigned short *d = xp + (b >> 5) * 128 + (b & 31);
+            __m512 a = _mm512_loadu_ps(x + gi * g + j0), c = _mm512_loadu_ps(x + gi * g + h + j0), ra, rc;
+            sum = _mm512_add_ps(sum, _mm512_add_ps(a, c));
+            _mm256_storeu_si256((__m256i *)d, _mm512_castsi512_si256(split_bf16(a, &ra)));
+            _mm256_storeu_si256((__m256i *)(d + 32), (__m256i)_mm512_cvtneps_pbh(ra));
+            _mm256_storeu_si256((__m256i *)(d + 64), _mm512_castsi512_si256(split_bf16(c, &rc)));
+            _mm256_storeu_si256((__m256i *)(d + 96), (__m256i)_mm512_cvtneps_pbh(rc));
         }
+        xs[gi] = _mm512_reduce_add_ps(sum);
     }
 }
 
-/* sum over the first nb bytes (whole groups, nb a multiple of 32, g = 2^(log2h + 1)) of s_g * code * x */
-static float dot_i4_bf16(const unsigned char *restrict wb, const unsigned short *restrict xp,
-                         const _Float16 *restrict S, long nb, long h, int log2h, __m512i tbl) {
+/* for two rows at once (sharing the activation loads and the per-chunk lane -> group index): the sum
+   over their first nb bytes (whole groups, nb a multiple of 32, g = 2^(log2h + 1)) of s_g * code * x */
+static void dot_i4_bf16x2(const unsigned char *restrict w0, const unsigned char *restrict w1,
+                          const unsigned short *restrict xp, const _Float16 *restrict S0,
+                          const _Float16 *restrict S1, long nb, long h, int log2h, __m512i tbl, float *out) {
     const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     long per16 = 16 * h;  /* bytes of 16 groups */
     for (long gb = 0; gb < nb; gb += per16) {
         long ng = (nb - gb) / h < 16 ? (nb - gb) / h : 16;
-        __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)((1u << ng) - 1), (const void *)(S + gb / h)));
+        __mmask16 mk = (__mmask16)((1u << ng) - 1);
+        __m512 sv0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S0 + gb / h)));
+        __m512 sv1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S1 + gb / h)));
         long end = gb + per16 < nb ? gb + per16 : nb;
         for (long b0 = gb; b0 < end; b0 += 32) {
             __m512i gidx = _mm512_srli_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)(b0 - gb)), lane2), log2h);
-            __m512 svec = _mm512_permutexvar_ps(gidx, sv);  /* each lane's group scale */
-            __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(wb + b0)));
-            __m512i cl = _mm512_permutexvar_epi16(v, tbl);  /* low 5 bits index a table of bf16(i & 15) */
-            __m512i chh = _mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), tbl);
             const unsigned short *d = xp + (b0 / 32) * 128;
-            __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)cl, (__m512bh)_mm512_loadu_si512(d));
-            t = _mm512_dpbf16_ps(t, (__m512bh)cl, (__m512bh)_mm512_loadu_si512(d + 32));
-            t = _mm512_dpbf16_ps(t, (__m512bh)chh, (__m512bh)_mm512_loadu_si512(d + 64));
-            t = _mm512_dpbf16_ps(t, (__m512bh)chh, (__m512bh)_mm512_loadu_si512(d + 96));
-            if ((b0 >> 5) & 1) a1 = _mm512_fmadd_ps(t, svec, a1);
-            else a0 = _mm512_fmadd_ps(t, svec, a0);
+            __m512bh xh0 = (__m512bh)_mm512_loadu_si512(d), xl0 = (__m512bh)_mm512_loadu_si512(d + 32);
+            __m512bh xh1 = (__m512bh)_mm512_loadu_si512(d + 64), xl1 = (__m512bh)_mm512_loadu_si512(d + 96);
+            __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(w0 + b0)));
+            __m512i u = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(w1 + b0)));
+            __m512bh cl = (__m512bh)_mm512_permutexvar_epi16(v, tbl);  /* low 5 bits: a table of bf16(i & 15) */
+            __m512bh ch = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), tbl);
+            __m512bh dl = (__m512bh)_mm512_permutexvar_epi16(u, tbl);
+            __m512bh dh = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(u, 4), tbl);
+            __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), cl, xh0);
+            __m512 r = _mm512_dpbf16_ps(_mm512_setzero_ps(), dl, xh0);
+            t = _mm512_dpbf16_ps(t, cl, xl0);
+            r = _mm512_dpbf16_ps(r, dl, xl0);
+            t = _mm512_dpbf16_ps(t, ch, xh1);
+            r = _mm512_dpbf16_ps(r, dh, xh1);
+            t = _mm512_dpbf16_ps(t, ch, xl1);
+            r = _mm512_dpbf16_ps(r, dh, xl1);
+            a0 = _mm512_fmadd_ps(t, _mm512_permutexvar_ps(gidx, sv0), a0);
+            a1 = _mm512_fmadd_ps(r, _mm512_permutexvar_ps(gidx, sv1), a1);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    out[0] = _mm512_reduce_add_ps(a0);
+    out[1] = _mm512_reduce_add_ps(a1);
+}
+
+static float dot_i4_bf16(const unsigned char *restrict wb, const unsigned short *restrict xp,
+                         const _Float16 *restrict S, long nb, long h, int log2h, __m512i tbl) {
+    float out[2];
+    dot_i4_bf16x2(wb, wb, xp, S, S, nb, h, log2h, tbl, out);  /* one row: compute it twice, keep one */
+    return out[0];
 }
 #endif
 
@@ -308,18 +331,14 @@ void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, c
     unsigned short tb[32];
     for (int e = 0; e < 32; e++) tb[e] = to_bf16((float)(e & 15));
     const __m512i tbl = _mm512_loadu_si512((const void *)tb);
-    for (long m = 0; m < M; m++) {
-        if (nbf) i4_prep_x(x + m * K, xp + m * (nbf / 32) * 128, nbf, g);
-        for (long gi = 0; gi < fast; gi++) {  /* group sums of x, for the offsets */
-            float t = 0.f;
-            for (long k = gi * g; k < (gi + 1) * g; k++) t += x[m * K + k];
-            xs[m * G + gi] = t;
-        }
-    }
+    for (long m = 0; m < M; m++)
+        if (nbf) i4_prep_x(x + m * K, xp + m * (nbf / 32) * 128, xs + m * G, fast, g);
 #endif
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (long n0 = 0; n0 < N; n0 += 4) {
         long nn = N - n0 < 4 ? N - n0 : 4;
+        float pair[2] = {0.f, 0.f};
+        (void)pair;
         for (long m = 0; m < M; m++)
             for (long r = 0; r < nn; r++) {
                 long n = n0 + r;
@@ -329,7 +348,14 @@ void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, c
                 float acc = 0.f;
 #ifdef KILN_I4_BF16
                 if (fast) {
-                    acc = dot_i4_bf16(wb, xp + m * (nbf / 32) * 128, Sn, nbf, g / 2, log2h, tbl);
+                    if (r + 1 < nn && !(r & 1)) {  /* rows n and n + 1 together */
+                        dot_i4_bf16x2(wb, wb + K / 2, xp + m * (nbf / 32) * 128, Sn, Sn + G, nbf, g / 2, log2h, tbl, pair);
+                        acc = pair[0];
+                    } else if (r & 1) {
+                        acc = pair[1];
+                    } else {
+                        acc = dot_i4_bf16(wb, xp + m * (nbf / 32) * 128, Sn, nbf, g / 2, log2h, tbl);
+                    }
                     __m512 ao = _mm512_setzero_ps();  /* + sum_g offset_g * sum(x over g), 16 groups at a time */
                     for (long g0 = 0; g0 < fast; g0 += 16) {
                         __mmask16 mk = (__mmask16)((1u << (fast - g0 < 16 ? fast - g0 : 16)) - 1);
