@@ -20,9 +20,10 @@ from kiln.codegen.triton.program import (
     TritonProgram,
     launch_attention,
     launch_cache_attention,
+    launch_cache_write,
     load_source,
 )
-from kiln.codegen.triton.templates import ATTENTION_SOURCE, CACHE_ATTENTION_SOURCE
+from kiln.codegen.triton.templates import ATTENTION_SOURCE, CACHE_ATTENTION_SOURCE, CACHE_WRITE_SOURCE
 from kiln.errors import KilnError
 from kiln.ir.core import Module, Program
 from kiln.ir.ops import FROM_TORCH
@@ -234,6 +235,19 @@ def test_cache_attention_template_decode_and_packed_prefill(layout, h, kvh, d):
             torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", ["paged", "contiguous"])
+def test_cache_write_template_writes_k_and_v_in_place(layout):
+    g = gen(11)
+    ref = lookup("kiln.cache_write").reference
+    kc, vc, pos, seq, table = cache_case(layout, [9, 23, 4], [3, 6, 4], 2, 20, g)
+    k = torch.randn(1, 2, len(pos), 20, generator=g)
+    v = torch.randn(1, len(pos), 2, 20, generator=g).transpose(1, 2)  # a strided view, as from the QKV slice
+    want_k = ref(None, kc.clone(), k, pos, seq, table, layer=1, layout=layout)
+    want_v = ref(None, vc.clone(), v, pos, seq, table, layer=1, layout=layout)
+    launch_cache_write(template(CACHE_WRITE_SOURCE), [k, v], [kc, vc], pos, seq, table, 1)
+    assert torch.equal(kc, want_k) and torch.equal(vc, want_v)  # written slots and untouched ones
+
+
 def test_bfloat16_kernels_match_to_bfloat16_tolerance():
     # bf16 tensors, f32 accumulation; the reference rounds after every op, the kernels once per store
     g = gen(10)
@@ -287,6 +301,7 @@ def test_compiled_model_groups_and_kernels(cuda_art, tmp_path, capsys):
     got = list(labels(decode).values())
     assert got.count(["add", "rms_norm"]) == 4 and got.count(["slice", "slice", "silu", "mul"]) == 2
     assert got.count(["rope", "rope"]) == 2 and got.count(["cache_attention"]) == 2
+    assert got.count(["cache_write", "cache_write"]) == 2
     assert cuda_art.manifest["target"] == "cuda" and cuda_art.manifest["pipeline"]["passes"][-1] == "group-kernels"
     path = cuda_art.save(tmp_path / "c.kiln")
     assert sorted(p.name for p in (path / "kernels").iterdir()) == ["decode.py", "forward.py", "prefill.py"]
@@ -305,6 +320,7 @@ def test_compiled_model_same_greedy_tokens_as_the_cpu_path(cuda_art):
     prompts = [[1, 5, 9, 33, 2], [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23], [3]]
     assert rt.generate(prompts, max_new_tokens=10) == rc.generate(prompts, max_new_tokens=10)
     assert rt.decode_prog.launched["cache_attention"] > 0 and rt.prefill.launched["gemm"] > 0
+    assert rt.decode_prog.launched["cache_write"] == rt.decode_prog.launched["cache_attention"]
     ids = torch.randint(0, 500, (2, 9), generator=gen(8))
     torch.testing.assert_close(rt.logits(ids), rc.logits(ids), rtol=1e-4, atol=1e-4)
 

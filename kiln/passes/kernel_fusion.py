@@ -15,6 +15,7 @@ torch on the device (views, embedding lookups, cache writes, ...). Kinds:
 * ``attention``: ``kiln.attention`` without an explicit mask (flash-style, causal or not, GQA).
 * ``cache_attention``: ``kiln.cache_attention`` (decode or packed prefill over the contiguous or paged
   cache, split along the sequence with a log-sum-exp merge).
+* ``cache_write``: the K and V ``kiln.cache_write`` of one layer (same positions): one launch, in place.
 
 A group is kept only if it is convex: no path leaves the group and comes back into it through an op
 outside it, so the kernel can run at one point of the program. The choices are counted in ``stats``
@@ -31,7 +32,7 @@ from kiln.ir.registry import has_trait
 from kiln.passes.base import Pass, register
 
 KERNEL_ATTR = "kernel"
-KINDS = ("rowwise", "gemm", "rope", "attention", "cache_attention")
+KINDS = ("rowwise", "gemm", "rope", "attention", "cache_attention", "cache_write")
 
 
 def kernel_kind(label: str) -> str:
@@ -175,6 +176,18 @@ class GroupKernels(Pass):
             if len(op.operands) == 3 and isinstance(op.result.type.shape[-1], int):
                 groups.append(("attention", [op]))
         groups += [("cache_attention", [op]) for op in prog.walk("kiln.cache_attention")]
+        writes: list[list[Op]] = []  # K and V of one layer: same positions, one launch
+        for op in prog.walk("kiln.cache_write"):
+            if op.operands[0].type.dtype.value not in ("f32", "f16", "bf16"):
+                continue
+            last = writes[-1] if writes else None
+            if last is not None and len(last) == 1 and last[0].attrs["layer"] == op.attrs["layer"] and \
+                    [id(v) for v in last[0].operands[2:]] == [id(v) for v in op.operands[2:]] and \
+                    g.convex([last[0], op]):
+                last.append(op)
+            else:
+                writes.append([op])
+        groups += [("cache_write", ops) for ops in writes]
         counts: dict[str, int] = {}
         index = {id(op): i for i, op in enumerate(prog.ops)}
         groups.sort(key=lambda kg: index[id(kg[1][0])])

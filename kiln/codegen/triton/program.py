@@ -158,6 +158,22 @@ def launch_cache_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Ten
                                       BLOCK_S=next_pow2(splits), BLOCK_D=bd, num_warps=1)
 
 
+def launch_cache_write(mod, xs: list[torch.Tensor], caches: list[torch.Tensor], pos: torch.Tensor,
+                       seq: torch.Tensor, table: torch.Tensor, layer: int) -> None:
+    """Writes x [1, KVH, N, D] (one or two: K and V) into its cache [L, NB, KVH, BS, D], in place."""
+    _, kvh, n, d = xs[0].shape
+    if n == 0:
+        return
+    xs = [x if x.stride(-1) == 1 else x.contiguous() for x in xs]
+    x1, c1 = (xs[1], caches[1]) if len(xs) > 1 else (xs[0], caches[0])
+    for c in caches:
+        if not c.is_contiguous():
+            raise KilnError("the KV cache must be contiguous for the Triton cache write")
+    mod.cache_write[(n, kvh)](xs[0], caches[0], x1, c1, pos, seq, table.contiguous(), table.shape[1], layer,
+                              xs[0].stride(1), xs[0].stride(2), x1.stride(1), x1.stride(2), *caches[0].stride()[:4],
+                              D=d, BS=caches[0].shape[3], TWO=len(xs) > 1, BLOCK_D=next_pow2(d), num_warps=1)
+
+
 def triton_cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -282,11 +298,16 @@ class TritonProgram:
             q, kc, vc, pos, seq, table = (vals[id(x)] for x in op.operands)
             outs = [self._empty(op.result, env)]
             launch_cache_attention(mod, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
+        elif kind == "cache_write":  # in place: the results are the caches themselves
+            outs = [vals[id(op.operands[0])] for op in ops]
+            pos, seq, table = (vals[id(x)] for x in ops[0].operands[2:5])
+            launch_cache_write(mod, [vals[id(op.operands[1])] for op in ops], outs, pos, seq, table,
+                               ops[0].attrs["layer"])
         else:
             raise IRError(f"kernel {label}: unknown kind {kind!r}")
         for v, t in zip(ks.outputs, outs):
             vals[id(v)] = t
 
 
-__all__ = ["TritonProgram", "launch_attention", "launch_cache_attention", "launch_gemm",
+__all__ = ["TritonProgram", "launch_attention", "launch_cache_attention", "launch_cache_write", "launch_gemm",
            "launch_rope", "launch_rowwise", "load_source", "triton_available"]

@@ -278,6 +278,27 @@ def cache_attention_merge(o_part, m_part, l_part, out, N, NSPLIT, H: tl.constexp
 '''
 
 
+CACHE_WRITE_SOURCE = '''@triton.jit
+def cache_write(x0, c0, x1, c1, pos, seq, table, MB, layer, sx0h, sx0n, sx1h, sx1n, s_l, s_nb, s_h, s_bs,
+                D: tl.constexpr, BS: tl.constexpr, TWO: tl.constexpr, BLOCK_D: tl.constexpr):
+    # x [1, KVH, N, D] (strided, last dim contiguous) into cache [L, NB, KVH, BS, D] at block
+    # table[seq[n], pos[n] // BS], offset pos[n] % BS, of `layer`, in place; K and V in one launch.
+    # grid (N, KVH)
+    n = tl.program_id(0).to(tl.int64)
+    h = tl.program_id(1)
+    p = tl.load(pos + n)
+    blk = tl.load(table + tl.load(seq + n) * MB + p // BS)
+    rd = tl.arange(0, BLOCK_D)
+    dmask = rd < D
+    off = layer * s_l + blk * s_nb + h * s_h + (p % BS) * s_bs + rd
+    v0 = tl.load(x0 + h * sx0h + n * sx0n + rd, mask=dmask, other=0.0)
+    tl.store(c0 + off, v0.to(c0.dtype.element_ty), mask=dmask)
+    if TWO:
+        v1 = tl.load(x1 + h * sx1h + n * sx1n + rd, mask=dmask, other=0.0)
+        tl.store(c1 + off, v1.to(c1.dtype.element_ty), mask=dmask)
+'''
+
+
 def head_block(d: int) -> int:
     """The padded head dim of the attention tiles: a power of two, at least 16 (``tl.dot``'s minimum)."""
     return max(16, next_pow2(d))
