@@ -371,10 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
     c.add_argument("--draft", help="speculative decoding: a draft model (directory or preset sharing the "
                    "target's tokenizer), 'self' (the target with layers skipped) or 'ngram' (model-free)")
-    c.add_argument("--spec-k", type=int, help="most tokens drafted per step (default 6)")
+    c.add_argument("--spec-k", type=int, help="most tokens drafted per step (default 8)")
     c.add_argument("--spec-adaptive", type=float,
                    help="stop drafting when the draft's top probability falls below this (default 0: fixed length)")
-    c.add_argument("--spec-tree", type=int, help="n-gram drafter: nodes of the recycled token tree (default 16)")
+    c.add_argument("--spec-tree", type=int, help="n-gram drafter: nodes of the recycled token tree (default 8)")
     c.add_argument("--spec-skip", type=int, help="self drafter: layers to skip (default half)")
     c.add_argument("--dump-dir", help="write the IR before and after every pass here")
     c.add_argument("--seed", type=int, default=0, help="seed for a preset's random weights")

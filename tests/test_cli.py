@@ -86,7 +86,7 @@ def test_run_text_and_stream(capsys, tiny_artifact):
     (["compile", "no-such-preset", "-o", "{tmp}/x"], "not a directory and not a preset"),
     (["compile", "llama-tiny", "-o", "{tmp}/x", "--passes", "cse,bogus"], "unknown pass 'bogus'"),
     (["compile", "llama-tiny", "-o", "{tmp}/x", "--pipeline", "turbo"], "unknown pipeline 'turbo'"),
-    (["compile", "llama-tiny", "-o", "{tmp}/x", "--draft", "self"], "--draft"),
+    (["compile", "llama-tiny", "-o", "{tmp}/x", "--draft", "self", "--spec-skip", "5"], "skip must be in"),
     (["compile", "llama-tiny"], "-o/--output"),
     (["run", "{tmp}/missing.kiln", "--prompt", "hi"], "no artifact"),
     (["run", "{art}", "--prompt", ""], "prompt is empty"),

@@ -232,7 +232,7 @@ def test_verify_program_and_manifest(tmp_path):
     art.save(tmp_path / "a.kiln")
     loaded = kiln.load(tmp_path / "a.kiln")
     spec = loaded.manifest["model"]["speculative"]
-    assert spec["drafter"] == "ngram" and spec["tree_nodes"] == 16 and "prompt-lookup" in spec["policy"]
+    assert spec["drafter"] == "ngram" and spec["tree_nodes"] == 8 and "prompt-lookup" in spec["policy"]
     assert loaded.runtime().spec is not None
 
 

@@ -164,9 +164,9 @@ class Speculative(Pass):
     summary = ("verify program (token-tree attention, accept step, cache rollback) and a drafter "
                "(drafter=model|self|ngram, k, adaptive, tree, skip)")
     drafter: str = "ngram"
-    k: int = 6
+    k: int = 8
     adaptive: float = 0.0
-    tree: int = 16
+    tree: int = 8
     skip: int = 0
     # set by the compiler, not options: the compiled draft model, and token windows [B, T] of held-out text
     draft_module: Module | None = field(default=None, init=False, repr=False)

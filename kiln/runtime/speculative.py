@@ -34,6 +34,7 @@ from kiln.ir.ops_spec import filtered_probs
 from kiln.runtime.kvcache import KVAllocator
 
 LOOKUP_NGRAM = 3  # prompt lookup matches the last 3, 2 or 1 tokens, longest first
+LOOKUP_MATCHES = 2  # ... and drafts what followed its 2 most recent matches
 RECYCLE_TOP = 8  # candidates kept per token by the recycling table
 
 
@@ -100,30 +101,35 @@ class NgramDrafter:
                 self.succ[a] = (cands, [0.5 ** (i + 1) for i in range(len(cands))])
 
     def _update_index(self, s: int, toks: list[int]) -> None:
-        # n-grams ending before the last token: the current suffix must not match itself
+        # n-grams ending before the last token (the current suffix must not match itself), with the
+        # LOOKUP_MATCHES most recent places each ended
         for end in range(max(self.indexed[s], 1), len(toks)):
             for n, table in self.index[s].items():
                 if end >= n:
-                    table[tuple(toks[end - n:end])] = end
+                    key = tuple(toks[end - n:end])
+                    table[key] = [end, *table.get(key, [])][:LOOKUP_MATCHES]
         self.indexed[s] = max(self.indexed[s], len(toks))
 
-    def lookup(self, s: int, toks: list[int]) -> list[int]:
+    def lookup(self, s: int, toks: list[int]) -> list[list[int]]:
+        """Continuations of the longest earlier match of the last tokens, most recent first: the
+        first up to ``k`` tokens, the others (other places the same n-gram ended) up to ``k // 2``."""
         self._update_index(s, toks)
         for n in range(LOOKUP_NGRAM, 0, -1):
             if len(toks) < n:
                 continue
-            end = self.index[s][n].get(tuple(toks[-n:]))
-            if end is not None:
-                return toks[end:end + self.k]
+            ends = self.index[s][n].get(tuple(toks[-n:]))
+            if ends:
+                return [toks[e:e + (self.k if i == 0 else self.k // 2)] for i, e in enumerate(ends)]
         return []
 
     def draft(self, s: int, toks: list[int], budget: int) -> Tree:
         tree = Tree(toks[-1])
         if budget <= 0:
             return tree
-        node = 0
-        for t in self.lookup(s, toks)[:budget]:
-            node = tree.add(node, t)
+        for branch in self.lookup(s, toks):
+            node = 0
+            for t in branch[:budget]:
+                node = tree.add(node, t)
         heap: list[tuple[float, int, int, int]] = []  # (-path probability, tie-break, parent node, token)
         expanded: set[int] = set()
         order = itertools.count()
@@ -238,7 +244,7 @@ class SpecDecoder:
         k = int(self.info.get("k", 4))
         if drafter == "ngram":
             self.drafter: NgramDrafter | ModelDrafter = NgramDrafter(k, int(self.info.get("tree_nodes", 0)))
-            self.max_nodes = 1 + k + int(self.info.get("tree_nodes", 0))
+            self.max_nodes = 1 + k + (k // 2) * (LOOKUP_MATCHES - 1) + int(self.info.get("tree_nodes", 0))
         elif drafter in ("model", "self"):
             if "draft_decode" not in m.programs or "draft_kv_cache" not in m.meta:
                 raise KilnError(f"the artifact's {drafter} drafter has no draft_decode program or draft cache")
