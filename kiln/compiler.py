@@ -121,7 +121,7 @@ def pass_objs_before(passes: list) -> list:
 def _prepare_speculative(passes, before, imported, draft, seed, progress) -> None:
     """Give a ``speculative`` pass what it cannot get from options: the compiled draft model (compiled
     with the passes that precede it, so both share a cache layout) or held-out calibration windows."""
-    from kiln.passes.manager import PassManager, parse_passes
+    from kiln.passes.manager import PassManager
     from kiln.passes.speculative import Speculative
 
     for p in passes:
@@ -135,9 +135,8 @@ def _prepare_speculative(passes, before, imported, draft, seed, progress) -> Non
             say = progress or (lambda s: None)
             say(f"draft model: {draft}")
             d = import_model(draft, seed=seed, progress=progress)
-            spec = [f"{q.name}{{{','.join(f'{k}={v}' for k, v in q.options().items())}}}" if q.options() else q.name
-                    for q in before]
-            PassManager(parse_passes(spec) if spec else [], verify=True, keep_ir=False).run(d.module)
+            fresh = [type(q)(**q.options()) for q in before]  # same passes and options, fresh stats
+            PassManager(fresh, verify=True, keep_ir=False).run(d.module)
             p.draft_module = d.module
             p.draft_source = d.loaded.source
         elif p.drafter == "self":

@@ -20,6 +20,7 @@ import torch
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.errors import KilnError
+from kiln.ir.ops_spec import filtered_probs
 
 
 @dataclass
@@ -66,18 +67,7 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
     """Next token per row of logits [B, V]: argmax when temperature is 0."""
     if temperature == 0:
         return logits.argmax(-1)
-    scores = logits.float() / temperature
-    if top_k > 0:
-        kth = torch.topk(scores, min(top_k, scores.shape[-1]), dim=-1).values[..., -1:]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
-    if top_p < 1:
-        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
-        probs = torch.softmax(sorted_scores, -1)
-        cum = probs.cumsum(-1)
-        drop = cum - probs > top_p  # keep the smallest prefix whose mass reaches top_p
-        sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
-        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
-    probs = torch.softmax(scores, -1)
+    probs = filtered_probs(logits, temperature, top_k, top_p)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
