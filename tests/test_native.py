@@ -18,9 +18,11 @@ def test_the_kernel_builds_where_a_compiler_exists():
         assert native.linear(torch.randn(1, 256), torch.randn(256, 256)) is None
 
 
+@pytest.mark.parametrize("pack", ["1", "0"])  # the panel kernel, and the row kernel without packing
 @pytest.mark.parametrize("n,k", [(256, 256), (258, 255), (1030, 64), (64, 1031), (3, 40000)])
-@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 9, 16])
-def test_native_linear_matches_torch(n, k, rows):
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 9, 12, 13, 16])
+def test_native_linear_matches_torch(n, k, rows, pack, monkeypatch):
+    monkeypatch.setenv("KILN_PACK", pack)
     if native.library() is None:
         pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
     g = torch.Generator().manual_seed(n * 7 + k + rows)
@@ -34,9 +36,35 @@ def test_native_linear_matches_torch(n, k, rows):
         assert torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-4 * k ** 0.5)
 
 
-def test_native_linear_declines_what_it_does_not_handle():
+@pytest.mark.parametrize("rows", [17, 25, 130])
+def test_packed_linear_takes_prefill_sized_inputs(rows):
+    if native.library() is None:
+        pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
+    g = torch.Generator().manual_seed(rows)
+    w, b, x = torch.randn(300, 260, generator=g), torch.randn(300, generator=g), torch.randn(2, rows, 260, generator=g)
+    y = native.linear(x, w, b)
+    ref = torch.nn.functional.linear(x.double(), w.double(), b.double())
+    assert y is not None and torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-3)
+    wp = native.packed(w)
+    assert wp is native.packed(w) and wp.numel() == 320 * 260  # packed once, padded to whole panels
+
+
+def test_packed_weights_are_dropped_with_their_weight():
+    if native.library() is None:
+        pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
+    w = torch.randn(300, 256)
+    native.packed(w)
+    key = id(w)
+    assert key in native._packed
+    del w
+    assert key not in native._packed
+
+
+def test_native_linear_declines_what_it_does_not_handle(monkeypatch):
     w = torch.randn(512, 256)
-    assert native.linear(torch.randn(17, 256), w) is None  # too many rows: prefill stays with MKL
+    monkeypatch.setenv("KILN_PACK", "0")
+    assert native.linear(torch.randn(17, 256), w) is None  # unpacked: more rows than the row kernel takes
+    monkeypatch.setenv("KILN_PACK", "1")
     assert native.linear(torch.randn(1, 256, dtype=torch.float64), w.double()) is None
     assert native.linear(torch.randn(1, 256), torch.randn(8, 8)) is None  # small weight
     assert native.linear(torch.randn(1, 256), w.t().contiguous().t()) is None  # not row-major

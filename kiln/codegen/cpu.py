@@ -41,10 +41,10 @@ class _Step:
 
 
 def _linear_native_or_torch(ctx, x, w, b=None):
-    """kiln.linear: the native matrix-vector kernel for decode-sized inputs, else torch."""
+    """kiln.linear: the native kernels (float32 weights, packed into panels on first use), else torch."""
     from kiln.codegen import native
 
-    y = native.linear(x, w, b)  # up to native.MAX_ROWS rows; prefill-sized inputs stay with MKL
+    y = native.linear(x, w, b)
     return y if y is not None else torch.nn.functional.linear(x, w, b)
 
 

@@ -1,13 +1,22 @@
-"""Native CPU kernels for what torch does slowly on a CPU: the matrix-vector products of decoding.
+"""Native CPU kernels for what torch does slowly on a CPU: the linears of decoding and verification.
 
-During decode a linear layer multiplies a few rows of activations by a large weight matrix. That is
-a matrix-vector product, bound by reading the weights. MKL, through ``F.linear``, reads them at
-12-18 GB/s on the 2-core development VM. The kernel below reads them at 25-34 GB/s: each output is
-a dot product of one contiguous weight row with the activation row, vectorised by the compiler,
-with OpenMP splitting the rows across torch's thread count. The figures and the command that
-measures them are in docs/benchmarks.md.
+During decode a linear layer multiplies a few rows of activations by a large weight matrix: a
+matrix-vector product, bound by reading the weights; speculative verification and batched decode
+multiply 2-16 rows, where MKL's small-matrix path reaches a fraction of the machine's FMA rate.
 
-The kernel is C compiled once per machine with the system C compiler (``cc -O3 -march=native
+The float32 route (``linear``) repacks each weight [N, K] once, on first use, into panels of 32
+output rows stored [K][32] (``packed``; kept beside the weight for as long as the weight lives).
+A tile of up to 12 activation rows then loads each panel column once and multiplies it with every
+row's broadcast activation, so the accumulators are whole output rows (no horizontal sums) and a
+row costs little more than a few FMAs per weight load. On the 2-core development VM (1 thread) the
+panels run at 88-108 GFLOP/s for 8-16 rows against 47-50 for the old row kernel and 57-73 for MKL,
+read a single row's weights faster than either, and match MKL at prefill sizes (64-256 rows), so
+every float32 linear with a weight of at least ``MIN_WEIGHT_ELEMENTS`` elements takes them. The cost
+is memory: the packed copy doubles the float32 linear weights a runtime holds (``KILN_PACK=0``
+turns packing off; the row kernel ``kiln_linear_f32`` then takes up to ``MAX_ROWS`` rows and MKL
+the rest). Figures and commands: docs/benchmarks.md and docs/speculative.md.
+
+The kernels are C compiled once per machine with the system C compiler (``cc -O3 -march=native
 -fopenmp``). The result is cached under ``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash
 of its source and flags, and loaded with ctypes. It shares torch's OpenMP runtime (same soname), so
 the two thread pools are one. Without a compiler, or with ``KILN_NATIVE=0``, everything runs
@@ -15,9 +24,6 @@ through torch as before and a note is logged once.
 
 Numerics: float32 products summed in a different order than MKL's, so results differ from
 ``F.linear`` by float rounding (relative ~1e-6). ``tests/test_native.py`` bounds the difference.
-Only weights of at least ``MIN_WEIGHT_ELEMENTS`` elements, and at most ``MAX_ROWS`` activation rows,
-take this path; prefill's large row counts stay with MKL's matrix-matrix product, which is
-efficient there.
 
 Quantized weights (``kiln.qlinear``, formats in kiln/ir/ops_quant.py) have their own kernels here:
 ``kiln_qlinear_i8`` (int8 per channel: 1 byte per weight, four independent AVX-512 FMA chains) and
@@ -40,12 +46,15 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import torch
 
 MIN_WEIGHT_ELEMENTS = 1 << 16
 MAX_ROWS = 16
+PACKED_MAX_ROWS = 1 << 30
+PANEL = 32  # output rows per panel of a packed weight (the C source's PANEL)
 
 SOURCE = r"""
 #include <stddef.h>
@@ -413,6 +422,104 @@ void kiln_dequant_i4(const unsigned char *restrict W, const _Float16 *restrict S
             }
         }
 }
+
+/* Float32 weights repacked into panels (the runtime's layout for every float linear that takes this
+   path): panel p holds output rows 32p..32p+31 as [K][32], zero-padded past N. A k step loads the
+   panel's 32 weights for column k (two 16-float vectors) once and multiplies them with x[m, k]
+   broadcast for every activation row of the tile, so the accumulators hold whole output rows and
+   need no horizontal sums. Tiles of up to 12 rows (24 accumulators) with AVX-512's 32 vector
+   registers, up to 3 rows otherwise; a single row splits k four ways (8 independent FMA chains,
+   enough to stream the weights). */
+typedef float kv16 __attribute__((vector_size(64), aligned(4)));  /* 16 floats, unaligned loads */
+#define PANEL 32
+#define PANEL_TILE(NAME, MR) \
+static inline void NAME(const float *restrict x, const float *restrict P, const float *restrict b, \
+                        float *restrict y, long m0, int mr, long n0, long N, long K) { \
+    kv16 a0[MR], a1[MR]; \
+    const float *xr[MR]; \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
+        a0[i] = (kv16){0}; a1[i] = (kv16){0}; xr[i] = x + (m0 + (i < mr ? i : 0)) * K; } \
+    for (long k = 0; k < K; k++) { \
+        kv16 w0 = *(const kv16 *)(P + k * PANEL), w1 = *(const kv16 *)(P + k * PANEL + 16); \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
+            float s = xr[i][k]; a0[i] += s * w0; a1[i] += s * w1; } \
+    } \
+    for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i], a1[i], b, n0, N); \
+}
+
+static inline void store_panel(float *restrict yr, kv16 a0, kv16 a1, const float *restrict b, long n0, long N) {
+    if (!b && n0 + PANEL <= N) {
+        *(kv16 *)(yr + n0) = a0;
+        *(kv16 *)(yr + n0 + 16) = a1;
+        return;
+    }
+    for (int j = 0; j < PANEL && n0 + j < N; j++) yr[n0 + j] = (j < 16 ? a0[j] : a1[j - 16]) + (b ? b[n0 + j] : 0.f);
+}
+
+#ifdef __AVX512F__
+PANEL_TILE(panel_tile12, 12)
+PANEL_TILE(panel_tile8, 8)
+PANEL_TILE(panel_tile4, 4)
+#define PANEL_MR 12
+#define PANEL_FULL panel_tile12
+#else
+PANEL_TILE(panel_tile3, 3)
+#define PANEL_MR 3
+#define PANEL_FULL panel_tile3
+#endif
+PANEL_TILE(panel_tile2, 2)
+
+static inline void panel_row(const float *restrict x, const float *restrict P, const float *restrict b,
+                             float *restrict y, long m, long n0, long N, long K) {
+    kv16 a[4][2];
+    for (int u = 0; u < 4; u++) { a[u][0] = (kv16){0}; a[u][1] = (kv16){0}; }
+    const float *xr = x + m * K;
+    long k = 0;
+    for (; k + 4 <= K; k += 4) {
+        #pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            float s = xr[k + u];
+            a[u][0] += s * *(const kv16 *)(P + (k + u) * PANEL);
+            a[u][1] += s * *(const kv16 *)(P + (k + u) * PANEL + 16);
+        }
+    }
+    for (; k < K; k++) {
+        float s = xr[k];
+        a[0][0] += s * *(const kv16 *)(P + k * PANEL);
+        a[0][1] += s * *(const kv16 *)(P + k * PANEL + 16);
+    }
+    store_panel(y + m * N, a[0][0] + a[1][0] + a[2][0] + a[3][0], a[0][1] + a[1][1] + a[2][1] + a[3][1], b, n0, N);
+}
+
+void kiln_pack_f32(const float *restrict W, float *restrict Wp, long N, long K, int threads) {
+    long np = (N + PANEL - 1) / PANEL;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (long p = 0; p < np; p++)
+        for (long k = 0; k < K; k++)
+            for (int j = 0; j < PANEL; j++) {
+                long n = p * PANEL + j;
+                Wp[(p * K + k) * PANEL + j] = n < N ? W[n * K + k] : 0.f;
+            }
+}
+
+void kiln_linear_packed(const float *restrict x, const float *restrict Wp, const float *restrict b,
+                        float *restrict y, long M, long N, long K, int threads) {
+    long np = (N + PANEL - 1) / PANEL;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (long p = 0; p < np; p++) {
+        const float *P = Wp + p * K * PANEL;
+        long n0 = p * PANEL, m = 0;
+        for (; m + PANEL_MR <= M; m += PANEL_MR) PANEL_FULL(x, P, b, y, m, PANEL_MR, n0, N, K);
+        int r = (int)(M - m);
+        if (r == 1) panel_row(x, P, b, y, m, n0, N, K);
+        else if (r == 2) panel_tile2(x, P, b, y, m, 2, n0, N, K);
+#ifdef __AVX512F__
+        else if (r > 8) panel_tile12(x, P, b, y, m, r, n0, N, K);
+        else if (r > 4) panel_tile8(x, P, b, y, m, r, n0, N, K);
+        else if (r > 2) panel_tile4(x, P, b, y, m, r, n0, N, K);
+#endif
+    }
+}
 """
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
 
@@ -448,6 +555,12 @@ def _build() -> ctypes.CDLL | None:
             os.replace(so, out)  # atomic: a concurrent build of the same key writes the same bytes
     lib = ctypes.CDLL(str(out))
     fn = lib.kiln_linear_f32
+    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
+    fn.restype = None
+    fn = lib.kiln_pack_f32
+    fn.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_long] * 2 + [ctypes.c_int]
+    fn.restype = None
+    fn = lib.kiln_linear_packed
     fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
     fn.restype = None
     fn = lib.kiln_qlinear_i8
@@ -500,23 +613,50 @@ def usable_weight(w: torch.Tensor) -> bool:
             and w.numel() >= MIN_WEIGHT_ELEMENTS)
 
 
+_packed: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # id(weight) -> (the weight, its panels)
+
+
+def packed(w: torch.Tensor) -> torch.Tensor | None:
+    """The panel layout of a float32 weight [N, K] (see the C source), made on first use and kept as
+    long as the weight lives; None when the kernels are not built or packing is off (``KILN_PACK=0``)."""
+    lib = library()
+    if lib is None or os.environ.get("KILN_PACK", "1") == "0":
+        return None
+    hit = _packed.get(id(w))
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    n, k = w.shape
+    wp = torch.empty(-(-n // PANEL) * PANEL * k, dtype=torch.float32)
+    lib.kiln_pack_f32(w.data_ptr(), wp.data_ptr(), n, k, torch.get_num_threads())
+    key = id(w)
+    _packed[key] = (weakref.ref(w, lambda _, key=key: _packed.pop(key, None)), wp)
+    return wp
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor | None:
-    """``F.linear(x, w, b)`` through the native kernel, or None when it does not apply."""
+    """``F.linear(x, w, b)`` through the native kernels, or None when they do not apply: the panel
+    kernel for up to ``PACKED_MAX_ROWS`` rows (when packing is on), else the row kernel for up to
+    ``MAX_ROWS``."""
     lib = library()
     if lib is None or x.dtype != torch.float32 or x.device.type != "cpu" or not usable_weight(w):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
         return None  # autograd needs torch's op
     n, k = w.shape
-    if x.shape[-1] != k or x.numel() // max(k, 1) > MAX_ROWS or x.numel() == 0:
+    rows = x.numel() // max(k, 1)
+    if x.shape[-1] != k or x.numel() == 0 or rows > max(MAX_ROWS, PACKED_MAX_ROWS):
         return None
     if b is not None and (b.dtype != torch.float32 or b.dim() != 1 or b.shape[0] != n or b.device.type != "cpu"):
+        return None
+    wp = packed(w) if rows <= PACKED_MAX_ROWS else None
+    if wp is None and rows > MAX_ROWS:
         return None
     xc = x.contiguous()
     bc = b.contiguous() if b is not None else None
     y = torch.empty(*x.shape[:-1], n, dtype=torch.float32)
-    lib.kiln_linear_f32(xc.data_ptr(), w.data_ptr(), bc.data_ptr() if bc is not None else None, y.data_ptr(),
-                        xc.numel() // k, n, k, torch.get_num_threads())
+    fn = lib.kiln_linear_packed if wp is not None else lib.kiln_linear_f32
+    fn(xc.data_ptr(), (wp if wp is not None else w).data_ptr(), bc.data_ptr() if bc is not None else None,
+       y.data_ptr(), rows, n, k, torch.get_num_threads())
     return y
 
 
