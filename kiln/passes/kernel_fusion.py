@@ -3,7 +3,7 @@
 The pass does not change what a program computes: it sets one attribute, ``kernel = "<kind><n>"``, on
 every op that a generated or template kernel will compute, so ``kiln dump`` shows the grouping and the
 Triton code generator (``kiln/codegen/triton``) reads it back. Ops without the attribute run through
-torch on the device (views, embedding lookups, cache writes, ...). Kinds:
+torch on the device (views, embedding lookups, ``kiln.gather``, ...). Kinds:
 
 * ``rowwise``: a connected set of elementwise ops, ``rms_norm`` / ``layer_norm`` / last-dim ``softmax``
   and last-dim ``slice`` of outside tensors, all with results ``[..., W]`` of one static width and the
@@ -11,11 +11,15 @@ torch on the device (views, embedding lookups, cache writes, ...). Kinds:
   ``silu(gate) * up`` (reading the fused gate/up output in place) each become one kernel.
 * ``gemm``: a ``kiln.linear`` (bias in the kernel), with the elementwise group that is its only reader
   as the epilogue when that group has no reduction or slice (GPT-2's ``gelu(x W1 + b1)``).
+* ``qgemm``: a ``kiln.qlinear`` (int8 or int4 weights unpacked in registers, bias in the kernel), with an
+  epilogue chosen as for ``gemm``.
 * ``rope``: the ``kiln.rope`` ops that share their cos/sin tables (q and k of one layer): one launch.
 * ``attention``: ``kiln.attention`` without an explicit mask (flash-style, causal or not, GQA).
 * ``cache_attention``: ``kiln.cache_attention`` (decode or packed prefill over the contiguous or paged
   cache, split along the sequence with a log-sum-exp merge).
+* ``cache_attention_q8``: ``kiln.cache_attention_q8``, the same over the int8 cache (rows times scales).
 * ``cache_write``: the K and V ``kiln.cache_write`` of one layer (same positions): one launch, in place.
+* ``cache_write_q8``: the K and V ``kiln.cache_write_q8`` of one layer: quantized and written in one launch.
 
 A group is kept only if it is convex: no path leaves the group and comes back into it through an op
 outside it, so the kernel can run at one point of the program. The choices are counted in ``stats``
@@ -32,12 +36,19 @@ from kiln.ir.registry import has_trait
 from kiln.passes.base import Pass, register
 
 KERNEL_ATTR = "kernel"
-KINDS = ("rowwise", "gemm", "rope", "attention", "cache_attention", "cache_write")
+KINDS = ("rowwise", "gemm", "qgemm", "rope", "attention", "cache_attention", "cache_attention_q8", "cache_write",
+         "cache_write_q8")
+GEMM_KINDS = {"kiln.linear": "gemm", "kiln.qlinear": "qgemm"}
+
+
+def kernel_label(kind: str, n: int) -> str:
+    """``("rowwise", 3)`` -> ``"rowwise3"``; a kind ending in a digit gets a ``_``: ``"cache_write_q8_3"``."""
+    return f"{kind}_{n}" if kind[-1].isdigit() else f"{kind}{n}"
 
 
 def kernel_kind(label: str) -> str:
-    """``"rowwise3"`` -> ``"rowwise"``."""
-    return label.rstrip("0123456789")
+    """``"rowwise3"`` -> ``"rowwise"``, ``"cache_write_q8_3"`` -> ``"cache_write_q8"``."""
+    return label.rstrip("0123456789").removesuffix("_")
 
 
 def _row_shape(v: Value):
@@ -146,8 +157,9 @@ class GroupKernels(Pass):
         rowwise = list(g.members.values())
         by_op = {id(o): ops for ops in rowwise for o in ops}
         for op in prog.ops:
-            if op.name == "kiln.linear" and all(isinstance(d, int) for d in op.operands[1].type.shape) and \
-                    op.result.type.dtype.value in ("f32", "f16", "bf16"):
+            if op.name in GEMM_KINDS and all(isinstance(d, int) for d in op.operands[1].type.shape) and \
+                    op.result.type.dtype.value in ("f32", "f16", "bf16") and \
+                    op.operands[0].type.dtype.value in ("f32", "f16", "bf16"):
                 ops = [op]
                 users = op.result.users
                 if len(users) == 1 and id(op.result) not in escaping and id(users[0]) in by_op:
@@ -158,7 +170,7 @@ class GroupKernels(Pass):
                         ops += epi
                         absorbed.add(id(epi[0]))
                         self.stats["gemm epilogue"] += 1
-                groups.append(("gemm", ops))
+                groups.append((GEMM_KINDS[op.name], ops))
         for ops in rowwise:
             if id(ops[0]) in absorbed or all(o.name == "kiln.slice" for o in ops):
                 continue  # an epilogue now, or only views
@@ -176,24 +188,28 @@ class GroupKernels(Pass):
             if len(op.operands) == 3 and isinstance(op.result.type.shape[-1], int):
                 groups.append(("attention", [op]))
         groups += [("cache_attention", [op]) for op in prog.walk("kiln.cache_attention")]
-        writes: list[list[Op]] = []  # K and V of one layer: same positions, one launch
-        for op in prog.walk("kiln.cache_write"):
-            if op.operands[0].type.dtype.value not in ("f32", "f16", "bf16"):
-                continue
-            last = writes[-1] if writes else None
-            if last is not None and len(last) == 1 and last[0].attrs["layer"] == op.attrs["layer"] and \
-                    [id(v) for v in last[0].operands[2:]] == [id(v) for v in op.operands[2:]] and \
-                    g.convex([last[0], op]):
-                last.append(op)
-            else:
-                writes.append([op])
-        groups += [("cache_write", ops) for ops in writes]
+        groups += [("cache_attention_q8", [op]) for op in prog.walk("kiln.cache_attention_q8")
+                   if op.operands[0].type.dtype.value in ("f32", "f16", "bf16")]
+        for kind, x_at in (("cache_write", 1), ("cache_write_q8", 2)):  # x is operand 1 (float) or 2 (int8)
+            writes: list[list[Op]] = []  # K and V of one layer: same positions, one launch
+            for op in prog.walk(f"kiln.{kind}"):
+                if op.operands[x_at].type.dtype.value not in ("f32", "f16", "bf16") or \
+                        (kind == "cache_write" and op.operands[0].type.dtype.value not in ("f32", "f16", "bf16")):
+                    continue
+                last = writes[-1] if writes else None
+                if last is not None and len(last) == 1 and last[0].attrs["layer"] == op.attrs["layer"] and \
+                        [id(v) for v in last[0].operands[x_at + 1:]] == [id(v) for v in op.operands[x_at + 1:]] and \
+                        g.convex([last[0], op]):
+                    last.append(op)
+                else:
+                    writes.append([op])
+            groups += [(kind, ops) for ops in writes]
         counts: dict[str, int] = {}
         index = {id(op): i for i, op in enumerate(prog.ops)}
         groups.sort(key=lambda kg: index[id(kg[1][0])])
         for n, (kind, ops) in enumerate(groups):
             for o in ops:
-                o.attrs[KERNEL_ATTR] = f"{kind}{n}"
+                o.attrs[KERNEL_ATTR] = kernel_label(kind, n)
             counts[kind] = counts.get(kind, 0) + 1
             self.stats[f"{kind} kernels"] += 1
             self.stats["ops in kernels"] += len(ops)

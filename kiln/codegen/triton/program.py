@@ -100,6 +100,36 @@ def launch_gemm(mod, ks: KernelSource, x: torch.Tensor, w: torch.Tensor, b: torc
                                     num_warps=p["num_warps"], num_stages=p["num_stages"])
 
 
+def launch_qgemm(mod, ks: KernelSource, x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None,
+                 b: torch.Tensor | None, epilogue: list[torch.Tensor], outputs: list[torch.Tensor],
+                 params: dict | None = None) -> None:
+    """``kiln.qlinear``: x [..., K] with q, scales[, offsets][, bias] as the op takes them -> outputs
+    (the linear's result or its epilogue's, [..., N]). GEMV up to ``GEMV_MAX_ROWS`` rows, tiles beyond."""
+    n, k = ks.meta["N"], ks.meta["K"]
+    x2 = x.reshape(-1, k).contiguous()
+    m = x2.shape[0]
+    if m == 0:
+        return
+    q, s = q.contiguous(), s.contiguous()
+    o = o.contiguous() if o is not None else s  # any pointer: symmetric kernels never read it
+    bias = b if b is not None else s  # likewise with HAS_BIAS=False
+    eps = [t.contiguous() for t in epilogue]
+    if m <= DEFAULTS["GEMV_MAX_ROWS"]:
+        p = {**DEFAULTS["qgemv"], **(params or {})}
+        grid = (m, triton_cdiv(n, p["BLOCK_N"]))
+        getattr(mod, f"{ks.name}_gemv")[grid](x2, q, s, o, bias, *eps, *outputs, m, HAS_BIAS=b is not None,
+                                              BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], num_warps=p["num_warps"],
+                                              num_stages=p["num_stages"])
+    else:
+        p = {**DEFAULTS["qgemm"], **(params or {})}
+        bm = min(p["BLOCK_M"], max(16, next_pow2(m)))
+        grid = (triton_cdiv(m, bm), triton_cdiv(n, p["BLOCK_N"]))
+        getattr(mod, ks.name)[grid](x2, q, s, o, bias, *eps, *outputs, m, HAS_BIAS=b is not None, BLOCK_M=bm,
+                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"],
+                                    UPCAST=interpreting() and x2.dtype != torch.float32,
+                                    num_warps=p["num_warps"], num_stages=p["num_stages"])
+
+
 def launch_rope(fn, ks: KernelSource, xs: list[torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
                 outputs: list[torch.Tensor]) -> None:
     b, _, t, _ = xs[0].shape
@@ -132,30 +162,49 @@ def launch_attention(mod, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out
                               num_stages=p["num_stages"])
 
 
-def launch_cache_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, pos: torch.Tensor,
-                           seq: torch.Tensor, table: torch.Tensor, out: torch.Tensor, layer: int, scale: float,
-                           params: dict | None = None) -> None:
-    """q [1, H, N, D]; caches [L, NB, KVH, BS, D]; out [1, H, N, D]. The number of splits depends only on
-    the table's shape (MB * BS / CHUNK), never on the data, so a captured CUDA graph stays valid."""
+def _split_attention(split, merge, q: torch.Tensor, caches: list[torch.Tensor], cache_strides: list[int],
+                     shape: tuple, pos: torch.Tensor, seq: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
+                     layer: int, scale: float, params: dict | None) -> None:
+    """Launches a cache attention split kernel (``caches``: the K/V tensors in its argument order) and the
+    log-sum-exp merge. ``shape`` is the cache's [L, NB, KVH, BS, D]."""
     p = {**DEFAULTS["cache_attention"], **(params or {})}
     _, h, n, d = q.shape
-    _, _, kvh, bs, _ = kc.shape
+    _, _, kvh, bs, _ = shape
     if n == 0:
         return
     q = q.contiguous()
-    kc, vc = kc.contiguous(), vc.contiguous()  # the pool is allocated contiguous: no copy
     mb = table.shape[1]
     splits = max(1, triton_cdiv(mb * bs, p["CHUNK"]))
     o_part = torch.empty(n, h, splits, d, dtype=torch.float32, device=q.device)
     m_part = torch.empty(n, h, splits, dtype=torch.float32, device=q.device)
     l_part = torch.empty(n, h, splits, dtype=torch.float32, device=q.device)
     bd = next_pow2(d)
-    mod.cache_attention_split[(n, h, splits)](q, kc, vc, pos, seq, table.contiguous(), o_part, m_part, l_part, n, mb,
-                                              float(scale), layer, *kc.stride()[:4], H=h, KVH=kvh, D=d, BS=bs,
-                                              CHUNK=p["CHUNK"], BLOCK_N=p["BLOCK_N"], BLOCK_D=bd,
-                                              num_warps=p["num_warps"], num_stages=p["num_stages"])
-    mod.cache_attention_merge[(n, h)](o_part, m_part, l_part, out, n, splits, H=h, D=d,
-                                      BLOCK_S=next_pow2(splits), BLOCK_D=bd, num_warps=1)
+    split[(n, h, splits)](q, *caches, pos, seq, table.contiguous(), o_part, m_part, l_part, n, mb, float(scale), layer,
+                          *cache_strides, H=h, KVH=kvh, D=d, BS=bs, CHUNK=p["CHUNK"], BLOCK_N=p["BLOCK_N"], BLOCK_D=bd,
+                          num_warps=p["num_warps"], num_stages=p["num_stages"])
+    merge[(n, h)](o_part, m_part, l_part, out, n, splits, H=h, D=d, BLOCK_S=next_pow2(splits), BLOCK_D=bd,
+                  num_warps=1)
+
+
+def launch_cache_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, pos: torch.Tensor,
+                           seq: torch.Tensor, table: torch.Tensor, out: torch.Tensor, layer: int, scale: float,
+                           params: dict | None = None) -> None:
+    """q [1, H, N, D]; caches [L, NB, KVH, BS, D]; out [1, H, N, D]. The number of splits depends only on
+    the table's shape (MB * BS / CHUNK), never on the data, so a captured CUDA graph stays valid."""
+    kc, vc = kc.contiguous(), vc.contiguous()  # the pool is allocated contiguous: no copy
+    _split_attention(mod.cache_attention_split, mod.cache_attention_merge, q, [kc, vc], list(kc.stride()[:4]),
+                     tuple(kc.shape), pos, seq, table, out, layer, scale, params)
+
+
+def launch_cache_attention_q8(mod, q: torch.Tensor, kc: torch.Tensor, ks: torch.Tensor, vc: torch.Tensor,
+                              vs: torch.Tensor, pos: torch.Tensor, seq: torch.Tensor, table: torch.Tensor,
+                              out: torch.Tensor, layer: int, scale: float, params: dict | None = None) -> None:
+    """``launch_cache_attention`` over the int8 cache: caches i8 [L, NB, KVH, BS, D] with f32 scales
+    [L, NB, KVH, BS] (ks for K, vs for V)."""
+    kc, vc, ks, vs = (t.contiguous() for t in (kc, vc, ks, vs))
+    _split_attention(mod.cache_attention_q8_split, mod.cache_attention_merge, q, [kc, ks, vc, vs],
+                     [*kc.stride()[:4], *ks.stride()[:3]], tuple(kc.shape), pos, seq, table, out, layer, scale,
+                     params)
 
 
 def launch_cache_write(mod, xs: list[torch.Tensor], caches: list[torch.Tensor], pos: torch.Tensor,
@@ -172,6 +221,25 @@ def launch_cache_write(mod, xs: list[torch.Tensor], caches: list[torch.Tensor], 
     mod.cache_write[(n, kvh)](xs[0], caches[0], x1, c1, pos, seq, table.contiguous(), table.shape[1], layer,
                               xs[0].stride(1), xs[0].stride(2), x1.stride(1), x1.stride(2), *caches[0].stride()[:4],
                               D=d, BS=caches[0].shape[3], TWO=len(xs) > 1, BLOCK_D=next_pow2(d), num_warps=1)
+
+
+def launch_cache_write_q8(mod, xs: list[torch.Tensor], caches: list[torch.Tensor], scales: list[torch.Tensor],
+                          pos: torch.Tensor, seq: torch.Tensor, table: torch.Tensor, layer: int) -> None:
+    """Quantizes x [1, KVH, N, D] (one or two: K and V) row by row to int8 and writes the codes into its
+    cache [L, NB, KVH, BS, D] and the scales into [L, NB, KVH, BS], in place."""
+    _, kvh, n, d = xs[0].shape
+    if n == 0:
+        return
+    xs = [x if x.stride(-1) == 1 else x.contiguous() for x in xs]
+    for t in (*caches, *scales):
+        if not t.is_contiguous():
+            raise KilnError("the int8 KV cache and its scales must be contiguous for the Triton cache write")
+    two = len(xs) > 1
+    x1, c1, s1 = (xs[1], caches[1], scales[1]) if two else (xs[0], caches[0], scales[0])
+    mod.cache_write_q8[(n, kvh)](xs[0], caches[0], scales[0], x1, c1, s1, pos, seq, table.contiguous(), table.shape[1],
+                                 layer, xs[0].stride(1), xs[0].stride(2), x1.stride(1), x1.stride(2),
+                                 *caches[0].stride()[:4], *scales[0].stride()[:3], D=d, BS=caches[0].shape[3],
+                                 TWO=two, BLOCK_D=next_pow2(d), num_warps=1)
 
 
 def triton_cdiv(a: int, b: int) -> int:
@@ -284,6 +352,14 @@ class TritonProgram:
             b = vals[id(lin.operands[2])] if len(lin.operands) == 3 else None
             outs = [self._empty(v, env) for v in ks.outputs]
             launch_gemm(mod, ks, x, w, b, [vals[id(i.value)] for i in ks.inputs], outs)
+        elif kind == "qgemm":
+            lin = ops[0]
+            x, q, sc = (vals[id(v)] for v in lin.operands[:3])
+            rest = [vals[id(v)] for v in lin.operands[3:]]
+            o = rest.pop(0) if ks.meta["offsets"] else None
+            b = rest[0] if rest else None
+            outs = [self._empty(v, env) for v in ks.outputs]
+            launch_qgemm(mod, ks, x, q, sc, o, b, [vals[id(i.value)] for i in ks.inputs], outs)
         elif kind == "rope":
             outs = [self._empty(v, env) for v in ks.outputs]
             launch_rope(getattr(mod, label), ks, [vals[id(o.operands[0])] for o in ops],
@@ -298,6 +374,17 @@ class TritonProgram:
             q, kc, vc, pos, seq, table = (vals[id(x)] for x in op.operands)
             outs = [self._empty(op.result, env)]
             launch_cache_attention(mod, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
+        elif kind == "cache_attention_q8":
+            op = ops[0]
+            q, kc, kscale, vc, vscale, pos, seq, table = (vals[id(x)] for x in op.operands)
+            outs = [self._empty(op.result, env)]
+            launch_cache_attention_q8(mod, q, kc, kscale, vc, vscale, pos, seq, table, outs[0], op.attrs["layer"],
+                                      op.attrs["scale"])
+        elif kind == "cache_write_q8":  # in place: the results are the caches and scales themselves
+            outs = [vals[id(v)] for op in ops for v in op.operands[:2]]
+            pos, seq, table = (vals[id(x)] for x in ops[0].operands[3:6])
+            launch_cache_write_q8(mod, [vals[id(op.operands[2])] for op in ops], outs[0::2], outs[1::2], pos, seq,
+                                  table, ops[0].attrs["layer"])
         elif kind == "cache_write":  # in place: the results are the caches themselves
             outs = [vals[id(op.operands[0])] for op in ops]
             pos, seq, table = (vals[id(x)] for x in ops[0].operands[2:5])
@@ -309,5 +396,6 @@ class TritonProgram:
             vals[id(v)] = t
 
 
-__all__ = ["TritonProgram", "launch_attention", "launch_cache_attention", "launch_cache_write", "launch_gemm",
-           "launch_rope", "launch_rowwise", "load_source", "triton_available"]
+__all__ = ["TritonProgram", "launch_attention", "launch_cache_attention", "launch_cache_attention_q8",
+           "launch_cache_write", "launch_cache_write_q8", "launch_gemm", "launch_qgemm", "launch_rope",
+           "launch_rowwise", "load_source", "triton_available"]

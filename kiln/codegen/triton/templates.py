@@ -23,6 +23,9 @@ DEFAULTS = {
     "attention": {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
     "cache_attention": {"BLOCK_N": 32, "CHUNK": 256, "num_warps": 4, "num_stages": 2},
     "rope": {"num_warps": 1},
+    # quantized linears (kiln/codegen/triton/quant.py): BLOCK_K counts weight bytes per step
+    "qgemm": {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3},
+    "qgemv": {"BLOCK_N": 16, "BLOCK_K": 256, "num_warps": 4, "num_stages": 2},
 }
 
 
@@ -213,7 +216,7 @@ def flash_attention(q, k, v, o, T, S, scale, sqb, sqh, sqt, skb, skh, sks, svb, 
     tl.store(o + ((b * H + h) * T + rm[:, None]) * D + rd[None, :], out.to(o.dtype.element_ty), mask=qmask)
 '''
 
-CACHE_ATTENTION_SOURCE = '''@triton.jit
+CACHE_ATTENTION_SPLIT_SOURCE = '''@triton.jit
 def cache_attention_split(q, kc, vc, pos, seq, table, o_part, m_part, l_part, N, MB, scale, layer,
                           s_l, s_nb, s_h, s_bs, H: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr,
                           BS: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
@@ -255,9 +258,9 @@ def cache_attention_split(q, kc, vc, pos, seq, table, o_part, m_part, l_part, N,
     tl.store(m_part + idx, m_i)
     tl.store(l_part + idx, l_i)
     tl.store(o_part + idx * D + rd, acc, mask=dmask)
+'''
 
-
-@triton.jit
+CACHE_ATTENTION_MERGE_SOURCE = '''@triton.jit
 def cache_attention_merge(o_part, m_part, l_part, out, N, NSPLIT, H: tl.constexpr, D: tl.constexpr,
                           BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
     # log-sum-exp merge of the splits: out = sum_i e^(m_i - M) o_i / sum_i e^(m_i - M) l_i; grid (N, H).
@@ -276,6 +279,8 @@ def cache_attention_merge(o_part, m_part, l_part, out, N, NSPLIT, H: tl.constexp
     res = tl.sum(w[:, None] * o, axis=0) / tl.sum(w * l, axis=0)
     tl.store(out + (h * N + n) * D + rd, res.to(out.dtype.element_ty), mask=dmask)
 '''
+
+CACHE_ATTENTION_SOURCE = CACHE_ATTENTION_SPLIT_SOURCE + "\n\n" + CACHE_ATTENTION_MERGE_SOURCE
 
 
 CACHE_WRITE_SOURCE = '''@triton.jit
