@@ -6,7 +6,8 @@ Each ``*_source`` function returns Triton source text; block sizes, warps and st
 parameters with documented defaults (``DEFAULTS``, docs/triton.md) that a cost model may later choose.
 Shapes in the comments: ``[rows, cols]``; every kernel masks its tails, so sizes need not be powers of
 two. Accumulation is in float32; f32 inputs use IEEE products in ``tl.dot`` (no TF32) so the results
-match the CPU reference to float tolerance. This module only writes text; it does not import Triton.
+match the CPU reference to float tolerance. The kernels for quantized ops are in ``quant.py``. This
+module only writes text; it does not import Triton.
 """
 
 from __future__ import annotations
