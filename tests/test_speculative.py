@@ -236,6 +236,26 @@ def test_verify_program_and_manifest(tmp_path):
     assert loaded.runtime().spec is not None
 
 
+@pytest.mark.parametrize("drafter", ["model", "self"])
+def test_a_model_drafters_round_is_one_program(drafter, tmp_path):
+    art = _compiled(TARGET, DRAFT if drafter == "model" else drafter)
+    step = art.module["spec_step"]
+    names = [op.name for op in step.ops]
+    k = art.module.meta["speculative"]["k"]
+    assert names.count("kiln.draft_pick") == k and names.count("kiln.chain_tree") == 1
+    assert names.count("kiln.tree_accept") == 1 and "kiln.cache_commit" in names
+    assert art.module.meta["speculative"]["fused_step"] is True
+    art.save(tmp_path / "a.kiln")  # the program's text (symbolic sizes like 9*B) parses back
+    rt = kiln.load(tmp_path / "a.kiln").runtime()
+    plain = art.runtime(speculative=False)
+    prompts = _prompts(rt, 2)
+    assert rt.generate(prompts, max_new_tokens=30, stop_at_eos=False) == \
+        plain.generate(prompts, max_new_tokens=30, stop_at_eos=False)
+    st = rt.last_stats
+    # every round with room for k drafted tokens ran as one spec_step call; the last few fell back
+    assert 0 < st["fused_rounds"] <= st["verify_calls"] and st["verify_calls"] - st["fused_rounds"] <= 2 * k
+
+
 def test_self_drafter_skips_measured_layers_and_shares_weights():
     art = _compiled(TARGET, "self", spec_skip=2)
     info = art.module.meta["speculative"]
@@ -314,3 +334,22 @@ def test_kiln_bench_on_a_speculative_artifact(tmp_path, capsys, draft):
     assert set(r["contenders"]) >= {"kiln speculative", "kiln plain", "hf"}
     assert main(["bench", str(out), "--baseline", "torch-compile"]) == 1
     assert "benchmarked against hf" in capsys.readouterr().err
+
+
+def test_chain_tree_packs_chains_like_the_runtime_does():
+    from kiln.ir.registry import lookup
+
+    k, v = 3, 5
+    roots, root_pos, seqs = torch.tensor([4, 9]), torch.tensor([10, 2]), torch.tensor([1, 0])
+    toks = [torch.tensor([11 + i, 21 + i]) for i in range(k)]
+    qs = [torch.rand(2, v) for _ in range(k)]
+    ids, pos, seq, slot, mask, parent, q = lookup("kiln.chain_tree").reference(None, roots, root_pos, seqs, *toks,
+                                                                               *qs, k=k)
+    assert ids.tolist() == [[4, 11, 12, 13, 9, 21, 22, 23]]
+    assert pos.tolist() == slot.tolist() == [10, 11, 12, 13, 2, 3, 4, 5]
+    assert seq.tolist() == [1] * 4 + [0] * 4 and parent.tolist() == [-1, 0, 1, 2, -1, 4, 5, 6]
+    want = torch.zeros(8, 8, dtype=torch.bool)
+    for lo in (0, 4):
+        want[lo:lo + 4, lo:lo + 4] = torch.ones(4, 4, dtype=torch.bool).tril()
+    assert torch.equal(mask, want)
+    assert torch.equal(q[0], torch.zeros(v)) and torch.equal(q[5], qs[0][1]) and torch.equal(q[3], qs[2][0])

@@ -183,3 +183,77 @@ declare("kiln.cache_commit",
         "Move the keys or values of the accepted nodes (accepted [N] != 0) of every layer from their `slot` "
         "to their position `pos`, in place; the result is the cache.",
         operands=(6, 6), traits=("inplace",), shape=_commit_shape, reference=_commit_ref)
+
+
+# ---------------------------------------------------------------------------
+# the fused round of a model drafter (the ``spec_step`` program)
+
+
+def _pick_shape(ts, a):
+    logits, sampling, seed = ts
+    if logits.rank != 3 or not dims_equal(logits.shape[0], 1):
+        raise IRError(f"kiln.draft_pick: logits must be [1, B, V], got {logits}")
+    if sampling.shape != (3,) or seed.shape != (1,):
+        raise IRError(f"kiln.draft_pick: expects sampling [3] and seed [1], got {sampling}, {seed}")
+    b, v = logits.shape[1], logits.shape[2]
+    return [TensorType(DType.i64, (b,)), TensorType(DType.f32, (b, v))]
+
+
+def _pick_ref(ctx, logits, sampling, seed, *, step):
+    temperature, top_p, top_k = float(sampling[0]), float(sampling[1]), int(sampling[2])
+    rows = logits[0]
+    if temperature == 0:
+        return [rows.argmax(-1), torch.zeros(rows.shape, dtype=torch.float32)]
+    q = filtered_probs(rows, temperature, top_k, top_p)
+    gen = torch.Generator().manual_seed((int(seed[0]) + 7919 * step) % 2**63)
+    return [torch.multinomial(q, 1, generator=gen).squeeze(-1), q.float()]
+
+
+declare("kiln.draft_pick",
+        "A draft model's token per sequence from its logits [1, B, V]: the argmax when `sampling`'s "
+        "temperature is 0, else a sample of the filtered distribution (seeded by `seed` and `step`). "
+        "Results: tokens [B] and the distribution q [B, V] drawn from (zeros when greedy).",
+        operands=(3, 3), attrs={"step": int}, shape=_pick_shape, reference=_pick_ref)
+
+
+def _chain_shape(ts, a):
+    k = a["k"]
+    roots, root_pos, seqs = ts[0], ts[1], ts[2]
+    toks, qs = ts[3:3 + k], ts[3 + k:]
+    if len(toks) != k or len(qs) != k:
+        raise IRError(f"kiln.chain_tree: expects roots, root_pos, seqs, {k} token and {k} q tensors")
+    b = roots.shape[0]
+    for t in (root_pos, seqs, *toks):
+        if t.rank != 1 or not dims_equal(t.shape[0], b):
+            raise IRError(f"kiln.chain_tree: every per-sequence operand must be [{b}], got {t}")
+    v = qs[0].shape[1]
+    n = f"{k + 1}*{b}" if isinstance(b, str) else (k + 1) * b
+    from kiln.ir.types import canon_dim
+
+    n = canon_dim(n) if isinstance(n, str) else n
+    i64 = DType.i64
+    return [TensorType(i64, (1, n)), TensorType(i64, (n,)), TensorType(i64, (n,)), TensorType(i64, (n,)),
+            TensorType(DType.i1, (n, n)), TensorType(i64, (n,)), TensorType(DType.f32, (n, v))]
+
+
+def _chain_ref(ctx, roots, root_pos, seqs, *rest, k):
+    toks, qs = rest[:k], rest[k:]
+    b = roots.shape[0]
+    nodes = torch.stack([roots, *toks], dim=1)  # [B, k + 1], sequence-major when flattened
+    depth = torch.arange(k + 1)
+    pos = (root_pos[:, None] + depth[None, :]).reshape(-1)
+    seq = seqs[:, None].expand(b, k + 1).reshape(-1)
+    parent = (torch.arange(b)[:, None] * (k + 1) + depth[None, :] - 1).reshape(-1)
+    parent[:: k + 1] = -1
+    block = torch.ones(k + 1, k + 1, dtype=torch.bool).tril()
+    mask = torch.block_diag(*([block] * b)) if b else torch.zeros(0, 0, dtype=torch.bool)
+    q = torch.stack([torch.zeros_like(qs[0]), *qs], dim=1).reshape(b * (k + 1), -1)
+    return [nodes.reshape(1, -1), pos, seq, pos.clone(), mask, parent, q]
+
+
+declare("kiln.chain_tree",
+        "Pack each sequence's root token and its `k` drafted tokens (operands: roots [B], root_pos [B], "
+        "seqs [B], then k token tensors [B] and k draft distributions [B, V]) as a chain per sequence for "
+        "verification: ids [1, N], pos [N], seq [N], slot [N] (= pos), tree mask [N, N] (lower-triangular "
+        "per sequence), parent [N] and draft_q [N, V], N = (k + 1) B.",
+        operands=(5, 67), attrs={"k": int}, shape=_chain_shape, reference=_chain_ref)

@@ -39,8 +39,9 @@ from kiln.errors import KilnError
 from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Program, Value
 from kiln.ir.match import erase_unused
-from kiln.ir.types import DType, TensorType
+from kiln.ir.types import DType, TensorType, dims_equal
 from kiln.passes.base import Pass, register
+from kiln.passes.kv_cache import specialize
 
 DRAFTERS = ("model", "self", "ngram")
 _LAYER = re.compile(r"\.(?:layers|h)\.(\d+)\.")
@@ -87,6 +88,79 @@ def build_verify(decode: Program) -> Program:
     for c in (kc, vc):
         prog.create("kiln.cache_commit", [cache_chain_end(prog, c), accepted, slot, pos, seq, table])
     prog.set_outputs([accepted, nxt, logits])
+    return prog
+
+
+# -- the fused round of a model drafter ------------------------------------------------------------
+
+def inline(dst: Program, src: Program, args: list[Value], symbols: dict[str, Any]) -> list[Value]:
+    """Append a copy of ``src`` to ``dst`` with its arguments bound to ``args`` and its symbolic sizes
+    renamed by ``symbols``; returns the values the copy returns."""
+    p = src.clone()
+    specialize(p, symbols)
+    for a, v in zip(p.args, args, strict=True):
+        if a.type.dtype != v.type.dtype or a.type.rank != v.type.rank or \
+                not all(dims_equal(x, y) for x, y in zip(a.type.shape, v.type.shape)):
+            raise KilnError(f"speculative: inlining {src.name!r}: argument {a.hint!r} is {a.type}, got {v.type}")
+    vmap = {id(a): v for a, v in zip(p.args, args)}
+    outs: list[Value] = []
+    for op in p.ops:
+        if op.name == "kiln.return":
+            outs = [vmap[id(v)] for v in op.operands]
+            continue
+        new = dst.create(op.name, [vmap[id(v)] for v in op.operands], op.attrs,
+                         result_types=[r.type for r in op.results], loc=op.loc)
+        for r, nr in zip(op.results, new.results):
+            nr.hint = r.hint
+            vmap[id(r)] = nr
+    return outs
+
+
+def build_step(module: Module, k: int) -> Program:
+    """``spec_step``: one whole round of a model drafter as one program. The draft catches up with
+    each sequence's newly committed tokens (its prefill over them; the last one is the root), drafts
+    ``k`` tokens per sequence with ``k - 1`` inlined copies of its decode program and ``kiln.draft_pick``
+    (argmax, or a seeded sample when ``sampling`` asks for one), packs the chains with
+    ``kiln.chain_tree`` and runs the inlined ``verify`` program: verify, accept and rollback. Returns
+    the chains' tokens [1, (k + 1) B], accepted, next and the target's logits."""
+    dp, dd, vf = module["draft_prefill"], module["draft_decode"], module["verify"]
+    draft_syms = {"MB": "DMB", "NB": "DNB", "S": "DS"}
+    prog = Program("spec_step")
+    catch = [prog.add_arg(a.type, a.hint) for a in dp.args]
+    specialize(prog, {"N": "C", "K": "B", **draft_syms})
+    hints = {a.hint: a for a in catch}
+    dk, dv = hints["k_cache"], hints["v_cache"]
+    dtable = hints["block_table"]
+    for a in catch:
+        a.hint = f"draft_{a.hint}" if a.hint in ("block_table", "k_cache", "v_cache") else f"catch_{a.hint}"
+    vargs = {a.hint: a for a in vf.args}
+    roots = prog.add_arg(TensorType(DType.i64, ("B",)), "roots")
+    root_pos = prog.add_arg(TensorType(DType.i64, ("B",)), "root_pos")
+    seqs = prog.add_arg(TensorType(DType.i64, ("B",)), "seqs")
+    table = prog.add_arg(vargs["block_table"].type, "block_table")
+    kc = prog.add_arg(vargs["k_cache"].type, "k_cache")
+    vc = prog.add_arg(vargs["v_cache"].type, "v_cache")
+    sampling = prog.add_arg(vargs["sampling"].type, "sampling")
+    seed = prog.add_arg(vargs["seed"].type, "seed")
+    logits = inline(prog, dp, catch, {"N": "C", "K": "B", **draft_syms})[0]
+    toks, qs = [], []
+    for step in range(1, k + 1):
+        if step > 1:
+            ids = prog.create("kiln.reshape", [toks[-1]], {"shape": [1, "B"]}).result
+            pos = prog.create("kiln.add", [root_pos], {"scalar": step - 1}).result
+            dk, dv = cache_chain_end(prog, dk), cache_chain_end(prog, dv)
+            logits = inline(prog, dd, [ids, pos, seqs, dtable, dk, dv], {"N": "B", **draft_syms})[0]
+        t, q = prog.create("kiln.draft_pick", [logits, sampling, seed], {"step": step}).results
+        toks.append(t)
+        qs.append(q)
+    chain = prog.create("kiln.chain_tree", [roots, root_pos, seqs, *toks, *qs], {"k": k}).results
+    ids, pos, seq, slot, mask, parent, dq = chain
+    by_hint = {"input_ids": ids, "pos": pos, "seq": seq, "block_table": table, "k_cache": kc, "v_cache": vc,
+               "slot": slot, "tree_mask": mask, "parent": parent, "draft_q": dq, "sampling": sampling, "seed": seed}
+    vocab = dq.type.shape[1]
+    accepted, nxt, target_logits = inline(prog, vf, [by_hint[a.hint] for a in vf.args],
+                                          {"N": f"{k + 1}*B", "Q": vocab})
+    prog.set_outputs([ids, accepted, nxt, target_logits])
     return prog
 
 
@@ -201,6 +275,10 @@ class Speculative(Pass):
             info["tree_nodes"] = self.tree
             info["policy"] = (f"token tree: a prompt-lookup branch of up to {self.k} tokens + {self.tree} recycled "
                               "nodes, best-first by path probability")
+        if self.drafter in ("model", "self") and not self.adaptive:
+            module.add(build_step(module, self.k))  # adaptive lengths stay with the runtime's loop
+            info["fused_step"] = True
+            self.stats["spec_step"] += 1
         module.meta["speculative"] = info
         self.decisions.update(info)
         return True

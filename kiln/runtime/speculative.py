@@ -170,6 +170,8 @@ class ModelDrafter:
         self.decode = CpuProgram(m["draft_decode"], m.weights)
         self.kv = KVAllocator(m.meta["draft_kv_cache"], rt.max_positions, rt.kv.capacity_tokens, rt.kv.device)
         self.k, self.adaptive = k, adaptive
+        # the whole round as one program (fixed-length drafts): catch-up, k draft steps, verify, accept
+        self.step = CpuProgram(m["spec_step"], m.weights) if "spec_step" in m.programs else None
         self.blocks: list[list[int]] | None = None
         self.known: list[int] = []  # per sequence: positions of its tokens in the draft cache
 
@@ -194,18 +196,24 @@ class ModelDrafter:
         picked = torch.multinomial(q, 1, generator=gen).squeeze(-1).tolist()
         return picked, list(q), q.max(-1).values.tolist()
 
-    def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling, gen) -> list[Tree]:
+    def catch_up(self, seqs: list[int], toks: list[list[int]]) -> list[torch.Tensor]:
+        """The draft prefill's inputs for each sequence's tokens not yet in the draft cache (the
+        last of them is the root); marks them known."""
         kc, vc = self.kv.tensors()
-        trees = [Tree(t[-1]) for t in toks]
-        # catch the draft cache up with each sequence's committed tokens, then draft the first token
         flat = [(j, p, toks[j][p]) for j, s in enumerate(seqs) for p in range(self.known[s], len(toks[j]))]
         ids = torch.tensor([[t for _, _, t in flat]], dtype=torch.long)
         pos = torch.tensor([p for _, p, _ in flat], dtype=torch.long)
         row = torch.tensor([seqs[j] for j, _, _ in flat], dtype=torch.long)
         ends = [i for i, (j, p, _) in enumerate(flat) if p == len(toks[j]) - 1]
-        logits = self.prefill(ids, pos, row, self.table, kc, vc, torch.tensor(ends, dtype=torch.long))[0][0]
         for j, s in enumerate(seqs):
             self.known[s] = len(toks[j])
+        return [ids, pos, row, self.table, kc, vc, torch.tensor(ends, dtype=torch.long)]
+
+    def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling, gen) -> list[Tree]:
+        kc, vc = self.kv.tensors()
+        trees = [Tree(t[-1]) for t in toks]
+        # catch the draft cache up with each sequence's committed tokens, then draft the first token
+        logits = self.prefill(*self.catch_up(seqs, toks))[0][0]
         live = [j for j in range(len(seqs)) if budgets[j] > 0]
         picked, qs, _ = self._pick(logits, sampling, gen)
         leaf = [0] * len(seqs)
@@ -252,7 +260,8 @@ class SpecDecoder:
             self.max_nodes = 1 + k
         else:
             raise KilnError(f"the artifact's speculative drafter {drafter!r} is unknown to this runtime")
-        self.stats = {"verify_calls": 0, "drafted": 0, "accepted": 0, "committed": 0, "sequence_rounds": 0}
+        self.stats = {"verify_calls": 0, "drafted": 0, "accepted": 0, "committed": 0, "sequence_rounds": 0,
+                      "fused_rounds": 0}
 
     def stream(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[list]:
         rt, kv = self.rt, self.rt.kv
@@ -315,6 +324,10 @@ class SpecDecoder:
         # budget: drafted depth d yields up to d + 1 tokens; node slots must stay in the reservation
         budgets = [min(max_new - made[s] - 1, lengths[s] - len(toks[s]), rt.max_positions - len(toks[s]))
                    for s in active]
+        d = self.drafter
+        if isinstance(d, ModelDrafter) and d.step is not None and all(b >= d.k for b in budgets) and \
+                all(lengths[s] - len(toks[s]) >= d.k for s in active):
+            return self._fused_round(active, toks, queue, done, made, max_new, stops, table, kc, vc, sampling, gen)
         if isinstance(self.drafter, ModelDrafter):
             trees = self.drafter.draft(active, [toks[s] for s in active], budgets, samp, gen)
         else:
@@ -369,13 +382,37 @@ class SpecDecoder:
                 self.drafter.accepted(s, before, len(tree) - 1, len(path) - 1)
             off += len(tree)
 
+    def _fused_round(self, active, toks, queue, done, made, max_new, stops, table, kc, vc, sampling, gen):
+        """A round as one call of ``spec_step``: draft k tokens per sequence, verify, accept, roll back."""
+        d = self.drafter
+        catch = d.catch_up(active, [toks[s] for s in active])
+        seed = torch.randint(0, 2**62, (1,), generator=gen) if gen is not None else torch.randint(0, 2**62, (1,))
+        chain, accepted, nxt, _ = d.step(*catch, _i64([toks[s][-1] for s in active]),
+                                         _i64([len(toks[s]) - 1 for s in active]), _i64(active), table, kc, vc,
+                                         sampling, seed)
+        self.stats["verify_calls"] += 1
+        self.stats["fused_rounds"] += 1
+        width = d.k + 1
+        ids, acc, nx = chain[0].tolist(), accepted.tolist(), nxt.tolist()
+        for j, s in enumerate(active):
+            lo = j * width
+            path = [i for i in range(lo, lo + width) if acc[i]]
+            bonus = next(nx[i] for i in range(lo, lo + width) if nx[i] >= 0)
+            before = len(toks[s])
+            self.stats["drafted"] += d.k
+            self.stats["accepted"] += len(path) - 1
+            self.stats["sequence_rounds"] += 1
+            self._commit(s, [ids[i] for i in path[1:]] + [bonus], toks, queue, done, made, max_new, stops)
+            d.accepted(s, before, d.k, len(path) - 1)
+
     def summary(self) -> dict:
         st = self.stats
         rounds = max(st["sequence_rounds"], 1)
         return {"speculative": self.info.get("drafter"), "verify_calls": st["verify_calls"],
                 "accepted_per_verify": round((st["accepted"] + st["sequence_rounds"]) / rounds, 3),
                 "acceptance_rate": round(st["accepted"] / st["drafted"], 4) if st["drafted"] else 0.0,
-                "drafted_tokens": st["drafted"], "accepted_tokens": st["accepted"]}
+                "drafted_tokens": st["drafted"], "accepted_tokens": st["accepted"],
+                "fused_rounds": st["fused_rounds"]}
 
 
 def _i64(x) -> torch.Tensor:
