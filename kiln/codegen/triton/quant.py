@@ -46,6 +46,7 @@ def _int8_steps(n: int, k: int, gemv: bool, dot: str) -> list[str]:
     """K loop of the int8 kernels: codes times activations, the row scale applied after the loop."""
     if gemv:
         return [
+            "rk = tl.arange(0, BLOCK_K)",
             "acc2 = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)",
             f"for k0 in range(0, {k}, BLOCK_K):",
             "    kk = k0 + rk",
@@ -56,6 +57,7 @@ def _int8_steps(n: int, k: int, gemv: bool, dot: str) -> list[str]:
             "acc = tl.sum(acc2, axis=1) * tl.load(s + rn, mask=nmask, other=0.0)",
         ]
     return [
+        "rk = tl.arange(0, BLOCK_K)",
         "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
         f"for k0 in range(0, {k}, BLOCK_K):",
         "    kk = k0 + rk",
@@ -80,7 +82,9 @@ def _int4_steps(n: int, k: int, gs: int, has_off: bool, gemv: bool, dot: str) ->
         f"    bmask = bb < {kb}",
         f"    gi = bb // {half}  # the group of each byte",
         f"    clo = gi * {gs} + (bb - gi * {half})  # its low nibble's column",
-        f"    chi = clo + tl.where(gi == {ng - 1}, {tail_half}, {half})  # its high nibble's: + half the group's width",
+        (f"    chi = clo + tl.where(gi == {ng - 1}, {tail_half}, {half})  # its high nibble's: + half the group's "
+         "width (the last group is narrower)" if tail_half != half else
+         f"    chi = clo + {half}  # its high nibble's: + half the group's width"),
         f"    wmask = {rows} & bmask[None, :]",
         f"    byt = tl.load(q + rn[:, None] * {kb} + bb[None, :], mask=wmask, other=0).to(tl.int32)",
         f"    sc = tl.load(s + rn[:, None] * {ng} + gi[None, :], mask=wmask, other=0.0).to(tl.float32)",
@@ -109,7 +113,8 @@ def _int4_steps(n: int, k: int, gs: int, has_off: bool, gemv: bool, dot: str) ->
         "    if UPCAST:  # the interpreter's tl.dot misreads 16-bit floats: multiply in f32 there",
         "        al = al.to(tl.float32)",
         "        ah = ah.to(tl.float32)",
-        "    acc += tl.dot(al, tl.trans(wl.to(al.dtype))" + dot + ") + tl.dot(ah, tl.trans(wh.to(ah.dtype))" + dot + ")",
+        "    acc += tl.dot(al, tl.trans(wl.to(al.dtype))" + dot + ")  # low nibbles",
+        "    acc += tl.dot(ah, tl.trans(wh.to(ah.dtype))" + dot + ")  # high nibbles",
     ]
 
 
@@ -160,7 +165,6 @@ def {name}(x, q, s, o, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_M: tl.co
     # x [M, {k}] @ dequantize({what})^T (+ b), then {len(epi)} epilogue ops: {epi_names}
     rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
 """
     head1 = f"""@triton.jit
 def {name}_gemv(x, q, s, o, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -169,7 +173,6 @@ def {name}_gemv(x, q, s, o, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_N: 
     m = tl.program_id(0).to(tl.int64)
     rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     nmask = rn < {n}
-    rk = tl.arange(0, BLOCK_K)
 """
     src = (head2 + "".join(f"    {s}\n" for s in body2 + bias2 + e2 + st2) + "\n\n"
            + head1 + "".join(f"    {s}\n" for s in body1 + bias1 + e1 + st1))
