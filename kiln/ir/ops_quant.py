@@ -276,8 +276,8 @@ def _cache_attention_q8_ref(ctx, q, kc, ks, vc, vs, pos, seq, table, *, layer, s
     for s, i, j in seq_runs(seq.tolist()):
         length = max(pos_l[i:j]) + 1
         # dequantize as it reads: int8 rows times their scales, only this sequence's positions
-        k = (cache_keys(kl, table[s], length).to(q.dtype) * cache_keys(ksl, table[s], length)).unsqueeze(0)
-        v = (cache_keys(vl, table[s], length).to(q.dtype) * cache_keys(vsl, table[s], length)).unsqueeze(0)
+        k = (cache_keys(kl, table[s], length).float() * cache_keys(ksl, table[s], length)).to(q.dtype).unsqueeze(0)
+        v = (cache_keys(vl, table[s], length).float() * cache_keys(vsl, table[s], length)).to(q.dtype).unsqueeze(0)
         qs = q[:, :, i:j]
         if j - i == 1 and pos_l[i] == length - 1:
             o = F.scaled_dot_product_attention(qs, k, v, scale=scale, enable_gqa=gqa)
