@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipelines.py
 	$(BIN)/python benchmarks/quantize.py
 	$(BIN)/python benchmarks/speculative.py
+	$(BIN)/python benchmarks/linear.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
