@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from kiln.codegen.native import unpacked
 from kiln.errors import KilnError
 
 BASELINES = ("hf", "torch-compile", "ort")
@@ -51,7 +52,7 @@ def decode_weight_bytes(module) -> int:
     prog = module.programs.get("decode") or module.programs["forward"]
     total = 0
     for op in prog.walk("kiln.weight"):
-        w = module.weights[op.attrs["name"]]
+        w = unpacked(module.weights[op.attrs["name"]])  # the weight's own bytes, not its panel padding
         # a table only looked up (float or quantized, with its scales) costs one row per token
         rows_only = all(u.name in ("kiln.embedding", "kiln.qembedding") and u.operands[-1] is not op.result
                         for u in op.result.users)

@@ -92,3 +92,24 @@ def test_decode_with_native_kernels_matches_the_reference_executor(tmp_path):
     ref = oracle(*args)[0]
     rt.kv.release(blocks)
     assert torch.allclose(fast, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_a_runtime_holds_linear_only_weights_packed_and_saves_them_unpacked(tmp_path):
+    if native.library() is None:
+        pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
+    import kiln
+
+    art = kiln.compile("examples/models/kiln-code-target")
+    before = {k: v.clone() for k, v in art.module.weights.items()}
+    rt = art.runtime()
+    w = art.module.weights
+    packed = {k for k, v in w.items() if isinstance(v, native.PackedWeight)}
+    assert packed and all(".layers." in k for k in packed)  # the tied embedding / lm_head stays a plain tensor
+    for k in packed:
+        assert torch.equal(w[k].unpack(), before[k]) and w[k].logical_shape == tuple(before[k].shape)
+    ids = [rt.encode("import os\n\ndef main():\n")]
+    want = rt.generate(ids, max_new_tokens=12, stop_at_eos=False)
+    art.save(tmp_path / "a.kiln")  # unpacked on the way out: the file holds the [N, K] weights
+    loaded = kiln.load(tmp_path / "a.kiln")
+    assert all(torch.equal(loaded.module.weights[k], before[k]) for k in packed)
+    assert loaded.runtime().generate(ids, max_new_tokens=12, stop_at_eos=False) == want

@@ -59,6 +59,10 @@ class CpuProgram:
     def __init__(self, program: Program, weights: dict[str, torch.Tensor], device: str = "cpu",
                  native: bool = True):
         self.program = program
+        if not native:  # the oracle reads weights as declared: a runtime's packed weights are unpacked
+            from kiln.codegen.native import PackedWeight
+
+            weights = {k: v.unpack() if isinstance(v, PackedWeight) else v for k, v in weights.items()}
         self.weights = weights
         self.device = device
         slot: dict[int, int] = {}

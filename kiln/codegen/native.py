@@ -11,10 +11,13 @@ row's broadcast activation, so the accumulators are whole output rows (no horizo
 row costs little more than a few FMAs per weight load. On the 2-core development VM (1 thread) the
 panels run at 88-108 GFLOP/s for 8-16 rows against 47-50 for the old row kernel and 57-73 for MKL,
 read a single row's weights faster than either, and match MKL at prefill sizes (64-256 rows), so
-every float32 linear with a weight of at least ``MIN_WEIGHT_ELEMENTS`` elements takes them. The cost
-is memory: the packed copy doubles the float32 linear weights a runtime holds (``KILN_PACK=0``
-turns packing off; the row kernel ``kiln_linear_f32`` then takes up to ``MAX_ROWS`` rows and MKL
-the rest). Figures and commands: docs/benchmarks.md and docs/speculative.md.
+every float32 linear with a weight of at least ``MIN_WEIGHT_ELEMENTS`` elements takes them. A CPU
+runtime replaces each weight that only linears read by its ``PackedWeight`` (``pack_linear_weights``),
+so it is held once; a weight also read otherwise (an embedding tied to the vocabulary projection)
+keeps its [N, K] tensor and gets its panels beside it. Saving an artifact, the reference executor and
+the Triton target unpack (``unpacked``). ``KILN_PACK=0`` turns packing off: the row kernel
+``kiln_linear_f32`` then takes up to ``MAX_ROWS`` rows and MKL the rest. Figures and commands:
+docs/benchmarks.md and docs/speculative.md.
 
 The kernels are C compiled once per machine with the system C compiler (``cc -O3 -march=native
 -fopenmp``). The result is cached under ``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash
@@ -616,11 +619,58 @@ def usable_weight(w: torch.Tensor) -> bool:
 _packed: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # id(weight) -> (the weight, its panels)
 
 
-def packed(w: torch.Tensor) -> torch.Tensor | None:
+class PackedWeight(torch.Tensor):
+    """A float32 weight [N, K] held only in the panel layout (flat): what a runtime keeps in place of a
+    weight that nothing but linears read (``pack_linear_weights``). ``unpack()`` rebuilds [N, K]."""
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+    logical_shape: tuple[int, int]
+
+    @staticmethod
+    def wrap(panels: torch.Tensor, n: int, k: int) -> PackedWeight:
+        t = torch.Tensor._make_subclass(PackedWeight, panels)
+        t.logical_shape = (n, k)
+        return t
+
+    def unpack(self) -> torch.Tensor:
+        n, k = self.logical_shape
+        flat = torch.Tensor(self)  # a plain tensor on the same storage
+        return flat.view(-1, k, PANEL).permute(0, 2, 1).reshape(-1, k)[:n].contiguous()
+
+
+def unpacked(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a plain [N, K] tensor (a copy for a ``PackedWeight``, ``t`` itself otherwise)."""
+    return t.unpack() if isinstance(t, PackedWeight) else t
+
+
+def pack_linear_weights(module) -> int:
+    """Replace every float32 weight of ``module`` that only kiln.linear ops read (as their weight, in
+    every program) by its ``PackedWeight``, so that a runtime holds it once, in the panel layout;
+    returns how many were replaced. Nothing happens without the kernels or with ``KILN_PACK=0``."""
+    if library() is None or os.environ.get("KILN_PACK", "1") == "0":
+        return 0
+    linear_only: dict[str, bool] = {}
+    for prog in module.programs.values():
+        for op in prog.walk("kiln.weight"):
+            name = op.attrs["name"]
+            ok = all(user.name == "kiln.linear" and i == 1 for user, i in op.result.uses)
+            linear_only[name] = linear_only.get(name, True) and ok
+    done = 0
+    for name, ok in linear_only.items():
+        w = module.weights.get(name)
+        if not ok or w is None or isinstance(w, PackedWeight) or not usable_weight(w):
+            continue
+        module.weights[name] = PackedWeight.wrap(packed(w, force=True), *w.shape)
+        _packed.pop(id(w), None)
+        done += 1
+    return done
+
+
+def packed(w: torch.Tensor, force: bool = False) -> torch.Tensor | None:
     """The panel layout of a float32 weight [N, K] (see the C source), made on first use and kept as
     long as the weight lives; None when the kernels are not built or packing is off (``KILN_PACK=0``)."""
     lib = library()
-    if lib is None or os.environ.get("KILN_PACK", "1") == "0":
+    if lib is None or (os.environ.get("KILN_PACK", "1") == "0" and not force):
         return None
     hit = _packed.get(id(w))
     if hit is not None and hit[0]() is w:
@@ -638,6 +688,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     kernel for up to ``PACKED_MAX_ROWS`` rows (when packing is on), else the row kernel for up to
     ``MAX_ROWS``."""
     lib = library()
+    if isinstance(w, PackedWeight):  # held only packed: this is its one route
+        return _linear_packed(x, w, b)
     if lib is None or x.dtype != torch.float32 or x.device.type != "cpu" or not usable_weight(w):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
@@ -657,6 +709,21 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     fn = lib.kiln_linear_packed if wp is not None else lib.kiln_linear_f32
     fn(xc.data_ptr(), (wp if wp is not None else w).data_ptr(), bc.data_ptr() if bc is not None else None,
        y.data_ptr(), rows, n, k, torch.get_num_threads())
+    return y
+
+
+def _linear_packed(x: torch.Tensor, w: PackedWeight, b: torch.Tensor | None) -> torch.Tensor:
+    n, k = w.logical_shape
+    lib = library()
+    if lib is None or x.dtype != torch.float32 or x.device.type != "cpu" or x.shape[-1] != k or \
+            (b is not None and (b.dtype != torch.float32 or b.shape != (n,))):
+        return torch.nn.functional.linear(x, w.unpack().to(x.dtype), b)  # not a shape the kernel takes
+    xc = x.contiguous()
+    bc = b.contiguous() if b is not None else None
+    y = torch.empty(*x.shape[:-1], n, dtype=torch.float32)
+    if x.numel():
+        lib.kiln_linear_packed(xc.data_ptr(), w.data_ptr(), bc.data_ptr() if bc is not None else None, y.data_ptr(),
+                               xc.numel() // k, n, k, torch.get_num_threads())
     return y
 
 

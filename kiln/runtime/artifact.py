@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from kiln.codegen.native import unpacked
 from kiln.errors import KilnError
 from kiln.ir.core import IRError, Module
 from kiln.ir.printer import print_module
@@ -88,7 +89,7 @@ class Artifact:
             used = self.module.used_weights()
             tensors, seen = {}, set()
             for name in sorted(used):
-                t = self.module.weights[name].detach().cpu().contiguous()
+                t = unpacked(self.module.weights[name]).detach().cpu().contiguous()
                 if t.data_ptr() in seen:
                     t = t.clone()
                 seen.add(t.data_ptr())

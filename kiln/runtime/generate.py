@@ -109,7 +109,9 @@ class Runtime:
             from kiln.codegen.triton.program import TritonProgram
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            on_device = {k: v.to(device) for k, v in artifact.module.weights.items()}  # once, for every program
+            from kiln.codegen.native import unpacked
+
+            on_device = {k: unpacked(v).to(device) for k, v in artifact.module.weights.items()}  # once, for every program
 
             def program(prog, _weights):
                 return TritonProgram(prog, on_device, device=device)
@@ -118,6 +120,10 @@ class Runtime:
             raise KilnError(f"prefill_chunk must be a positive integer, got {prefill_chunk!r}")
         self.artifact = artifact
         self.module = artifact.module
+        if target == "cpu":  # linear-only float32 weights are held once, in the native kernel's panel layout
+            from kiln.codegen.native import pack_linear_weights
+
+            pack_linear_weights(self.module)
         self.forward = program(self.module["forward"], self.module.weights)
         meta = artifact.manifest.get("model", {})
         logits_type = self.module["forward"].outputs[0].type

@@ -261,7 +261,9 @@ class TritonProgram:
         self.program = program
         self.device = device
         self.poison = poison
-        self.weights = {k: v.to(device) for k, v in weights.items()} if device != "cpu" else weights
+        from kiln.codegen.native import unpacked
+
+        self.weights = {k: unpacked(v).to(device) for k, v in weights.items()}  # a CPU runtime may hold them packed
         self.kernels: ProgramKernels = generate_program(program)
         self.module = load_source(self.kernels.source, program.name) if self.kernels.kernels else None
         self.schedule = self._schedule()
