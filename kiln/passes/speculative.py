@@ -23,6 +23,9 @@ It runs after ``kv-cache`` and adds, next to ``prefill`` and ``decode``:
     and grown best-first by path probability up to ``tree`` nodes.
 - the draft length: ``k`` tokens at most; ``adaptive`` > 0 stops drafting a sequence once the draft's
   top probability falls below it (model and self drafters).
+- ``spec_step`` (model and self drafters with a fixed length): the whole round as one program: the
+  draft's catch-up prefill, ``k - 1`` inlined draft decode steps with ``kiln.draft_pick``, the chains
+  packed by ``kiln.chain_tree``, and the inlined ``verify``.
 
 All choices go to ``meta.speculative`` (the manifest's ``model.speculative``).
 """

@@ -13,6 +13,10 @@ waiting to be handed out:
 3. the accepted tokens and the next token are committed (cut at a stop token or at
    ``max_new_tokens``).
 
+With a model or self drafter and a fixed draft length, steps 1 and 2 are one call of the
+``spec_step`` program whenever every live sequence has room for ``k`` drafted tokens; the loop over
+``draft_decode`` and ``verify`` remains for adaptive lengths and the last tokens of a request.
+
 Committed tokens are handed out one per sequence per step, as the plain decoder does, so callers
 (``generate``, ``stream``, ``kiln run``) see the same interface; ``stats`` counts verify calls,
 drafted and accepted tokens.
