@@ -113,3 +113,44 @@ def test_a_runtime_holds_linear_only_weights_packed_and_saves_them_unpacked(tmp_
     loaded = kiln.load(tmp_path / "a.kiln")
     assert all(torch.equal(loaded.module.weights[k], before[k]) for k in packed)
     assert loaded.runtime().generate(ids, max_new_tokens=12, stop_at_eos=False) == want
+
+
+@pytest.mark.parametrize("fmt,g,sym", [("int8", 0, True), ("int4", 32, True), ("int4", 64, False), ("int4", 128, True)])
+@pytest.mark.parametrize("n,k", [(300, 256), (64, 1030), (130, 688)])
+def test_quantized_panels_match_the_reference_and_unpack_exactly(fmt, g, sym, n, k):
+    if native.library() is None:
+        pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
+    from kiln.ir.ops_quant import dequantize, quantize_int4, quantize_int8
+
+    gen = torch.Generator().manual_seed(n + k + g)
+    w = torch.randn(n, k, generator=gen)
+    q, s, o = quantize_int8(w) + (None,) if fmt == "int8" else quantize_int4(w, g, sym)
+    p = native._pack_quantized(q, s, o, {"format": fmt, "group_size": g})
+    assert p is not None and torch.equal(p.unpack(), q)  # what a saved artifact gets back
+    ref_w = dequantize(q, s, o, format=fmt, group_size=g).double()
+    for rows in (1, 2, 3, 5, 7, 12, 13, 30):  # every tile height and its remainders
+        x, b = torch.randn(rows, k, generator=gen), torch.randn(n, generator=gen)
+        y = native.qlinear_packed(x, p, s, b)
+        ref = torch.nn.functional.linear(x.double(), ref_w, b.double())
+        assert torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-4 * k ** 0.5), (rows, (y.double() - ref).abs().max())
+
+
+@pytest.mark.parametrize("pipeline", ["int8", "int4"])
+def test_a_quantized_runtime_holds_panels_and_matches_the_reference(pipeline, tmp_path):
+    if native.library() is None:
+        pytest.skip("no C compiler on this machine: the native kernel is not built (torch runs instead)")
+    import kiln
+    from kiln.codegen.cpu import CpuProgram
+
+    art = kiln.compile("examples/models/kiln-code-target", pipeline=pipeline)
+    art.save(tmp_path / "a.kiln")
+    rt = kiln.load(tmp_path / "a.kiln").runtime()
+    packed = [k for k, v in rt.module.weights.items() if isinstance(v, native.PackedWeight)]
+    assert packed, "no quantized weight was repacked"
+    oracle = CpuProgram(rt.module["forward"], rt.module.weights, native=False)
+    ids = torch.tensor([rt.encode("def main(argv):\n    for name in argv:\n")])
+    torch.testing.assert_close(rt.forward(ids)[0], oracle(ids)[0], rtol=1e-4, atol=2e-4)
+    rt.artifact.save(tmp_path / "b.kiln")  # unpacked on the way out
+    again = kiln.load(tmp_path / "b.kiln")
+    for k in packed:
+        assert torch.equal(again.module.weights[k], kiln.load(tmp_path / "a.kiln").module.weights[k])

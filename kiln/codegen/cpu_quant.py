@@ -1,12 +1,13 @@
 """CPU lowering of the quantized ops (kiln/ir/ops_quant.py): the native kernels where they apply.
 
-``kiln.qlinear`` with a decode-sized input (at most ``native.MAX_ROWS`` rows) runs the native
-int8 / int4 matrix-vector kernels of kiln/codegen/native.py, which read the packed weights as they
-are (1 or 1/2 byte per weight) and never materialise a float copy. Larger inputs (prefill,
-``forward``) dequantize the weight with a native parallel kernel into a float32 temporary and call
-torch's matrix-matrix product (MKL), which reads it once per call; without a C compiler the
-reference semantics (torch dequantization, then ``F.linear``) run. The other quantized ops run their
-references (the KV-cache ones dequantize only the positions a sequence reads).
+A CPU runtime holds its int8 / int4 weights in panels (``native.pack_linear_weights``), and
+``kiln.qlinear`` runs the panel kernels of kiln/codegen/native.py for any number of rows: they read
+the codes as stored (1 or 1/2 byte per weight) and never materialise a float copy. A weight that is
+not repacked (``KILN_PACK=0``, or too small) takes the per-row kernels for decode-sized inputs (at
+most ``native.MAX_ROWS`` rows) and, for larger ones, a native dequantization into a float32 temporary
+and torch's matrix-matrix product; without a C compiler the reference semantics (torch
+dequantization, then ``F.linear``) run. The other quantized ops run their references (the KV-cache
+ones dequantize only the positions a sequence reads).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from kiln.ir.ops_quant import _qlinear_ref, _split_quant_operands
 def qlinear(ctx, x, *ops, format, group_size, symmetric):
     q, s, off, rest = _split_quant_operands(list(ops), symmetric, format)
     b = rest[0] if rest else None
+    if isinstance(q, native.PackedWeight):  # a runtime holds it in panels: its one route
+        y = native.qlinear_packed(x, q, s, b)
+        if y is not None:
+            return y
+        q = q.unpack()
+        ops = (q, *ops[1:])
     y = None
     if format == "int8":
         y = native.qlinear_int8(x, q, s, b)
