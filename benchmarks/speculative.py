@@ -2,15 +2,17 @@
 against transformers' own speculative modes, in one process.
 
     python benchmarks/speculative.py [--prompts 4] [--prompt-len 64] [--new-tokens 128] [--repeats 2]
-                                     [--threads 2] [--json benchmarks/results/speculative.json]
+                                     [--threads 2] [--drafters ngram,self,model] [--pipeline default]
+                                     [--json benchmarks/results/speculative.json]
 
 Prompts: held-out stdlib source (``kiln.bench_spec.heldout_prompts``). Greedy, batch 1, no EOS; the
 time of a whole ``generate`` call, median over ``repeats``, contenders alternating (see
 kiln/bench_spec.py). Contenders: kiln plain (default pipeline), kiln with the ngram, self and model
 drafters (``kiln compile --draft ngram|self|examples/models/kiln-code-draft``), HF ``generate``, HF
 with ``assistant_model`` = the bundled draft (kiln's model drafter uses the same), HF with
-``prompt_lookup_num_tokens=10``. Every output is checked against plain greedy. Prints a table and
-writes JSON.
+``prompt_lookup_num_tokens=10``. Every output is checked against plain greedy. ``--pipeline int8``
+(or ``int4``) compiles every kiln contender with quantized weights (the transformers contenders stay
+float32, so their tokens may differ). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--drafters", default="ngram,self,model")
+    ap.add_argument("--pipeline", default="default", help="kiln's pipeline for every kiln contender (int8, int4, ...)")
     ap.add_argument("--json", default="benchmarks/results/speculative.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -52,9 +55,9 @@ def main() -> int:
 
     n = a.new_tokens
     say("compiling the bundled target (plain and with each drafter)")
-    runtimes = {"kiln plain": kiln.compile(TARGET).runtime()}
+    runtimes = {"kiln plain": kiln.compile(TARGET, pipeline=a.pipeline).runtime()}
     for d in a.drafters.split(","):
-        runtimes[f"kiln {d}"] = kiln.compile(TARGET, draft=DRAFT if d == "model" else d).runtime()
+        runtimes[f"kiln {d}"] = kiln.compile(TARGET, pipeline=a.pipeline, draft=DRAFT if d == "model" else d).runtime()
     prompts = heldout_prompts(runtimes["kiln plain"].encode, a.prompts, a.prompt_len)
 
     from transformers import AutoModelForCausalLM
@@ -88,7 +91,7 @@ def main() -> int:
     print(f"machine: {machine}, torch {torch.__version__}")
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "threads": a.threads,
+    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "threads": a.threads, "pipeline": a.pipeline,
                                "prompts": len(prompts), "prompt_len": a.prompt_len, "new_tokens": n,
                                "repeats": a.repeats, "contenders": rows}, indent=1) + "\n")
     print(f"wrote {out}")
