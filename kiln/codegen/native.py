@@ -35,7 +35,8 @@ rows per byte) with [G][32] f16 scale panels (``PackedQ4``); ``kiln_qlinear_q8_p
 6 (int4) rows, apply int8's row scales once at the end and int4's group scales and offsets once per
 group (s_g * sum(code * x) + m_g * sum(x)). Activations stay float32; results differ from the
 reference only by float rounding. On the dev VM they beat the earlier per-row kernels at every row
-count (1 row: int8 3.6 vs 3.9 ms, int4 3.2 vs 4.1 ms over llama-125m's weights; 12 rows: about 2x).
+count (``benchmarks/linear.py --shapes 125m --quantized``: 1 row int8 0.74 vs 0.84 ms, int4 0.77 vs
+0.92 ms; 12 rows about 2.3x; docs/quantization.md).
 The earlier kernels stay for weights a runtime has not repacked (``KILN_PACK=0``, tiny weights):
 ``kiln_qlinear_i8`` (1 byte per weight, four independent AVX-512 FMA chains) and ``kiln_qlinear_i4``
 (on CPUs with AVX512-BF16 the 4-bit codes, exact in bf16, meet the activation split into two bf16
