@@ -219,7 +219,7 @@ def cmd_run(a) -> int:
 
 def _spec_stats(stats: dict) -> dict:
     keys = ("speculative", "accepted_per_verify", "acceptance_rate", "verify_calls", "drafted_tokens",
-            "accepted_tokens")
+            "accepted_tokens", "fused_rounds")
     return {k: stats[k] for k in keys if k in stats}
 
 
