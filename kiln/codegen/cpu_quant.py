@@ -28,6 +28,11 @@ def qlinear(ctx, x, *ops, format, group_size, symmetric):
             return y
         q = q.unpack()
         ops = (q, *ops[1:])
+    else:  # a weight also read by another op (a tied embedding): panels kept beside it
+        p = native.quant_panels(q, s, off, {"format": format, "group_size": group_size})
+        y = native.qlinear_packed(x, p, s, b) if p is not None else None
+        if y is not None:
+            return y
     y = None
     if format == "int8":
         y = native.qlinear_int8(x, q, s, b)

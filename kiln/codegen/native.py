@@ -37,7 +37,9 @@ group (s_g * sum(code * x) + m_g * sum(x)). Activations stay float32; results di
 reference only by float rounding. On the dev VM they beat the earlier per-row kernels at every row
 count (``benchmarks/linear.py --shapes 125m --quantized``: 1 row int8 0.74 vs 0.84 ms, int4 0.77 vs
 0.92 ms; 12 rows about 2.3x; docs/quantization.md).
-The earlier kernels stay for weights a runtime has not repacked (``KILN_PACK=0``, tiny weights):
+A quantized weight also read by another op (an int8 embedding tied to the vocabulary projection)
+keeps its layout and gets panels beside it (``quant_panels``). The earlier kernels stay for weights
+that are not repacked (``KILN_PACK=0``, tiny weights):
 ``kiln_qlinear_i8`` (1 byte per weight, four independent AVX-512 FMA chains) and ``kiln_qlinear_i4``
 (on CPUs with AVX512-BF16 the 4-bit codes, exact in bf16, meet the activation split into two bf16
 parts with ``vdpbf16ps``, otherwise a 16-entry table per group and ``vpermps``; portable C without
@@ -1007,6 +1009,22 @@ def _pack_quantized(q: torch.Tensor, s: torch.Tensor | None, o: torch.Tensor | N
     t = torch.Tensor._make_subclass(PackedQ4, qp)
     t.logical_shape, t.scales_p, t.offsets_p, t.group_size = (n, k), sp, op, g
     return t
+
+
+def quant_panels(q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, attrs: dict) -> PackedWeight | None:
+    """The panels of a quantized weight a runtime could not swap for them (one also read by another op,
+    like an int8 embedding tied to the vocabulary projection), made on first use and kept beside it
+    for as long as it lives; None when packing is off or the weight does not qualify."""
+    if library() is None or os.environ.get("KILN_PACK", "1") == "0":
+        return None
+    hit = _packed.get(id(q))
+    if hit is not None and hit[0]() is q:
+        return hit[1]
+    p = _pack_quantized(q, s, o, attrs)
+    if p is not None:
+        key = id(q)
+        _packed[key] = (weakref.ref(q, lambda _, key=key: _packed.pop(key, None)), p)
+    return p
 
 
 def qlinear_packed(x: torch.Tensor, q: PackedWeight, s: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor | None:
