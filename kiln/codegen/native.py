@@ -903,8 +903,9 @@ _packed: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # id(weight) -> (the 
 
 
 class PackedWeight(torch.Tensor):
-    """A float32 weight [N, K] held only in the panel layout (flat): what a runtime keeps in place of a
-    weight that nothing but linears read (``pack_linear_weights``). ``unpack()`` rebuilds [N, K]."""
+    """A weight [N, K] (float32, or int8 codes) held only in the panel layout (flat): what a runtime
+    keeps in place of a weight that nothing but linears read (``pack_linear_weights``). ``unpack()``
+    rebuilds [N, K]."""
 
     __torch_function__ = torch._C._disabled_torch_function_impl
     logical_shape: tuple[int, int]
