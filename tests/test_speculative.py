@@ -55,6 +55,19 @@ def test_greedy_speculative_equals_plain_greedy_on_the_bundled_model(drafter, pi
     assert spec.generate(prompts, max_new_tokens=40, stop_at_eos=False) == batch
 
 
+@pytest.mark.parametrize("drafter", ["ngram", "self", "model"])
+def test_greedy_speculative_over_an_int8_kv_cache_equals_plain(drafter):
+    art = _compiled(TARGET, DRAFT if drafter == "model" else drafter, "int8-kv")
+    names = [op.name for op in art.module["verify"].ops]
+    assert names.count("kiln.cache_tree_attention_q8") == 6 and names.count("kiln.cache_commit") == 4
+    spec, plain = art.runtime(), art.runtime(speculative=False)
+    assert spec.kv.scaled and spec.spec is not None
+    prompts = _prompts(spec, 3)
+    want = plain.generate(prompts, max_new_tokens=40, stop_at_eos=False)
+    assert spec.generate(prompts, max_new_tokens=40, stop_at_eos=False) == want
+    assert spec.last_stats["accepted_per_verify"] > 1.0
+
+
 @pytest.mark.parametrize("drafter", ["ngram", "self", "mistral-tiny"])
 def test_greedy_speculative_equals_plain_on_a_random_preset(drafter):
     # random weights: drafts are mostly rejected, which exercises rollback on every step
@@ -161,7 +174,7 @@ def test_sampled_speculative_generation_is_reproducible_and_on_distribution():
 
 # -- rollback: the cache holds exactly the accepted sequence ----------------------------------
 
-@pytest.mark.parametrize("pipeline", ["default", "paged"])
+@pytest.mark.parametrize("pipeline", ["default", "paged", "int8-kv"])
 def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
     art = _compiled("llama-tiny", "ngram", pipeline)
     rt = art.runtime()
@@ -169,6 +182,7 @@ def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
     seqs = [torch.randint(3, 500, (n,), generator=g).tolist() for n in (9, 23)]
     blocks = rt.kv.reserve([200, 200])
     kc, vc = rt.kv.tensors()
+    cache = rt.kv.args()  # k_cache, v_cache (and an int8 cache's scales, which roll back with it)
     table = rt.kv.table(blocks)
     rt._prefill(seqs, kc, vc, table)
     for s in seqs:
@@ -203,7 +217,7 @@ def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
                 while j >= 0:
                     mask[off + i, off + j] = True
                     j = parent[off + j] - off if parent[off + j] >= 0 else -1
-        acc, nxt, logits = rt.spec.verify(i64([ids]), i64(pos), i64(seq), table, kc, vc, i64(slot), mask,
+        acc, nxt, logits = rt.spec.verify(i64([ids]), i64(pos), i64(seq), table, *cache, i64(slot), mask,
                                           i64(parent), torch.zeros(n_all, 0), torch.tensor([0.0, 1.0, 0.0]),
                                           i64([step]))
         for r, (off, n) in enumerate(blocks_of):
@@ -214,7 +228,7 @@ def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
             torch.testing.assert_close(logits[0, path[-1]], ref, atol=1e-4, rtol=1e-4)
             seqs[r] = full + [int(nxt[path[-1]])]
     # after all the rolled-back trees, a plain decode step sees exactly the committed sequences
-    out = rt.decode_prog(i64([[s[-1] for s in seqs]]), i64([len(s) - 1 for s in seqs]), i64([0, 1]), table, kc, vc)
+    out = rt.decode_prog(i64([[s[-1] for s in seqs]]), i64([len(s) - 1 for s in seqs]), i64([0, 1]), table, *cache)
     for r, s in enumerate(seqs):
         torch.testing.assert_close(out[0][0, r], rt.logits(torch.tensor([s]))[0, -1], atol=1e-4, rtol=1e-4)
     rt.kv.release(blocks)

@@ -38,15 +38,20 @@ def _tree_attention_shape(ts, a):
     return [q]
 
 
-def _tree_attention_ref(ctx, q, kc, vc, slot, seq, table, mask, *, layer, scale, layout):
+def _tree_attention_ref(ctx, q, kc, vc, slot, seq, table, mask, *, layer, scale, layout, scales=None):
     out = torch.empty_like(q)
     kl, vl = kc[layer], vc[layer]
     gqa = q.shape[1] != kc.shape[2]
     slots = slot.tolist()
     for s, i, j in seq_runs(seq.tolist()):
         base, length = min(slots[i:j]), max(slots[i:j]) + 1
-        k = cache_keys(kl, table[s], length).unsqueeze(0)
-        v = cache_keys(vl, table[s], length).unsqueeze(0)
+        k = cache_keys(kl, table[s], length)
+        v = cache_keys(vl, table[s], length)
+        if scales is not None:  # an int8 cache: dequantize the rows this sequence reads
+            ks, vs = scales[0][layer].unsqueeze(-1), scales[1][layer].unsqueeze(-1)
+            k = (k.float() * cache_keys(ks, table[s], length)).to(q.dtype)
+            v = (v.float() * cache_keys(vs, table[s], length)).to(q.dtype)
+        k, v = k.unsqueeze(0), v.unsqueeze(0)
         keep = torch.zeros(j - i, length, dtype=torch.bool, device=q.device)
         keep[:, :base] = True  # the committed sequence
         keep[:, slot[i:j]] = mask[i:j, i:j]  # the tree: ancestors and self
@@ -60,6 +65,27 @@ declare("kiln.cache_tree_attention",
         "the slots below its run's first slot and the slots of the nodes j of its run with mask[i, j].",
         operands=(7, 7), attrs={"layer": int, "scale": float, "layout": str},
         shape=_tree_attention_shape, reference=_tree_attention_ref)
+
+
+def _tree_attention_q8_shape(ts, a):
+    q, kc, ks, vc, vs, slot, seq, table, mask = ts
+    for c, sc in ((kc, ks), (vc, vs)):
+        if c.dtype != DType.i8 or sc.dtype != DType.f32 or c.rank != 5 or sc.shape != c.shape[:4]:
+            raise IRError(f"kiln.cache_tree_attention_q8: an int8 cache [L, NB, KVH, BS, D] needs f32 scales "
+                          f"[L, NB, KVH, BS], got {c} and {sc}")
+    return _tree_attention_shape([q, kc, vc, slot, seq, table, mask], a)
+
+
+def _tree_attention_q8_ref(ctx, q, kc, ks, vc, vs, slot, seq, table, mask, *, layer, scale, layout):
+    return _tree_attention_ref(ctx, q, kc, vc, slot, seq, table, mask, layer=layer, scale=scale, layout=layout,
+                               scales=(ks, vs))
+
+
+declare("kiln.cache_tree_attention_q8",
+        "kiln.cache_tree_attention over an int8 cache (operands q, k_cache, k_scale, v_cache, v_scale, slot, "
+        "seq, table, mask): keys and values are dequantized (int8 row * its scale) as they are read.",
+        operands=(9, 9), attrs={"layer": int, "scale": float, "layout": str},
+        shape=_tree_attention_q8_shape, reference=_tree_attention_q8_ref)
 
 
 def filtered_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -161,8 +187,10 @@ declare("kiln.tree_accept",
 
 def _commit_shape(ts, a):
     cache, _accepted, slot, _pos, seq, table = ts
+    if cache.rank == 4:  # an int8 cache's scales [L, NB, KVH, BS] move with its rows
+        cache = TensorType(cache.dtype, (*cache.shape, 1))
     _cache_check("kiln.cache_commit", cache, TensorType(cache.dtype, (1, 1, "N", 1)), slot, seq, table)
-    return [cache]
+    return [ts[0]]
 
 
 def _commit_ref(ctx, cache, accepted, slot, pos, seq, table):
@@ -181,7 +209,8 @@ def _commit_ref(ctx, cache, accepted, slot, pos, seq, table):
 
 declare("kiln.cache_commit",
         "Move the keys or values of the accepted nodes (accepted [N] != 0) of every layer from their `slot` "
-        "to their position `pos`, in place; the result is the cache.",
+        "to their position `pos`, in place; the result is the cache. Also takes an int8 cache's scales "
+        "[L, NB, KVH, BS].",
         operands=(6, 6), traits=("inplace",), shape=_commit_shape, reference=_commit_ref)
 
 

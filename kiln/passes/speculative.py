@@ -58,11 +58,17 @@ def _arg(prog: Program, hint: str) -> Value:
 
 
 def cache_chain_end(prog: Program, cache: Value) -> Value:
-    """The last value of the in-place chain of ``kiln.cache_write`` ops that starts at ``cache``."""
+    """The last value of the in-place chain of cache writes that starts at ``cache`` (a float cache, or
+    an int8 cache or its scales, which ``kiln.cache_write_q8`` writes and returns together)."""
     cur = cache
-    for op in prog.walk("kiln.cache_write"):
-        if op.operands[0] is cur:
+    for op in prog.ops:
+        if op.name == "kiln.cache_write" and op.operands[0] is cur:
             cur = op.result
+        elif op.name == "kiln.cache_write_q8":
+            for i in (0, 1):
+                if op.operands[i] is cur:
+                    cur = op.results[i]
+                    break
     return cur
 
 
@@ -81,14 +87,22 @@ def build_verify(decode: Program) -> Program:
     seed = prog.add_arg(TensorType(DType.i64, (1,)), "seed")
     for op in prog.walk("kiln.cache_write"):
         op.set_operand(2, slot)  # nodes are written to their slots, not their positions
+    for op in prog.walk("kiln.cache_write_q8"):
+        op.set_operand(3, slot)
     for op in prog.walk("kiln.cache_attention"):
         q, k, v = op.operands[:3]
         new = prog.create("kiln.cache_tree_attention", [q, k, v, slot, seq, table, mask], dict(op.attrs),
                           before=op).result
         prog.replace_op(op, [new])
+    for op in prog.walk("kiln.cache_attention_q8"):  # an int8 cache (quantize-kv)
+        q, k, ks, v, vs = op.operands[:5]
+        new = prog.create("kiln.cache_tree_attention_q8", [q, k, ks, v, vs, slot, seq, table, mask],
+                          dict(op.attrs), before=op).result
+        prog.replace_op(op, [new])
     acc = prog.create("kiln.tree_accept", [logits, ids, parent, seq, draft_q, sampling, seed])
     accepted, nxt = acc.results
-    for c in (kc, vc):
+    scales = [a for a in prog.args if a.hint in ("k_scale", "v_scale")]
+    for c in (kc, vc, *scales):  # an int8 cache's scales move with its rows
         prog.create("kiln.cache_commit", [cache_chain_end(prog, c), accepted, slot, pos, seq, table])
     prog.set_outputs([accepted, nxt, logits])
     return prog
@@ -207,9 +221,10 @@ def skip_layers(prog: Program, skip: set[int]) -> int:
     for layer in sorted(skip):
         prog.replace_all_uses(ins[layer + 1], resolved(layer))
     erase_unused(prog)
-    for op in list(prog.walk("kiln.cache_write")):
+    for op in [o for o in prog.ops if o.name in ("kiln.cache_write", "kiln.cache_write_q8")]:
         if op.attrs["layer"] in skip:
-            prog.replace_all_uses(op.result, op.operands[0])
+            for i, r in enumerate(op.results):  # the cache (and an int8 cache's scales) pass through
+                prog.replace_all_uses(r, op.operands[i])
             prog.erase(op)
     erase_unused(prog)
     kept = [layer for layer in range(n_layers) if layer not in skip]
@@ -218,7 +233,7 @@ def skip_layers(prog: Program, skip: set[int]) -> int:
         if "layer" in op.attrs and op.name.startswith("kiln.cache"):
             op.attrs["layer"] = renum[op.attrs["layer"]]
     for v in [*prog.args, *(r for op in prog.ops for r in op.results)]:
-        if v.type.rank == 5 and v.type.shape[0] == n_layers and v.type.shape[1] == "NB":
+        if v.type.rank in (4, 5) and v.type.shape[0] == n_layers and v.type.shape[1] == "NB":  # caches, scales
             v.type = TensorType(v.type.dtype, (len(kept), *v.type.shape[1:]))
     return len(kept)
 
@@ -263,9 +278,6 @@ class Speculative(Pass):
             raise KilnError("speculative: the module has no decode program; run the kv-cache pass first")
         if "verify" in module.programs:
             return False
-        if "scales" in (module.meta.get("kv_cache") or {}):
-            raise KilnError("speculative: verifying over an int8 KV cache (quantize-kv) is not built yet; "
-                            "use a float KV cache with --draft")
         module.add(build_verify(module["decode"]))
         self.stats["verify"] += 1
         info: dict[str, Any] = {"drafter": self.drafter, "k": self.k, "adaptive": self.adaptive,
@@ -278,8 +290,10 @@ class Speculative(Pass):
             info["tree_nodes"] = self.tree
             info["policy"] = (f"token tree: a prompt-lookup branch of up to {self.k} tokens + {self.tree} recycled "
                               "nodes, best-first by path probability")
-        if self.drafter in ("model", "self") and not self.adaptive:
-            module.add(build_step(module, self.k))  # adaptive lengths stay with the runtime's loop
+        int8_cache = "scales" in (module.meta.get("kv_cache") or {})
+        if self.drafter in ("model", "self") and not self.adaptive and not int8_cache:
+            # adaptive lengths and int8 caches stay with the runtime's loop
+            module.add(build_step(module, self.k))
             info["fused_step"] = True
             self.stats["spec_step"] += 1
         module.meta["speculative"] = info

@@ -203,7 +203,6 @@ class ModelDrafter:
     def catch_up(self, seqs: list[int], toks: list[list[int]]) -> list[torch.Tensor]:
         """The draft prefill's inputs for each sequence's tokens not yet in the draft cache (the
         last of them is the root); marks them known."""
-        kc, vc = self.kv.tensors()
         flat = [(j, p, toks[j][p]) for j, s in enumerate(seqs) for p in range(self.known[s], len(toks[j]))]
         ids = torch.tensor([[t for _, _, t in flat]], dtype=torch.long)
         pos = torch.tensor([p for _, p, _ in flat], dtype=torch.long)
@@ -211,10 +210,10 @@ class ModelDrafter:
         ends = [i for i, (j, p, _) in enumerate(flat) if p == len(toks[j]) - 1]
         for j, s in enumerate(seqs):
             self.known[s] = len(toks[j])
-        return [ids, pos, row, self.table, kc, vc, torch.tensor(ends, dtype=torch.long)]
+        return [ids, pos, row, self.table, *self.kv.args(), torch.tensor(ends, dtype=torch.long)]
 
     def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling, gen) -> list[Tree]:
-        kc, vc = self.kv.tensors()
+        cache = self.kv.args()  # k_cache, v_cache (and an int8 cache's scales)
         trees = [Tree(t[-1]) for t in toks]
         # catch the draft cache up with each sequence's committed tokens, then draft the first token
         logits = self.prefill(*self.catch_up(seqs, toks))[0][0]
@@ -230,7 +229,7 @@ class ModelDrafter:
             ids = torch.tensor([[trees[j].tokens[leaf[j]] for j in live]], dtype=torch.long)
             pos = torch.tensor([len(toks[j]) - 1 + step for j in live], dtype=torch.long)
             row = torch.tensor([seqs[j] for j in live], dtype=torch.long)
-            logits = self.decode(ids, pos, row, self.table, kc, vc)[0][0]
+            logits = self.decode(ids, pos, row, self.table, *cache)[0][0]
             picked, qs, conf = self._pick(logits, sampling, gen)
             keep = []
             for r, j in enumerate(live):
@@ -367,8 +366,8 @@ class SpecDecoder:
         else:
             q = torch.zeros(n, 0)
         seed = torch.randint(0, 2**62, (1,), generator=gen) if gen is not None else torch.randint(0, 2**62, (1,))
-        accepted, nxt, logits = self.verify(_i64([ids]), _i64(pos), _i64(seq), table, kc, vc, _i64(slot), mask,
-                                            _i64(parent), q, sampling, seed)
+        accepted, nxt, logits = self.verify(_i64([ids]), _i64(pos), _i64(seq), table, *rt.kv.args(), _i64(slot),
+                                            mask, _i64(parent), q, sampling, seed)
         self.stats["verify_calls"] += 1
         if isinstance(self.drafter, NgramDrafter):
             self.drafter.observe(ids, logits[0])
