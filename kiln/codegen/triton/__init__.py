@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kiln.codegen.triton.quant import CACHE_ATTENTION_Q8_SPLIT_SOURCE, CACHE_WRITE_Q8_SOURCE, qgemm_source
+from kiln.codegen.triton.quant import CACHE_WRITE_Q8_SOURCE, qgemm_source
 from kiln.codegen.triton.rowwise import KernelSource, generate_rowwise
 from kiln.codegen.triton.templates import (
     ATTENTION_SOURCE,
@@ -29,7 +29,7 @@ from kiln.ir.core import IRError, Module, Op, Program
 # log-sum-exp merge of the cache attention splits, is written once per file)
 TEMPLATES = {"attention": (ATTENTION_SOURCE,),
              "cache_attention": (CACHE_ATTENTION_SPLIT_SOURCE, CACHE_ATTENTION_MERGE_SOURCE),
-             "cache_attention_q8": (CACHE_ATTENTION_Q8_SPLIT_SOURCE, CACHE_ATTENTION_MERGE_SOURCE),
+             "cache_attention_q8": (CACHE_ATTENTION_SPLIT_SOURCE, CACHE_ATTENTION_MERGE_SOURCE),  # SCALED
              "cache_write": (CACHE_WRITE_SOURCE,),
              "cache_write_q8": (CACHE_WRITE_Q8_SOURCE,)}
 

@@ -162,28 +162,35 @@ def launch_attention(mod, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out
                               num_stages=p["num_stages"])
 
 
-def _split_attention(split, merge, q: torch.Tensor, caches: list[torch.Tensor], cache_strides: list[int],
-                     shape: tuple, pos: torch.Tensor, seq: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
-                     layer: int, scale: float, params: dict | None) -> None:
-    """Launches a cache attention split kernel (``caches``: the K/V tensors in its argument order) and the
-    log-sum-exp merge. ``shape`` is the cache's [L, NB, KVH, BS, D]."""
+def _split_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, scales: tuple | None,
+                     pos: torch.Tensor, seq: torch.Tensor, table: torch.Tensor, out: torch.Tensor, layer: int,
+                     scale: float, params: dict | None) -> None:
+    """Launches ``cache_attention_split`` (with ``scales`` = (ks, vs): over an int8 cache) and the
+    log-sum-exp merge."""
     p = {**DEFAULTS["cache_attention"], **(params or {})}
     _, h, n, d = q.shape
-    _, _, kvh, bs, _ = shape
+    _, _, kvh, bs, _ = kc.shape
     if n == 0:
         return
     q = q.contiguous()
+    kc, vc = kc.contiguous(), vc.contiguous()  # the pool is allocated contiguous: no copy
+    if scales is None:  # never read when SCALED is off
+        ks, vs, t_strides = kc, vc, [0, 0, 0]
+    else:
+        ks, vs = (t.contiguous() for t in scales)
+        t_strides = list(ks.stride()[:3])
     mb = table.shape[1]
     splits = max(1, triton_cdiv(mb * bs, p["CHUNK"]))
     o_part = torch.empty(n, h, splits, d, dtype=torch.float32, device=q.device)
     m_part = torch.empty(n, h, splits, dtype=torch.float32, device=q.device)
     l_part = torch.empty(n, h, splits, dtype=torch.float32, device=q.device)
     bd = next_pow2(d)
-    split[(n, h, splits)](q, *caches, pos, seq, table.contiguous(), o_part, m_part, l_part, n, mb, float(scale), layer,
-                          *cache_strides, H=h, KVH=kvh, D=d, BS=bs, CHUNK=p["CHUNK"], BLOCK_N=p["BLOCK_N"], BLOCK_D=bd,
-                          num_warps=p["num_warps"], num_stages=p["num_stages"])
-    merge[(n, h)](o_part, m_part, l_part, out, n, splits, H=h, D=d, BLOCK_S=next_pow2(splits), BLOCK_D=bd,
-                  num_warps=1)
+    mod.cache_attention_split[(n, h, splits)](
+        q, kc, ks, vc, vs, pos, seq, table.contiguous(), o_part, m_part, l_part, n, mb, float(scale), layer,
+        *kc.stride()[:4], *t_strides, H=h, KVH=kvh, D=d, BS=bs, SCALED=scales is not None, CHUNK=p["CHUNK"],
+        BLOCK_N=p["BLOCK_N"], BLOCK_D=bd, num_warps=p["num_warps"], num_stages=p["num_stages"])
+    mod.cache_attention_merge[(n, h)](o_part, m_part, l_part, out, n, splits, H=h, D=d, BLOCK_S=next_pow2(splits),
+                                      BLOCK_D=bd, num_warps=1)
 
 
 def launch_cache_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, pos: torch.Tensor,
@@ -191,9 +198,7 @@ def launch_cache_attention(mod, q: torch.Tensor, kc: torch.Tensor, vc: torch.Ten
                            params: dict | None = None) -> None:
     """q [1, H, N, D]; caches [L, NB, KVH, BS, D]; out [1, H, N, D]. The number of splits depends only on
     the table's shape (MB * BS / CHUNK), never on the data, so a captured CUDA graph stays valid."""
-    kc, vc = kc.contiguous(), vc.contiguous()  # the pool is allocated contiguous: no copy
-    _split_attention(mod.cache_attention_split, mod.cache_attention_merge, q, [kc, vc], list(kc.stride()[:4]),
-                     tuple(kc.shape), pos, seq, table, out, layer, scale, params)
+    _split_attention(mod, q, kc, vc, None, pos, seq, table, out, layer, scale, params)
 
 
 def launch_cache_attention_q8(mod, q: torch.Tensor, kc: torch.Tensor, ks: torch.Tensor, vc: torch.Tensor,
@@ -201,10 +206,7 @@ def launch_cache_attention_q8(mod, q: torch.Tensor, kc: torch.Tensor, ks: torch.
                               out: torch.Tensor, layer: int, scale: float, params: dict | None = None) -> None:
     """``launch_cache_attention`` over the int8 cache: caches i8 [L, NB, KVH, BS, D] with f32 scales
     [L, NB, KVH, BS] (ks for K, vs for V)."""
-    kc, vc, ks, vs = (t.contiguous() for t in (kc, vc, ks, vs))
-    _split_attention(mod.cache_attention_q8_split, mod.cache_attention_merge, q, [kc, ks, vc, vs],
-                     [*kc.stride()[:4], *ks.stride()[:3]], tuple(kc.shape), pos, seq, table, out, layer, scale,
-                     params)
+    _split_attention(mod, q, kc, vc, (ks, vs), pos, seq, table, out, layer, scale, params)
 
 
 def launch_cache_write(mod, xs: list[torch.Tensor], caches: list[torch.Tensor], pos: torch.Tensor,

@@ -17,8 +17,9 @@ in memory: each program loads packed bytes and unpacks them in registers.
   group, no shuffle. The GEMM converts the dequantized tile to the activation's dtype before
   ``tl.dot``; the GEMV multiplies in f32.
 
-The cache kernels follow ``CACHE_ATTENTION_SOURCE`` / ``CACHE_WRITE_SOURCE`` (templates.py), reading and
-writing int8 rows with one f32 scale per (layer, block, kv head, position). Shapes in the comments;
+Attention over the int8 cache is ``cache_attention_split`` (templates.py) with ``SCALED`` on; the int8
+cache write follows ``CACHE_WRITE_SOURCE``, writing int8 rows with one f32 scale per (layer, block, kv
+head, position). Shapes in the comments;
 tails are masked, so no size needs to be a power of two; accumulation is in f32. This module only
 writes text; it does not import Triton.
 """
@@ -26,7 +27,7 @@ writes text; it does not import Triton.
 from __future__ import annotations
 
 from kiln.codegen.triton.rowwise import KernelSource, RowInput
-from kiln.codegen.triton.templates import CACHE_ATTENTION_MERGE_SOURCE, _epilogue
+from kiln.codegen.triton.templates import CACHE_ATTENTION_SOURCE, _epilogue
 from kiln.ir.core import IRError, Op
 from kiln.ir.types import DType
 
@@ -181,55 +182,8 @@ def {name}_gemv(x, q, s, o, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_N: 
                          "bias": has_bias})
 
 
-CACHE_ATTENTION_Q8_SPLIT_SOURCE = '''@triton.jit
-def cache_attention_q8_split(q, kc, ksc, vc, vsc, pos, seq, table, o_part, m_part, l_part, N, MB, scale, layer,
-                             s_l, s_nb, s_h, s_bs, t_l, t_nb, t_h, H: tl.constexpr, KVH: tl.constexpr,
-                             D: tl.constexpr, BS: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr,
-                             BLOCK_D: tl.constexpr):
-    # cache_attention_split over an int8 cache: caches i8 [L, NB, KVH, BS, D] with f32 scales
-    # [L, NB, KVH, BS] (strides t_*, last 1); grid (N, H, splits). Key j of query n's sequence is row
-    # kc[layer, blk, kvh, j % BS] * ksc[layer, blk, kvh, j % BS] with blk = table[seq[n], j // BS]: the
-    # key scale multiplies the row's dot product, the value scale its softmax weight.
-    n = tl.program_id(0).to(tl.int64)
-    h = tl.program_id(1)
-    sp = tl.program_id(2)
-    nsplit = tl.num_programs(2)
-    kvh = h // (H // KVH)
-    p = tl.load(pos + n)
-    s = tl.load(seq + n)
-    rd = tl.arange(0, BLOCK_D)
-    dmask = rd < D
-    qv = tl.load(q + (h * N + n) * D + rd, mask=dmask, other=0.0).to(tl.float32)
-    lo = sp * CHUNK
-    hi = tl.minimum(lo + CHUNK, p + 1)
-    m_i = tl.max(tl.full([BLOCK_N], float("-inf"), tl.float32), axis=0)
-    l_i = tl.sum(tl.zeros([BLOCK_N], tl.float32), axis=0)
-    acc = tl.zeros([BLOCK_D], tl.float32)
-    for j0 in range(lo, hi, BLOCK_N):
-        j = j0 + tl.arange(0, BLOCK_N)
-        valid = j < hi
-        blk = tl.load(table + s * MB + j // BS, mask=valid, other=0)
-        base = layer * s_l + blk * s_nb + kvh * s_h + (j % BS) * s_bs
-        sbase = layer * t_l + blk * t_nb + kvh * t_h + j % BS
-        kvmask = valid[:, None] & dmask[None, :]
-        kt = tl.load(kc + base[:, None] + rd[None, :], mask=kvmask, other=0).to(tl.float32)
-        ks = tl.load(ksc + sbase, mask=valid, other=0.0)
-        sc = tl.where(valid, tl.sum(kt * qv[None, :], axis=1) * ks * scale, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(sc, axis=0))
-        alpha = tl.exp(m_i - m_new)
-        pj = tl.exp(sc - m_new)
-        l_i = l_i * alpha + tl.sum(pj, axis=0)
-        vt = tl.load(vc + base[:, None] + rd[None, :], mask=kvmask, other=0).to(tl.float32)
-        vs = tl.load(vsc + sbase, mask=valid, other=0.0)
-        acc = acc * alpha + tl.sum((pj * vs)[:, None] * vt, axis=0)
-        m_i = m_new
-    idx = (n * H + h) * nsplit + sp
-    tl.store(m_part + idx, m_i)
-    tl.store(l_part + idx, l_i)
-    tl.store(o_part + idx * D + rd, acc, mask=dmask)
-'''
-
-CACHE_ATTENTION_Q8_SOURCE = CACHE_ATTENTION_Q8_SPLIT_SOURCE + "\n\n" + CACHE_ATTENTION_MERGE_SOURCE
+# attention over the int8 cache is ``cache_attention_split`` (templates.py) with SCALED=True
+CACHE_ATTENTION_Q8_SOURCE = CACHE_ATTENTION_SOURCE
 
 
 CACHE_WRITE_Q8_SOURCE = '''@triton.jit

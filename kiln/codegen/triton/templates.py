@@ -218,13 +218,16 @@ def flash_attention(q, k, v, o, T, S, scale, sqb, sqh, sqt, skb, skh, sks, svb, 
 '''
 
 CACHE_ATTENTION_SPLIT_SOURCE = '''@triton.jit
-def cache_attention_split(q, kc, vc, pos, seq, table, o_part, m_part, l_part, N, MB, scale, layer,
-                          s_l, s_nb, s_h, s_bs, H: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr,
-                          BS: tl.constexpr, CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def cache_attention_split(q, kc, ksc, vc, vsc, pos, seq, table, o_part, m_part, l_part, N, MB, scale, layer,
+                          s_l, s_nb, s_h, s_bs, t_l, t_nb, t_h, H: tl.constexpr, KVH: tl.constexpr,
+                          D: tl.constexpr, BS: tl.constexpr, SCALED: tl.constexpr, CHUNK: tl.constexpr,
+                          BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     # q [1, H, N, D] contiguous; caches [L, NB, KVH, BS, D]; grid (N, H, splits). Program (n, h, sp) attends
     # query n to positions [sp * CHUNK, min((sp + 1) * CHUNK, pos[n] + 1)) of its sequence, reading key j
     # from block table[seq[n], j // BS] at offset j % BS, and writes the split's running max m, sum l and
-    # unnormalised output for the merge.
+    # unnormalised output for the merge. SCALED: an int8 cache whose rows are dequantized by the f32 scales
+    # ksc / vsc [L, NB, KVH, BS] (strides t_*, last 1): the key scale multiplies the row's dot product, the
+    # value scale its softmax weight (ksc, vsc and t_* are not read otherwise).
     n = tl.program_id(0).to(tl.int64)
     h = tl.program_id(1)
     sp = tl.program_id(2)
@@ -246,14 +249,21 @@ def cache_attention_split(q, kc, vc, pos, seq, table, o_part, m_part, l_part, N,
         blk = tl.load(table + s * MB + j // BS, mask=valid, other=0)
         base = layer * s_l + blk * s_nb + kvh * s_h + (j % BS) * s_bs
         kvmask = valid[:, None] & dmask[None, :]
-        kt = tl.load(kc + base[:, None] + rd[None, :], mask=kvmask, other=0.0).to(tl.float32)
-        sc = tl.where(valid, tl.sum(kt * qv[None, :], axis=1) * scale, float("-inf"))
+        kt = tl.load(kc + base[:, None] + rd[None, :], mask=kvmask, other=0).to(tl.float32)
+        dot = tl.sum(kt * qv[None, :], axis=1)
+        if SCALED:
+            sbase = layer * t_l + blk * t_nb + kvh * t_h + j % BS
+            dot = dot * tl.load(ksc + sbase, mask=valid, other=0.0)
+        sc = tl.where(valid, dot * scale, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(sc, axis=0))
         alpha = tl.exp(m_i - m_new)
         pj = tl.exp(sc - m_new)
         l_i = l_i * alpha + tl.sum(pj, axis=0)
-        vt = tl.load(vc + base[:, None] + rd[None, :], mask=kvmask, other=0.0).to(tl.float32)
-        acc = acc * alpha + tl.sum(pj[:, None] * vt, axis=0)
+        vt = tl.load(vc + base[:, None] + rd[None, :], mask=kvmask, other=0).to(tl.float32)
+        w = pj
+        if SCALED:
+            w = pj * tl.load(vsc + sbase, mask=valid, other=0.0)
+        acc = acc * alpha + tl.sum(w[:, None] * vt, axis=0)
         m_i = m_new
     idx = (n * H + h) * nsplit + sp
     tl.store(m_part + idx, m_i)
