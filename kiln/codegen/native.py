@@ -444,20 +444,6 @@ void kiln_dequant_i4(const unsigned char *restrict W, const _Float16 *restrict S
    enough to stream the weights). */
 typedef float kv16 __attribute__((vector_size(64), aligned(4)));  /* 16 floats, unaligned loads */
 #define PANEL 32
-#define PANEL_TILE(NAME, MR) \
-static inline void NAME(const float *restrict x, const float *restrict P, const float *restrict b, \
-                        float *restrict y, long m0, int mr, long n0, long N, long K) { \
-    kv16 a0[MR], a1[MR]; \
-    const float *xr[MR]; \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-        a0[i] = (kv16){0}; a1[i] = (kv16){0}; xr[i] = x + (m0 + (i < mr ? i : 0)) * K; } \
-    for (long k = 0; k < K; k++) { \
-        kv16 w0 = *(const kv16 *)(P + k * PANEL), w1 = *(const kv16 *)(P + k * PANEL + 16); \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-            float s = xr[i][k]; a0[i] += s * w0; a1[i] += s * w1; } \
-    } \
-    for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i], a1[i], b, n0, N); \
-}
 
 static inline void store_panel(float *restrict yr, kv16 a0, kv16 a1, const float *restrict b, long n0, long N) {
     if (!b && n0 + PANEL <= N) {
@@ -468,40 +454,111 @@ static inline void store_panel(float *restrict yr, kv16 a0, kv16 a1, const float
     for (int j = 0; j < PANEL && n0 + j < N; j++) yr[n0 + j] = (j < 16 ? a0[j] : a1[j - 16]) + (b ? b[n0 + j] : 0.f);
 }
 
-#ifdef __AVX512F__
-PANEL_TILE(panel_tile12, 12)
-PANEL_TILE(panel_tile8, 8)
-PANEL_TILE(panel_tile4, 4)
-#define PANEL_MR 12
-#define PANEL_FULL panel_tile12
-#else
-PANEL_TILE(panel_tile3, 3)
-#define PANEL_MR 3
-#define PANEL_FULL panel_tile3
-#endif
-PANEL_TILE(panel_tile2, 2)
-
-static inline void panel_row(const float *restrict x, const float *restrict P, const float *restrict b,
-                             float *restrict y, long m, long n0, long N, long K) {
-    kv16 a[4][2];
-    for (int u = 0; u < 4; u++) { a[u][0] = (kv16){0}; a[u][1] = (kv16){0}; }
-    const float *xr = x + m * K;
-    long k = 0;
-    for (; k + 4 <= K; k += 4) {
-        #pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            float s = xr[k + u];
-            a[u][0] += s * *(const kv16 *)(P + (k + u) * PANEL);
-            a[u][1] += s * *(const kv16 *)(P + (k + u) * PANEL + 16);
-        }
+/* row scales (int8 weights) for the panel's two halves; ones for float weights (S NULL) */
+static inline kv16 load_scales(const float *restrict s, long n0, long N, int half) {
+    kv16 v;
+    for (int j = 0; j < 16; j++) {
+        long n = n0 + half * 16 + j;
+        v[j] = !s ? 1.f : n < N ? s[n] : 0.f;
     }
-    for (; k < K; k++) {
-        float s = xr[k];
-        a[0][0] += s * *(const kv16 *)(P + k * PANEL);
-        a[0][1] += s * *(const kv16 *)(P + k * PANEL + 16);
-    }
-    store_panel(y + m * N, a[0][0] + a[1][0] + a[2][0] + a[3][0], a[0][1] + a[1][1] + a[2][1] + a[3][1], b, n0, N);
+    return v;
 }
+
+static inline void f32_column(const float *restrict c, kv16 *w0, kv16 *w1) {
+    *w0 = *(const kv16 *)c;
+    *w1 = *(const kv16 *)(c + 16);
+}
+
+/* The panel kernels of one weight type T: COLUMN turns a panel column (PANEL elements of T) into two
+   float vectors; S, when given, are row scales applied once to the results. NAME_tile##MR: a tile of
+   up to MR activation rows; NAME_row: one row, k split four ways (8 independent FMA chains, enough to
+   stream the weights); NAME_panels: every panel (parallel) and row. */
+#define COL_TILE(NAME, MR, T, COLUMN) \
+static inline void NAME(const float *restrict x, const T *restrict P, const float *restrict S, \
+                        const float *restrict b, float *restrict y, long m0, int mr, long n0, long N, long K) { \
+    kv16 a0[MR], a1[MR]; \
+    const float *xr[MR]; \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
+        a0[i] = (kv16){0}; a1[i] = (kv16){0}; xr[i] = x + (m0 + (i < mr ? i : 0)) * K; } \
+    for (long k = 0; k < K; k++) { \
+        kv16 w0, w1; \
+        COLUMN(P + k * PANEL, &w0, &w1); \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
+            float s = xr[i][k]; a0[i] += s * w0; a1[i] += s * w1; } \
+    } \
+    kv16 s0 = load_scales(S, n0, N, 0), s1 = load_scales(S, n0, N, 1); \
+    for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i] * s0, a1[i] * s1, b, n0, N); \
+}
+
+#define COL_ROW(NAME, T, COLUMN) \
+static inline void NAME(const float *restrict x, const T *restrict P, const float *restrict S, \
+                        const float *restrict b, float *restrict y, long m, long n0, long N, long K) { \
+    kv16 a[4][2]; \
+    for (int u = 0; u < 4; u++) { a[u][0] = (kv16){0}; a[u][1] = (kv16){0}; } \
+    const float *xr = x + m * K; \
+    long k = 0; \
+    for (; k + 4 <= K; k += 4) { \
+        _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) { \
+            kv16 w0, w1; \
+            COLUMN(P + (k + u) * PANEL, &w0, &w1); \
+            a[u][0] += xr[k + u] * w0; \
+            a[u][1] += xr[k + u] * w1; } \
+    } \
+    for (; k < K; k++) { \
+        kv16 w0, w1; \
+        COLUMN(P + k * PANEL, &w0, &w1); \
+        a[0][0] += xr[k] * w0; \
+        a[0][1] += xr[k] * w1; \
+    } \
+    kv16 s0 = load_scales(S, n0, N, 0), s1 = load_scales(S, n0, N, 1); \
+    store_panel(y + m * N, (a[0][0] + a[1][0] + a[2][0] + a[3][0]) * s0, \
+                (a[0][1] + a[1][1] + a[2][1] + a[3][1]) * s1, b, n0, N); \
+}
+
+#ifdef __AVX512F__
+#define COL_KERNELS(NAME, T, COLUMN) \
+COL_TILE(NAME##_tile12, 12, T, COLUMN) \
+COL_TILE(NAME##_tile8, 8, T, COLUMN) \
+COL_TILE(NAME##_tile4, 4, T, COLUMN) \
+COL_TILE(NAME##_tile2, 2, T, COLUMN) \
+COL_ROW(NAME##_row, T, COLUMN) \
+static void NAME##_panels(const float *restrict x, const T *restrict Wp, const float *restrict S, \
+                          const float *restrict b, float *restrict y, long M, long N, long K, int threads) { \
+    long np = (N + PANEL - 1) / PANEL; \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)") \
+    for (long p = 0; p < np; p++) { \
+        const T *P = Wp + p * K * PANEL; \
+        long n0 = p * PANEL, m = 0; \
+        for (; m + 12 <= M; m += 12) NAME##_tile12(x, P, S, b, y, m, 12, n0, N, K); \
+        int r = (int)(M - m); \
+        if (r == 1) NAME##_row(x, P, S, b, y, m, n0, N, K); \
+        else if (r == 2) NAME##_tile2(x, P, S, b, y, m, 2, n0, N, K); \
+        else if (r > 8) NAME##_tile12(x, P, S, b, y, m, r, n0, N, K); \
+        else if (r > 4) NAME##_tile8(x, P, S, b, y, m, r, n0, N, K); \
+        else if (r > 2) NAME##_tile4(x, P, S, b, y, m, r, n0, N, K); \
+    } \
+}
+#else
+#define COL_KERNELS(NAME, T, COLUMN) \
+COL_TILE(NAME##_tile3, 3, T, COLUMN) \
+COL_TILE(NAME##_tile2, 2, T, COLUMN) \
+COL_ROW(NAME##_row, T, COLUMN) \
+static void NAME##_panels(const float *restrict x, const T *restrict Wp, const float *restrict S, \
+                          const float *restrict b, float *restrict y, long M, long N, long K, int threads) { \
+    long np = (N + PANEL - 1) / PANEL; \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)") \
+    for (long p = 0; p < np; p++) { \
+        const T *P = Wp + p * K * PANEL; \
+        long n0 = p * PANEL, m = 0; \
+        for (; m + 3 <= M; m += 3) NAME##_tile3(x, P, S, b, y, m, 3, n0, N, K); \
+        int r = (int)(M - m); \
+        if (r == 1) NAME##_row(x, P, S, b, y, m, n0, N, K); \
+        else if (r == 2) NAME##_tile2(x, P, S, b, y, m, 2, n0, N, K); \
+    } \
+}
+#endif
+
+COL_KERNELS(f32, float, f32_column)
 
 void kiln_pack_f32(const float *restrict W, float *restrict Wp, long N, long K, int threads) {
     long np = (N + PANEL - 1) / PANEL;
@@ -516,21 +573,7 @@ void kiln_pack_f32(const float *restrict W, float *restrict Wp, long N, long K, 
 
 void kiln_linear_packed(const float *restrict x, const float *restrict Wp, const float *restrict b,
                         float *restrict y, long M, long N, long K, int threads) {
-    long np = (N + PANEL - 1) / PANEL;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long p = 0; p < np; p++) {
-        const float *P = Wp + p * K * PANEL;
-        long n0 = p * PANEL, m = 0;
-        for (; m + PANEL_MR <= M; m += PANEL_MR) PANEL_FULL(x, P, b, y, m, PANEL_MR, n0, N, K);
-        int r = (int)(M - m);
-        if (r == 1) panel_row(x, P, b, y, m, n0, N, K);
-        else if (r == 2) panel_tile2(x, P, b, y, m, 2, n0, N, K);
-#ifdef __AVX512F__
-        else if (r > 8) panel_tile12(x, P, b, y, m, r, n0, N, K);
-        else if (r > 4) panel_tile8(x, P, b, y, m, r, n0, N, K);
-        else if (r > 2) panel_tile4(x, P, b, y, m, r, n0, N, K);
-#endif
-    }
+    f32_panels(x, Wp, 0, b, y, M, N, K, threads);
 }
 
 /* Quantized weights in panels (a runtime's layout for kiln.qlinear, like the float panels above):
@@ -572,32 +615,6 @@ static inline kv16 h16_to_f32(const _Float16 *restrict h) {
 }
 #endif
 
-static inline kv16 load_scales(const float *restrict s, long n0, long N, int half) {
-    kv16 v;
-    for (int j = 0; j < 16; j++) {
-        long n = n0 + half * 16 + j;
-        v[j] = n < N ? s[n] : 0.f;
-    }
-    return v;
-}
-
-#define Q8_TILE(NAME, MR) \
-static inline void NAME(const float *restrict x, const signed char *restrict P, const float *restrict S, \
-                        const float *restrict b, float *restrict y, long m0, int mr, long n0, long N, long K) { \
-    kv16 a0[MR], a1[MR]; \
-    const float *xr[MR]; \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-        a0[i] = (kv16){0}; a1[i] = (kv16){0}; xr[i] = x + (m0 + (i < mr ? i : 0)) * K; } \
-    for (long k = 0; k < K; k++) { \
-        kv16 w0, w1; \
-        q8_column(P + k * PANEL, &w0, &w1); \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-            float s = xr[i][k]; a0[i] += s * w0; a1[i] += s * w1; } \
-    } \
-    kv16 s0 = load_scales(S, n0, N, 0), s1 = load_scales(S, n0, N, 1); \
-    for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i] * s0, a1[i] * s1, b, n0, N); \
-}
-
 #define Q4_TILE(NAME, MR) \
 static inline void NAME(const float *restrict x, const float *restrict xs, const unsigned char *restrict P, \
                         const _Float16 *restrict Sp, const _Float16 *restrict Op, const float *restrict b, \
@@ -626,53 +643,20 @@ static inline void NAME(const float *restrict x, const float *restrict xs, const
     for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i], a1[i], b, n0, N); \
 }
 
+COL_KERNELS(q8, signed char, q8_column)
+
 #ifdef __AVX512F__
-Q8_TILE(q8_tile12, 12)
-Q8_TILE(q8_tile8, 8)
-Q8_TILE(q8_tile4, 4)
 Q4_TILE(q4_tile6, 6)
 Q4_TILE(q4_tile4, 4)
-#define Q8_MR 12
-#define Q8_FULL q8_tile12
 #define Q4_MR 6
 #define Q4_FULL q4_tile6
 #else
-Q8_TILE(q8_tile3, 3)
 Q4_TILE(q4_tile2, 2)
-#define Q8_MR 3
-#define Q8_FULL q8_tile3
 #define Q4_MR 2
 #define Q4_FULL q4_tile2
 #endif
-Q8_TILE(q8_tile2, 2)
 
-/* one activation row: k split four ways (8 independent FMA chains) so the codes stream */
-static inline void q8_row(const float *restrict x, const signed char *restrict P, const float *restrict S,
-                          const float *restrict b, float *restrict y, long m, long n0, long N, long K) {
-    kv16 a[4][2];
-    for (int u = 0; u < 4; u++) { a[u][0] = (kv16){0}; a[u][1] = (kv16){0}; }
-    const float *xr = x + m * K;
-    long k = 0;
-    for (; k + 4 <= K; k += 4) {
-        #pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            kv16 w0, w1;
-            q8_column(P + (k + u) * PANEL, &w0, &w1);
-            a[u][0] += xr[k + u] * w0;
-            a[u][1] += xr[k + u] * w1;
-        }
-    }
-    for (; k < K; k++) {
-        kv16 w0, w1;
-        q8_column(P + k * PANEL, &w0, &w1);
-        a[0][0] += xr[k] * w0;
-        a[0][1] += xr[k] * w1;
-    }
-    kv16 s0 = load_scales(S, n0, N, 0), s1 = load_scales(S, n0, N, 1);
-    store_panel(y + m * N, (a[0][0] + a[1][0] + a[2][0] + a[3][0]) * s0, (a[0][1] + a[1][1] + a[2][1] + a[3][1]) * s1,
-                b, n0, N);
-}
-
+/* one activation row: k split four ways within each group (8 independent FMA chains) */
 static inline void q4_row(const float *restrict x, const float *restrict xs, const unsigned char *restrict P,
                           const _Float16 *restrict Sp, const _Float16 *restrict Op, const float *restrict b,
                           float *restrict y, long m, long n0, long N, long K, long g, long G) {
@@ -749,21 +733,7 @@ void kiln_pack_q4(const unsigned char *restrict Q, const _Float16 *restrict S, c
 
 void kiln_qlinear_q8_panels(const float *restrict x, const signed char *restrict Qp, const float *restrict S,
                             const float *restrict b, float *restrict y, long M, long N, long K, int threads) {
-    long np = (N + PANEL - 1) / PANEL;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long p = 0; p < np; p++) {
-        const signed char *P = Qp + p * K * PANEL;
-        long n0 = p * PANEL, m = 0;
-        for (; m + Q8_MR <= M; m += Q8_MR) Q8_FULL(x, P, S, b, y, m, Q8_MR, n0, N, K);
-        int r = (int)(M - m);
-        if (r == 1) q8_row(x, P, S, b, y, m, n0, N, K);
-        else if (r == 2) q8_tile2(x, P, S, b, y, m, 2, n0, N, K);
-#ifdef __AVX512F__
-        else if (r > 8) q8_tile12(x, P, S, b, y, m, r, n0, N, K);
-        else if (r > 4) q8_tile8(x, P, S, b, y, m, r, n0, N, K);
-        else if (r > 2) q8_tile4(x, P, S, b, y, m, r, n0, N, K);
-#endif
-    }
+    q8_panels(x, Qp, S, b, y, M, N, K, threads);
 }
 
 void kiln_qlinear_q4_panels(const float *restrict x, const unsigned char *restrict Qp, const _Float16 *restrict Sp,
