@@ -75,29 +75,36 @@ def launch_rowwise(fn, ks: KernelSource, inputs: list[torch.Tensor], outputs: li
     fn[(rows,)](*ins, *outputs, BLOCK=ks.meta["BLOCK"], num_warps=ks.meta["num_warps"])
 
 
-def launch_gemm(mod, ks: KernelSource, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-                epilogue: list[torch.Tensor], outputs: list[torch.Tensor], params: dict | None = None) -> None:
-    n, k = ks.meta["N"], ks.meta["K"]
-    x2 = x.reshape(-1, k).contiguous()
-    m = x2.shape[0]
-    if m == 0:
-        return
-    w = w.contiguous()
+def _launch_matmul(mod, ks: KernelSource, x2: torch.Tensor, weight: list[torch.Tensor], b: torch.Tensor | None,
+                   epilogue: list[torch.Tensor], outputs: list[torch.Tensor], kinds: tuple[str, str], upcast: bool,
+                   params: dict | None) -> None:
+    """The GEMV (``{ks.name}_gemv``, up to ``GEMV_MAX_ROWS`` rows, launch parameters ``DEFAULTS[kinds[0]]``)
+    or the tiled kernel (``{ks.name}``, ``DEFAULTS[kinds[1]]``) of a (quantized) linear: x2 [M, K], then the
+    weight's tensors as the kernel takes them, bias, epilogue inputs and outputs."""
+    n, m = ks.meta["N"], x2.shape[0]
+    bias = b if b is not None else weight[0]  # any pointer: HAS_BIAS=False never reads it
     eps = [t.contiguous() for t in epilogue]
-    bias = b if b is not None else w  # any pointer: HAS_BIAS=False never reads it
     if m <= DEFAULTS["GEMV_MAX_ROWS"]:
-        p = {**DEFAULTS["gemv"], **(params or {})}
+        p = {**DEFAULTS[kinds[0]], **(params or {})}
         grid = (m, triton_cdiv(n, p["BLOCK_N"]))
-        getattr(mod, f"{ks.name}_gemv")[grid](x2, w, bias, *eps, *outputs, m, HAS_BIAS=b is not None,
+        getattr(mod, f"{ks.name}_gemv")[grid](x2, *weight, bias, *eps, *outputs, m, HAS_BIAS=b is not None,
                                               BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], num_warps=p["num_warps"],
                                               num_stages=p["num_stages"])
     else:
-        p = {**DEFAULTS["gemm"], **(params or {})}
+        p = {**DEFAULTS[kinds[1]], **(params or {})}
         bm = min(p["BLOCK_M"], max(16, next_pow2(m)))
         grid = (triton_cdiv(m, bm), triton_cdiv(n, p["BLOCK_N"]))
-        getattr(mod, ks.name)[grid](x2, w, bias, *eps, *outputs, m, HAS_BIAS=b is not None, BLOCK_M=bm,
-                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], UPCAST=interpreting(),
+        getattr(mod, ks.name)[grid](x2, *weight, bias, *eps, *outputs, m, HAS_BIAS=b is not None, BLOCK_M=bm,
+                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], UPCAST=upcast,
                                     num_warps=p["num_warps"], num_stages=p["num_stages"])
+
+
+def launch_gemm(mod, ks: KernelSource, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                epilogue: list[torch.Tensor], outputs: list[torch.Tensor], params: dict | None = None) -> None:
+    x2 = x.reshape(-1, ks.meta["K"]).contiguous()
+    if x2.shape[0] == 0:
+        return
+    _launch_matmul(mod, ks, x2, [w.contiguous()], b, epilogue, outputs, ("gemv", "gemm"), interpreting(), params)
 
 
 def launch_qgemm(mod, ks: KernelSource, x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None,
@@ -105,29 +112,13 @@ def launch_qgemm(mod, ks: KernelSource, x: torch.Tensor, q: torch.Tensor, s: tor
                  params: dict | None = None) -> None:
     """``kiln.qlinear``: x [..., K] with q, scales[, offsets][, bias] as the op takes them -> outputs
     (the linear's result or its epilogue's, [..., N]). GEMV up to ``GEMV_MAX_ROWS`` rows, tiles beyond."""
-    n, k = ks.meta["N"], ks.meta["K"]
-    x2 = x.reshape(-1, k).contiguous()
-    m = x2.shape[0]
-    if m == 0:
+    x2 = x.reshape(-1, ks.meta["K"]).contiguous()
+    if x2.shape[0] == 0:
         return
     q, s = q.contiguous(), s.contiguous()
     o = o.contiguous() if o is not None else s  # any pointer: symmetric kernels never read it
-    bias = b if b is not None else s  # likewise with HAS_BIAS=False
-    eps = [t.contiguous() for t in epilogue]
-    if m <= DEFAULTS["GEMV_MAX_ROWS"]:
-        p = {**DEFAULTS["qgemv"], **(params or {})}
-        grid = (m, triton_cdiv(n, p["BLOCK_N"]))
-        getattr(mod, f"{ks.name}_gemv")[grid](x2, q, s, o, bias, *eps, *outputs, m, HAS_BIAS=b is not None,
-                                              BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"], num_warps=p["num_warps"],
-                                              num_stages=p["num_stages"])
-    else:
-        p = {**DEFAULTS["qgemm"], **(params or {})}
-        bm = min(p["BLOCK_M"], max(16, next_pow2(m)))
-        grid = (triton_cdiv(m, bm), triton_cdiv(n, p["BLOCK_N"]))
-        getattr(mod, ks.name)[grid](x2, q, s, o, bias, *eps, *outputs, m, HAS_BIAS=b is not None, BLOCK_M=bm,
-                                    BLOCK_N=p["BLOCK_N"], BLOCK_K=p["BLOCK_K"],
-                                    UPCAST=interpreting() and x2.dtype != torch.float32,
-                                    num_warps=p["num_warps"], num_stages=p["num_stages"])
+    _launch_matmul(mod, ks, x2, [q, s, o], b, epilogue, outputs, ("qgemv", "qgemm"),
+                   interpreting() and x2.dtype != torch.float32, params)
 
 
 def launch_rope(fn, ks: KernelSource, xs: list[torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
