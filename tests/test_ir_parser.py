@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from typing import Any
 
 import pytest
@@ -380,3 +381,123 @@ def test_parsed_module_verifies():
     from kiln.ir.verifier import verify_module
 
     verify_module(parse_module(print_module(gpt_like(), with_meta=True)))
+
+
+# ---------------------------------------------------------------------------
+# hostile input: every failure is a quick ParseError with a position
+
+
+def _fails_fast(text: str, message: str, line: int | None = None) -> ParseError:
+    t0 = time.perf_counter()
+    with pytest.raises(ParseError) as info:
+        parse_module(text)
+    assert time.perf_counter() - t0 < 1.0, "the parser took too long to refuse hostile input"
+    assert message in str(info.value), str(info.value)
+    assert str(info.value).startswith(f"{info.value.line}:{info.value.col}: ")
+    if line is not None:
+        assert info.value.line == line, str(info.value)
+    return info.value
+
+
+HOSTILE_DIMS = ["2**99999999999", "N**1e999", "B**9", "B**-1", "B**2**2", "((B**8)**8)**8", "B//0", "floor(B/0)",
+                "B/2", "(" * 20 + "B" + ")" * 20, "-" * 40 + "B", "B" * 300, "\u0663", "B\u00b2", "__import__('os')",
+                "B.T", "max(B)", "lambda: 1", "99999999999999999999", "9223372036854775807*9223372036854775807",
+                "B" + "*B" * 8]
+
+
+@pytest.mark.parametrize("dim", HOSTILE_DIMS)
+def test_hostile_symbolic_dim_in_type(dim):
+    err = _fails_fast(_prog('  "kiln.return"() : () -> ()', f'%x: tensor<?x?xf32, "B,{dim}">'), "", line=2)
+    assert "symbolic dimension" in str(err) or "dimension" in str(err) or "int64" in str(err)
+    assert err.col >= len('^bb0(%x: tensor<?x?xf32, "B,')  # points into the encoding string
+
+
+@pytest.mark.parametrize("dim", HOSTILE_DIMS)
+def test_hostile_symbolic_dim_in_attributes(dim):
+    body = f'  %0 = "kiln.aten"(%x) {{v = {{sym = "{dim}"}}}} : ({T}) -> {T}\n  "kiln.return"() : () -> ()'
+    _fails_fast(_prog(body), "{sym = ...}", line=3)
+
+
+def test_symbolic_dim_grammar():
+    from kiln.ir.types import DimSyntaxError, canon_dim, eval_dim, parse_dim
+
+    env = {"B": 7, "T": 5}
+    for text, canon, value in [("9*B", "9*B", 63), ("T*B", "B*T", 35), ("(B+1)//2", "floor(B/2+1/2)", 4),
+                               ("-B//2", "floor(-B/2)", -4), ("B**2-T", "B**2-T", 44), ("ceiling(B/3)", "ceiling(B/3)", 3),
+                               ("B - B + 4", 4, 4), ("B//(T//2)", "floor(B/floor(T/2))", 3)]:
+        assert canon_dim(text) == canon
+        assert eval_dim(canon, env) == value and eval_dim(text, env) == value
+        if isinstance(canon, str):
+            assert canon_dim(canon) == canon  # the canonical form parses again
+    for bad in HOSTILE_DIMS + ["", "B T", "B,T", "1_000", "max(B,T)"]:
+        with pytest.raises(DimSyntaxError):
+            canon_dim(bad)
+    with pytest.raises(DimSyntaxError, match="character 4"):
+        parse_dim("B**99")
+
+
+@pytest.mark.parametrize("attr", ["\u0663", "\u00b2", "1\u0663", "-\u0663", "\uff11", "1.\u0663"])
+def test_unicode_digits_in_attributes(attr):
+    _fails_fast(_prog(f'  %0 = "kiln.neg"(%x) {{a = {attr}}} : ({T}) -> {T}\n  "kiln.return"() : () -> ()'), "", line=3)
+
+
+@pytest.mark.parametrize("body, args", [
+    ('  "kiln.return"(%x) : (tensor<\u0663xf32>) -> ()', "%x: tensor<\u0663xf32>"),
+    ('  %0:2 = "kiln.aten"(%x) {target = "t"} : (' + T + ") -> (" + T + ", " + T + ')\n'
+     '  "kiln.return"(%0#\u0661) : (' + T + ") -> ()", None),
+    ('  %0:\u0662 = "kiln.aten"(%x) {target = "t"} : (' + T + ") -> (" + T + ", " + T + ")", None),
+])
+def test_unicode_digits_elsewhere(body, args):
+    _fails_fast(_prog(body) if args is None else _prog(body, args), "")
+
+
+@pytest.mark.parametrize("literal", ["9" * 5000, "9223372036854775808", "-9223372036854775809", "1" * 20,
+                                     "0x" + "F" * 40, "0x8000000000000000", "-" + "9" * 5000])
+def test_integers_beyond_int64(literal):
+    _fails_fast(_prog(f'  %0 = "kiln.neg"(%x) {{a = {literal}}} : ({T}) -> {T}\n  "kiln.return"() : () -> ()'),
+                "int64", line=3)
+
+
+def test_integers_at_the_int64_bounds():
+    body = f'  %0 = "kiln.neg"(%x) {{a = {INT64_MAX}, b = {-INT64_MAX - 1}, c = 0x7FFFFFFFFFFFFFFF, d = {"0" * 40}7}}' \
+           f' : ({T}) -> {T}\n  "kiln.return"(%0) : ({T}) -> ()'
+    a = parse_module(_prog(body))["f"].ops[0].attrs
+    assert a == {"a": INT64_MAX, "b": -INT64_MAX - 1, "c": INT64_MAX, "d": 7}
+
+
+@pytest.mark.parametrize("body, args, message", [
+    ('  "kiln.return"(%x) : (tensor<' + "9" * 5000 + 'xf32>) -> ()', "%x: tensor<" + "9" * 5000 + "xf32>", "int64"),
+    ('  "kiln.return"(%x) : (tensor<9223372036854775808xf32>) -> ()', "%x: tensor<9223372036854775808xf32>", "int64"),
+    ('  %0:' + "9" * 5000 + ' = "kiln.neg"(%x) : (' + T + ") -> " + T, None, "int64"),
+    ('  "kiln.return"(%x#' + "9" * 5000 + ") : (" + T + ") -> ()", None, "result number too large"),
+    ('  "kiln.return"(%x) : (tensor<' + "1x" * 65 + 'f32>) -> ()', "%x: tensor<" + "1x" * 65 + "f32>", "more than 64"),
+])
+def test_huge_numbers_in_types_and_names(body, args, message):
+    _fails_fast(_prog(body) if args is None else _prog(body, args), message)
+
+
+@pytest.mark.parametrize("literal", ["1.0e999", "-1.0e999", "1." + "0" * 200])
+def test_float_literals_must_be_finite_and_short(literal):
+    _fails_fast(_prog(f'  %0 = "kiln.neg"(%x) {{a = {literal}}} : ({T}) -> {T}\n  "kiln.return"() : () -> ()'), "float",
+                line=3)
+
+
+def test_float_underflow_and_hex_infinity_are_fine():
+    a = parse_module(_prog(f'  %0 = "kiln.neg"(%x) {{a = 1.0e-999, b = 0x7FF0000000000000 : f64}} : ({T}) -> {T}\n'
+                           f'  "kiln.return"(%0) : ({T}) -> ()'))["f"].ops[0].attrs
+    assert a["a"] == 0.0 and a["b"] == math.inf
+
+
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ("{a = ", "}"), ("[{a = ", "}]")])
+def test_deep_nesting(opener, closer):
+    from kiln.ir.parser import MAX_DEPTH
+
+    def text(n: int) -> str:
+        value = opener * n + "1" + closer * n
+        return _prog(f'  %0 = "kiln.neg"(%x) {{z = {value}}} : ({T}) -> {T}\n  "kiln.return"(%0) : ({T}) -> ()')
+
+    per = 2 if opener == "[{a = " else 1
+    parse_module(text(MAX_DEPTH // per - 1))  # the outer attribute dict counts as one level
+    _fails_fast(text(MAX_DEPTH // per + 1), f"nested more than {MAX_DEPTH} deep", line=3)
+    _fails_fast(text(100_000), f"nested more than {MAX_DEPTH} deep", line=3)
+    _fails_fast(text(100_000)[:-200], f"nested more than {MAX_DEPTH} deep", line=3)

@@ -24,19 +24,32 @@ dims are the names listed in a tensor type's encoding string, one per ``?``.
 A hand-written lexer (lazy, one token of lookahead plus re-lexing for types)
 feeds a recursive-descent parser; nothing is ever ``eval``-ed. Every error is a
 ``ParseError`` whose message starts with ``line:col`` and says what was expected.
+
+The text may come from an artifact an attacker wrote, so the parser fails fast
+and only with ``ParseError``: digits are ASCII only, integers (dims, attributes,
+result numbers) must fit int64 and are refused by length before ``int()`` sees
+them, decimal floats must be finite (inf and nan only as the hex forms the
+printer writes), attribute lists and dicts nest at most ``MAX_DEPTH`` deep, a
+tensor has at most ``MAX_RANK`` dims, and symbolic dims go through the bounded
+grammar of ``kiln.ir.types.parse_dim`` (no huge powers, nothing evaluated eagerly).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import re
 import struct
 from typing import Any, NamedTuple
 
 from kiln.ir.core import Module, Op, Program, Value
-from kiln.ir.types import DType, Ref, Sym, TensorType
+from kiln.ir.types import INT64_MAX, DimSyntaxError, DType, Ref, Sym, TensorType, canon_dim
 
-__all__ = ["ParseError", "parse_module", "parse_program"]
+__all__ = ["MAX_DEPTH", "MAX_RANK", "ParseError", "parse_module", "parse_program"]
+
+MAX_DEPTH = 64  # nesting of attribute lists and dicts
+MAX_RANK = 64  # dims of one tensor type
+_MAX_FLOAT_TEXT = 128  # characters of a decimal float literal
 
 
 class ParseError(Exception):
@@ -66,6 +79,7 @@ _HEX_FLOAT = {"f64": ("<Q", "<d"), "f32": ("<I", "<f"), "f16": ("<H", "<e")}
 _DTYPES = {d.value: d for d in DType}
 _PUNCT = frozenset(["->", "(", ")", "{", "}", "[", "]", "<", ">", ",", "=", ":"])
 _ESCAPES = {'"': b'"', "\\": b"\\", "n": b"\n", "t": b"\t"}
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 class _Lexer:
@@ -96,11 +110,14 @@ class _Lexer:
                 d = _DIGITS.match(text, end + 1)
                 if not d:
                     raise self.error(end, "expected a result number after '#'")
+                if len(d.group()) > 9:
+                    raise self.error(end + 1, "result number too large")
                 end, result = d.end(), int(d.group())
             return Token("value", text[pos:end], pos, end, (m.group(), result))
-        if c.isdigit() or (c == "-" and pos + 1 < n and text[pos + 1].isdigit()):
+        if c in _ASCII_DIGITS or (c == "-" and text[pos + 1:pos + 2] in _ASCII_DIGITS):
             m = _NUMBER.match(text, pos)
-            assert m is not None
+            if m is None:  # cannot happen: an ASCII digit always starts a number
+                raise self.error(pos, "expected a number")
             return Token("number", m.group(), pos, m.end())
         m = _IDENT.match(text, pos)
         if m:
@@ -144,6 +161,7 @@ class _Parser:
         self.text = text
         self.tok = self.lexer.lex(0)
         self.types: dict[tuple, TensorType] = {}  # building a TensorType canonicalizes its dims: slow
+        self.depth = 0  # of attribute lists and dicts being parsed
 
     # -- token helpers ------------------------------------------------------
     def error(self, msg: str, tok: Token | None = None) -> ParseError:
@@ -202,10 +220,14 @@ class _Parser:
                 dims.append(None)
                 pos += 1
             elif (m := _DIGITS.match(text, pos)) is not None:
+                if len(m.group()) > 19 or int(m.group()) > INT64_MAX:
+                    raise self.lexer.error(pos, "dimension out of the int64 range")
                 dims.append(int(m.group()))
                 pos = m.end()
             else:
                 break
+            if len(dims) > MAX_RANK:
+                raise self.lexer.error(pos, f"tensor type with more than {MAX_RANK} dims")
             if not text.startswith("x", pos):
                 raise self.lexer.error(pos, "expected 'x' after a dimension")
             pos += 1
@@ -226,6 +248,12 @@ class _Parser:
         shape = tuple(next(it) if d is None else d for d in dims)
         key = (dtype, shape)
         if key not in self.types:
+            for name in names:
+                try:
+                    canon_dim(name)  # the bounded grammar of kiln.ir.types, with the position of a mistake
+                except DimSyntaxError as e:
+                    offset = enc.value.find(name) + len(name) - len(name.lstrip()) + e.pos
+                    raise self.lexer.error(enc.start + 1 + min(offset, len(enc.text) - 2), str(e)) from None
             try:
                 self.types[key] = TensorType(dtype, shape)
             except (ValueError, TypeError) as e:
@@ -245,6 +273,14 @@ class _Parser:
     # -- attributes ---------------------------------------------------------
     def parse_attr(self) -> Any:
         t = self.tok
+        if t.kind == "punct" and t.text in "[{":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"attributes nested more than {MAX_DEPTH} deep")
+            try:
+                return self.parse_nested()
+            finally:
+                self.depth -= 1
         if t.kind == "string":
             return self.advance().value
         if t.kind == "number":
@@ -254,6 +290,9 @@ class _Parser:
             if t.text in words:
                 self.advance()
                 return words[t.text]
+        raise self.expected("an attribute value")
+
+    def parse_nested(self) -> Any:
         if self.accept("["):
             items: list[Any] = []
             if not self.accept("]"):
@@ -262,14 +301,17 @@ class _Parser:
                     items.append(self.parse_attr())
                 self.expect("]")
             return items
-        if self.at("{"):
-            d = self.parse_dict()
-            if list(d) == ["sym"] and isinstance(d["sym"], str):
-                return Sym(d["sym"])
-            if list(d) == ["operand"] and type(d["operand"]) is int:
-                return Ref(d["operand"])
-            return d
-        raise self.expected("an attribute value")
+        at = self.tok
+        d = self.parse_dict()
+        if list(d) == ["sym"] and isinstance(d["sym"], str):
+            try:
+                canon_dim(d["sym"])
+            except DimSyntaxError as e:
+                raise self.error(f"bad {{sym = ...}} attribute: {e}", at) from None
+            return Sym(d["sym"])
+        if list(d) == ["operand"] and type(d["operand"]) is int:
+            return Ref(d["operand"])
+        return d
 
     def parse_number(self) -> int | float:
         t = self.advance()
@@ -282,8 +324,8 @@ class _Parser:
         if is_hex and float_ty:
             if t.text.startswith("-"):
                 raise self.error("a hexadecimal float literal cannot have a leading minus", t)
-            bits, width = int(t.text, 16), (16 if ty in ("f16", "bf16") else 32 if ty == "f32" else 64)
-            if bits >= 1 << width:
+            width = 16 if ty in ("f16", "bf16") else 32 if ty == "f32" else 64
+            if len(t.text[2:].lstrip("0")) > width // 4 or (bits := int(t.text, 16)) >= 1 << width:
                 raise self.error(f"hexadecimal literal too wide for {ty}", t)
             if ty == "bf16":
                 return struct.unpack("<f", struct.pack("<I", bits << 16))[0]
@@ -293,8 +335,24 @@ class _Parser:
             raise self.error(f"{'float' if is_float else 'integer'} literal with type {ty} (expected a "
                              f"{'float' if float_ty else 'integer'} literal)", t)
         if is_float:
-            return float(t.text)
-        return int(t.text, 16) if is_hex else int(t.text)
+            if len(t.text) > _MAX_FLOAT_TEXT:
+                raise self.error(f"float literal longer than {_MAX_FLOAT_TEXT} characters", t)
+            value = float(t.text)
+            if value in (math.inf, -math.inf):
+                raise self.error("float literal out of range (write inf as a hex float, e.g. 0x7FF0000000000000 "
+                                 ": f64)", t)
+            return value
+        return self.int_literal(t)
+
+    def int_literal(self, t: Token) -> int:
+        """An int64 from a decimal or hex literal token, refused by its length before it is converted."""
+        is_hex = "0x" in t.text
+        digits = t.text.lstrip("-").removeprefix("0x").lstrip("0")
+        if len(digits) <= 19:
+            value = int(t.text, 16) if is_hex else int(t.text)
+            if -INT64_MAX - 1 <= value <= INT64_MAX:
+                return value
+        raise self.error("integer literal out of the int64 range", t)
 
     def parse_dict(self) -> dict[str, Any]:
         self.expect("{")
@@ -380,7 +438,7 @@ class _Parser:
         if self.tok.kind == "value":
             lhs, count = self.advance(), 1
             if self.accept(":"):
-                count = int(self.expect_kind("number", "a result count").text)
+                count = self.int_literal(self.expect_kind("number", "a result count"))
                 if count < 1:
                     raise self.error("a result count must be at least 1", lhs)
             self.expect("=")
