@@ -50,18 +50,22 @@ check all of them against the reference semantics.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import weakref
 from pathlib import Path
 
 import torch
+
+from kiln.errors import KilnError
 
 MIN_WEIGHT_ELEMENTS = 1 << 16
 MAX_ROWS = 16
@@ -71,6 +75,14 @@ PANEL = 32  # output rows per panel of a packed weight (the C source's PANEL)
 SOURCE = r"""
 #include <stddef.h>
 #include <omp.h>
+
+/* The instruction-set paths (see the module docstring: one source, built per variant). KILN_AVX512: the
+   AVX-512 intrinsics (F, BW and VL), taken when the compiler targets them; otherwise GCC's generic vector
+   code, which the compiler lowers to AVX2 + FMA, SSE2 or plain scalars as its target allows. KILN_PORTABLE
+   (the portable variant) turns every intrinsic path off whatever the compiler's target. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && !defined(KILN_PORTABLE)
+#define KILN_AVX512 1
+#endif
 
 /* y[M, N] = x[M, K] @ W[N, K]^T (+ b[N]); x, W, y row-major and contiguous.
    Tiles of 4 weight rows x up to 4 activation rows: each loaded 8-float piece of a weight row is
@@ -140,7 +152,7 @@ void kiln_linear_f32(const float *restrict x, const float *restrict W, const flo
 
 /* Quantized weights (formats in kiln/ir/ops_quant.py): weight-only, activations stay float32. */
 
-#ifdef __AVX512F__
+#ifdef KILN_AVX512
 #include <immintrin.h>
 /* sum_k w[k] x[k] for int8 w: four independent 16-lane FMA chains (one chain is FMA-latency bound) */
 static inline float dot_i8(const signed char *restrict w, const float *restrict x, long K) {
@@ -245,7 +257,7 @@ void kiln_qlinear_i8(const float *restrict x, const signed char *restrict W, con
    W uint8 [N, K/2], S f16 [N, G], O f16 [N, G] or NULL (symmetric: offset = -8 * scale).
    A group of width r at column c is bytes c/2 .. c/2 + r/2; byte j holds column c + j (low nibble) and
    c + r/2 + j (high). */
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#if defined(KILN_AVX512) && defined(__AVX512BF16__)
 /* The bf16 route (CPUs with AVX512-BF16): the 4-bit codes 0..15 are exact in bf16, and the activation
    is split into two bf16 parts, x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), which together keep
    about 16 of its 24 mantissa bits. vdpbf16ps then multiplies 32 codes by 32 activations per
@@ -515,7 +527,7 @@ static inline void NAME(const float *restrict x, const T *restrict P, const floa
                 (a[0][1] + a[1][1] + a[2][1] + a[3][1]) * s1, b, n0, N); \
 }
 
-#ifdef __AVX512F__
+#ifdef KILN_AVX512
 #define COL_KERNELS(NAME, T, COLUMN) \
 COL_TILE(NAME##_tile12, 12, T, COLUMN) \
 COL_TILE(NAME##_tile8, 8, T, COLUMN) \
@@ -584,7 +596,7 @@ void kiln_linear_packed(const float *restrict x, const float *restrict Wp, const
    scales once at the end (x . q s = (x . q) s); int4 sums code * x per group, then adds
    s_g * (that sum) + m_g * (the group's sum of x), so dequantization costs two FMAs per group per
    row instead of one per weight. */
-#ifdef __AVX512F__  /* GCC's generic conversions of byte vectors go through scalars: use the instructions */
+#ifdef KILN_AVX512  /* GCC's generic conversions of byte vectors go through scalars: use the instructions */
 static inline void q8_column(const signed char *restrict c, kv16 *w0, kv16 *w1) {
     *w0 = (kv16)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)c)));
     *w1 = (kv16)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + 16))));
@@ -645,7 +657,7 @@ static inline void NAME(const float *restrict x, const float *restrict xs, const
 
 COL_KERNELS(q8, signed char, q8_column)
 
-#ifdef __AVX512F__
+#ifdef KILN_AVX512
 Q4_TILE(q4_tile6, 6)
 Q4_TILE(q4_tile4, 4)
 #define Q4_MR 6
@@ -755,7 +767,7 @@ void kiln_qlinear_q4_panels(const float *restrict x, const unsigned char *restri
         for (; m + Q4_MR <= M; m += Q4_MR) Q4_FULL(x, xs, P, SP, OP, b, y, m, Q4_MR, n0, N, K, g, G);
         int r = (int)(M - m);
         if (r == 1) q4_row(x, xs, P, SP, OP, b, y, m, n0, N, K, g, G);
-#ifdef __AVX512F__
+#ifdef KILN_AVX512
         else if (r > 4) q4_tile6(x, xs, P, SP, OP, b, y, m, r, n0, N, K, g, G);
         else if (r > 1) q4_tile4(x, xs, P, SP, OP, b, y, m, r, n0, N, K, g, G);
 #else
@@ -765,25 +777,191 @@ void kiln_qlinear_q4_panels(const float *restrict x, const unsigned char *restri
     __builtin_free(xs);
 }
 """
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+ISAS = ("native", "avx512", "avx2", "portable")  # the instruction-set variants; "auto" is "native"
+_ISA_FLAGS = {
+    "native": ["-march=native"],  # everything this CPU has (AVX-512 BF16 included where present)
+    "avx512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512cd", "-mavx2", "-mfma", "-mf16c"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
+    "portable": ["-DKILN_PORTABLE"],  # the compiler's default target, every intrinsic path off
+}
+# the CPU flags (as /proc/cpuinfo names them) that each variant's instructions need
+CPU_FLAGS = {
+    "native": (),
+    "avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx2", "fma", "f16c"),
+    "avx2": ("avx2", "fma", "f16c"),
+    "portable": (),
+}
+# every exported kernel: (pointer arguments, long arguments), then the thread count (int)
+KERNELS = {
+    "kiln_linear_f32": (4, 3), "kiln_pack_f32": (2, 2), "kiln_linear_packed": (4, 3),
+    "kiln_pack_q8": (2, 2), "kiln_pack_q4": (6, 3), "kiln_qlinear_q8_panels": (5, 3),
+    "kiln_qlinear_q4_panels": (6, 4), "kiln_qlinear_i8": (5, 3), "kiln_qlinear_i4": (6, 4),
+    "kiln_dequant_i8": (3, 2), "kiln_dequant_i4": (4, 3),
+}
+
+
+class UnsupportedISA(KilnError):
+    """An instruction-set variant that is not one of ``ISAS``, or that this CPU cannot run."""
+
+
+def flags(isa: str = "native") -> list[str]:
+    """The compiler flags of variant ``isa``."""
+    return ["-O3", *_ISA_FLAGS[_isa_name(isa)], "-fopenmp", "-fPIC", "-shared"]
+
 
 _log = logging.getLogger("kiln")
-_lib: ctypes.CDLL | None = None
-_tried = False
+_lock = threading.Lock()
+_libs: dict[str, ctypes.CDLL | None] = {}  # variant -> its loaded build (None: it could not be built)
+_current: ctypes.CDLL | None = None  # what library() returns: the selected variant's build, once
+_selected = False  # resolved (KILN_NATIVE, KILN_NATIVE_ISA) or set by using()
+_cpu_flags: frozenset[str] | None = None
+_noted = False  # the missing compiler was announced
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("KILN_CACHE_DIR") or Path.home() / ".cache" / "kiln")
 
 
-def _build() -> ctypes.CDLL | None:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+def _isa_name(isa: str) -> str:
+    name = isa.strip().lower()
+    name = "native" if name in ("", "auto") else name
+    if name not in ISAS:
+        raise UnsupportedISA(f"unknown instruction-set variant {isa!r} for kiln's native kernels; choose one of "
+                             f"{', '.join(ISAS)} (KILN_NATIVE_ISA)")
+    return name
+
+
+FLAGS = flags("native")
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    return shutil.which(cc) if cc else shutil.which("cc") or shutil.which("gcc")
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags: /proc/cpuinfo's ``flags`` (x86) or ``Features`` (Arm) line, else what the C
+    compiler's ``__builtin_cpu_supports`` says of the flags in ``CPU_FLAGS``; empty when neither can tell."""
+    global _cpu_flags
+    if _cpu_flags is None:
+        _cpu_flags = _read_cpu_flags()
+    return _cpu_flags
+
+
+def _read_cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    cc = _compiler()
+    names = sorted({f for need in CPU_FLAGS.values() for f in need} - {"f16c"})  # not every compiler knows f16c
     if cc is None:
-        _log.info("no C compiler found: decode linears run through torch")
+        return frozenset()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = Path(tmp) / "probe.c", Path(tmp) / "probe"
+        src.write_text("#include <stdio.h>\nint main(void) {\n    __builtin_cpu_init();\n" + "".join(
+            f'    if (__builtin_cpu_supports("{f}")) puts("{f}");\n' for f in names) + "    return 0;\n}\n")
+        try:
+            if subprocess.run([cc, str(src), "-o", str(exe)], capture_output=True, check=False).returncode:
+                return frozenset()  # not an x86 compiler
+            found = set(subprocess.run([str(exe)], capture_output=True, text=True, check=False).stdout.split())
+        except OSError:
+            return frozenset()
+    return frozenset(found | ({"f16c"} if "avx2" in found else set()))  # every AVX2 CPU has F16C
+
+
+def missing_cpu_flags(isa: str) -> list[str]:
+    """The CPU flags that variant ``isa`` needs and this CPU lacks ([] when it can run here)."""
+    have = cpu_flags()
+    return [f for f in CPU_FLAGS[_isa_name(isa)] if f not in have]
+
+
+def unavailable(isa: str) -> str | None:
+    """Why variant ``isa`` cannot be used here, in one line (``KILN_NATIVE=0``, the CPU flags it needs that
+    this CPU lacks, no C compiler), or None when it can. Raises ``UnsupportedISA`` for an unknown name."""
+    name = _isa_name(isa)
+    if os.environ.get("KILN_NATIVE", "1") == "0":
+        return "KILN_NATIVE=0: the native kernels are off"
+    missing = missing_cpu_flags(name)
+    if missing:
+        return f"this CPU lacks {', '.join(missing)}, which the {name} variant of kiln's native kernels needs"
+    if _compiler() is None:
+        return "no C compiler found (cc, gcc or $CC): the native kernels are not built"
+    return None
+
+
+def library(isa: str | None = None) -> ctypes.CDLL | None:
+    """The compiled kernels, or None when they are off (``KILN_NATIVE=0``) or cannot be built.
+
+    Without ``isa``: the selected variant, the one every function of this module calls (``using`` changes
+    it; otherwise ``KILN_NATIVE_ISA``, read once, default "native"). With ``isa``: that variant, built and
+    loaded once per process beside the others. Raises ``UnsupportedISA`` for an unknown variant or one that
+    needs CPU flags this CPU lacks (running it would die on an illegal instruction)."""
+    global _current, _selected
+    if isa is None:
+        if not _selected:
+            off = os.environ.get("KILN_NATIVE", "1") == "0"
+            _current = None if off else _variant(os.environ.get("KILN_NATIVE_ISA", "native"))
+            _selected = True
+        return _current
+    return None if os.environ.get("KILN_NATIVE", "1") == "0" else _variant(isa)
+
+
+@contextlib.contextmanager
+def using(isa: str):
+    """Within the block, every function of this module runs variant ``isa``'s kernels (process-wide, not
+    per thread); yields its library (None when the kernels are off or cannot be built). Raises like
+    ``library(isa)``. Panels made by ``packed`` / ``pack_linear_weights`` suit every variant."""
+    global _current, _selected
+    lib = library(isa)
+    saved = _current, _selected
+    _current, _selected = lib, True
+    try:
+        yield lib
+    finally:
+        _current, _selected = saved
+
+
+def _variant(isa: str) -> ctypes.CDLL | None:
+    name = _isa_name(isa)
+    missing = missing_cpu_flags(name)
+    if missing:
+        raise UnsupportedISA(f"the {name} variant of kiln's native kernels needs CPU flags this CPU lacks: "
+                             f"{', '.join(missing)}; choose another with KILN_NATIVE_ISA "
+                             f"({', '.join(v for v in ISAS if not missing_cpu_flags(v))})")
+    with _lock:
+        if name not in _libs:
+            try:
+                _libs[name] = _build(name)
+            except OSError as e:
+                _log.warning("could not load kiln's native kernels (%s): decode linears run through torch", e)
+                _libs[name] = None
+        return _libs[name]
+
+
+def _note_no_compiler() -> None:
+    global _noted
+    if not _noted:
+        _noted = True
+        cc = os.environ.get("CC")
+        what = f"the C compiler CC={cc!r} was not found" if cc else "no C compiler found (cc, gcc or $CC)"
+        sys.stderr.write(f"kiln: note: {what}: native kernels off, linears run through torch\n")
+
+
+def _build(isa: str = "native") -> ctypes.CDLL | None:
+    cc = _compiler()
+    if cc is None:
+        _note_no_compiler()
         return None
-    # -march=native: the binary is for this CPU only, so the CPU is part of the key (a shared cache
-    # directory must never hand one machine another's build)
-    key = hashlib.sha256((SOURCE + " ".join(FLAGS) + cc + _cpu_signature()).encode()).hexdigest()[:16]
+    fl = flags(isa)
+    # -march=native: that binary is for this CPU only, so the CPU is part of its key (a shared cache directory
+    # must never hand one machine another's build); another variant is one binary for every CPU it runs on
+    sig = _cpu_signature() if isa == "native" else ""
+    key = hashlib.sha256((SOURCE + " ".join(fl) + cc + sig).encode()).hexdigest()[:16]
     out = cache_dir() / "native" / key / "libkiln_native.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -791,46 +969,18 @@ def _build() -> ctypes.CDLL | None:
             src = Path(tmp) / "kernels.c"
             src.write_text(SOURCE)
             so = Path(tmp) / "lib.so"
-            r = subprocess.run([cc, *FLAGS, str(src), "-o", str(so)], capture_output=True, text=True, check=False)
+            r = subprocess.run([cc, *fl, str(src), "-o", str(so)], capture_output=True, text=True, check=False)
             if r.returncode != 0:
-                _log.warning("could not compile kiln's native kernels (%s): decode linears run through torch",
-                             (r.stderr.strip().splitlines() or ["unknown error"])[-1][:200])
+                _log.warning("could not compile the %s variant of kiln's native kernels (%s): decode linears run "
+                             "through torch", isa, (r.stderr.strip().splitlines() or ["unknown error"])[-1][:200])
                 return None
             os.replace(so, out)  # atomic: a concurrent build of the same key writes the same bytes
     lib = ctypes.CDLL(str(out))
-    fn = lib.kiln_linear_f32
-    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_pack_f32
-    fn.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_long] * 2 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_linear_packed
-    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_pack_q8
-    fn.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_long] * 2 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_pack_q4
-    fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 3 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_qlinear_q8_panels
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 3 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_qlinear_q4_panels
-    fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 4 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_qlinear_i8
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 3 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_qlinear_i4
-    fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 4 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_dequant_i8
-    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 2 + [ctypes.c_int]
-    fn.restype = None
-    fn = lib.kiln_dequant_i4
-    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 3 + [ctypes.c_int]
-    fn.restype = None
+    for name, (ptrs, longs) in KERNELS.items():
+        fn = getattr(lib, name)
+        fn.argtypes = [ctypes.c_void_p] * ptrs + [ctypes.c_long] * longs + [ctypes.c_int]
+        fn.restype = None
+    lib.kiln_isa = isa
     return lib
 
 
@@ -848,20 +998,6 @@ def _cpu_signature() -> str:
     except OSError:
         sig += platform.processor()
     return sig
-
-
-def library() -> ctypes.CDLL | None:
-    """The compiled kernels, or None when they are disabled or cannot be built."""
-    global _lib, _tried
-    if not _tried:
-        _tried = True
-        if os.environ.get("KILN_NATIVE", "1") != "0":
-            try:
-                _lib = _build()
-            except OSError as e:
-                _log.warning("could not load kiln's native kernels (%s): decode linears run through torch", e)
-                _lib = None
-    return _lib
 
 
 def usable_weight(w: torch.Tensor) -> bool:
