@@ -19,11 +19,31 @@ the Triton target unpack (``unpacked``). ``KILN_PACK=0`` turns packing off: the 
 ``kiln_linear_f32`` then takes up to ``MAX_ROWS`` rows and MKL the rest. Figures and commands:
 docs/benchmarks.md and docs/speculative.md.
 
-The kernels are C compiled once per machine with the system C compiler (``cc -O3 -march=native
--fopenmp``). The result is cached under ``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash
-of its source and flags, and loaded with ctypes. It shares torch's OpenMP runtime (same soname), so
-the two thread pools are one. Without a compiler, or with ``KILN_NATIVE=0``, everything runs
-through torch as before and a note is logged once.
+The kernels are C compiled once per machine with the system C compiler (``$CC``, else ``cc`` or
+``gcc``), in one of four instruction-set variants (``ISAS``), chosen by ``KILN_NATIVE_ISA`` (read once
+per process) or in code (``library(isa)``, ``with using(isa): ...``):
+
+- ``native`` (the default; ``auto`` is the same): ``-march=native``, everything this CPU has: the
+  AVX-512 intrinsics where it has AVX-512 F/BW/VL, the int4 row kernel's BF16 route where it has
+  AVX512-BF16. The figures above are this build's.
+- ``avx512``: ``-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512cd -mavx2 -mfma -mf16c``: the
+  AVX-512 paths without BF16 (the int4 row kernel takes its value-table route).
+- ``avx2``: ``-mavx2 -mfma -mf16c``: the generic-vector C (panel tiles of up to 3 rows, int4 2) as
+  AVX2 + FMA: what a CPU without AVX-512 runs.
+- ``portable``: no instruction-set flag and ``-DKILN_PORTABLE``, which turns every intrinsic path off:
+  the same generic C for the compiler's default target (SSE2 on x86-64; any architecture).
+
+Each is built with ``cc -O3 <its flags> -fopenmp -fPIC -shared`` (``flags(isa)``), cached under
+``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash of the source, its flags and the compiler
+(and the CPU, for ``native``), and loaded with ctypes, once per process; several variants load side by
+side. A variant that needs CPU flags this CPU lacks (``/proc/cpuinfo``, else the compiler's
+``__builtin_cpu_supports``) is refused, before anything runs, with ``UnsupportedISA`` (a ``KilnError``:
+one line from the CLI) naming them; an unknown name likewise. ``unavailable(isa)`` says in one line why
+a variant cannot run here (tests/test_native.py skips with it: its ``native_isa`` fixture runs every
+kernel in every variant this CPU can run). The kernels share torch's OpenMP runtime (same soname), so
+the two thread pools are one. With ``KILN_NATIVE=0`` every variant is off and everything runs through
+torch as before; without a C compiler as well, and a one-line note on stderr says so, once per process
+(``kiln: note: no C compiler found ...``); a compile that fails logs a warning.
 
 Numerics: float32 products summed in a different order than MKL's, so results differ from
 ``F.linear`` by float rounding (relative ~1e-6). ``tests/test_native.py`` bounds the difference.
