@@ -62,7 +62,7 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         if d.shape is not None:
             try:
                 expected = d.shape([v.type for v in op.operands], {**d.defaults, **op.attrs})
-            except (IRError, ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+            except (IRError, ValueError, TypeError, AttributeError, KeyError, IndexError, ArithmeticError) as e:
                 raise VerifyError(f"{where}: {e}") from None
             got = [r.type for r in op.results]
             if expected != got:
