@@ -103,3 +103,36 @@ def test_saved_mutant_replays(tmp_path, capsys):
     case.write_text('"builtin.module"() ({\n  "kiln.program"() ({\n  ^bb0(%x: tensor<?xf32, "2**99999999999">):')
     assert fuzz_ir.main(["--replay", str(case)]) == 0
     assert capsys.readouterr().out.startswith("parse_error")
+
+
+_WEIRD_ATTRS = [None, True, -1, 2**62, -2**63, 1.5, float("nan"), "s", [], {}, [1, [2]], ["B", "x"], [2**62] * 3, [0],
+                {"a": 1}]
+
+
+def test_verifier_raises_only_ir_errors_on_odd_attributes(seeds):
+    """Well-formed text can still give an op attributes of the wrong type or size: the verifier says so with an
+    IRError (never a TypeError, ZeroDivisionError, ... from a shape rule)."""
+    from kiln.ir.registry import OPS
+    from kiln.ir.types import DType, Ref, Sym
+
+    weird = _WEIRD_ATTRS + [Sym("B"), Sym("N*9"), Ref(0), Ref(99), DType.f32]
+    module = parse_module(seeds[0][0])
+    outcomes = {"ok": 0, "ir_error": 0}
+    first = {}  # one op of each kind in the module
+    for p in module.programs.values():
+        for op in p.ops:
+            first.setdefault(op.name, (p, op))
+    for p, op in first.values():
+        d = OPS[op.name]
+        for key in set(op.attrs) | set(d.attrs) | set(d.defaults):
+            saved = dict(op.attrs)
+            for value in weird:
+                op.attrs[key] = value
+                try:
+                    verify_program(p, seeds[0][1])
+                    outcomes["ok"] += 1
+                except IRError:
+                    outcomes["ir_error"] += 1
+            op.attrs.clear()
+            op.attrs.update(saved)
+    assert outcomes["ir_error"] > 100
