@@ -334,6 +334,9 @@ class Speculative(Pass):
         if cal is None:
             vocab = int(module.meta.get("vocab_size") or 2)
             cal = torch.randint(0, vocab, (2, 64), generator=torch.Generator().manual_seed(0))
+        ctx = module.meta.get("max_positions")
+        if isinstance(ctx, int) and 0 < ctx < cal.shape[1]:  # windows no longer than the model's context
+            cal = cal[:, :ctx]
         from kiln.codegen.cpu import CpuProgram
 
         with torch.no_grad():
