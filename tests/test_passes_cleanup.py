@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _compare import assert_outputs_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -119,9 +120,7 @@ def same_outputs(before: Module, after: Module, *inputs: torch.Tensor, tol: floa
     verify_module(after)
     want = CpuProgram(before["forward"], before.weights)(*inputs)
     got = CpuProgram(after["forward"], after.weights)(*inputs)
-    for a, b in zip(got, want):
-        assert a.shape == b.shape and a.dtype == b.dtype
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    assert_outputs_close(got, want, rtol=tol, atol=tol)
 
 
 def T(*shape) -> TensorType:
