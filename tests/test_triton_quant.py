@@ -12,8 +12,8 @@ os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported: kernels run o
 
 import pytest
 import torch
-
-pytest.importorskip("triton")
+import triton  # noqa: F401 - a test dependency: its absence is a failure, not a skip
+from _compare import assert_generations_match, assert_outputs_close
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.codegen.triton import generate_program
@@ -72,9 +72,7 @@ def check(m: Module, *inputs, rtol: float, atol: float) -> TritonProgram:
     tp = TritonProgram(m["forward"], m.weights, poison=True)
     got = tp(*inputs)
     want = CpuProgram(m["forward"], m.weights, native=False)(*inputs)
-    for a, b in zip(got, want):
-        assert a.shape == b.shape and a.dtype == b.dtype and not torch.isnan(a).any()
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+    assert_outputs_close(got, want, rtol=rtol, atol=atol)
     return tp
 
 
@@ -232,7 +230,8 @@ def test_quantized_model_same_greedy_tokens_as_the_cpu_path(weights, kv):
     rt, rc = art.runtime(), cpu.runtime()
     assert isinstance(rt.decode_prog, TritonProgram)
     prompts = [[1, 5, 9, 33, 2], [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], [3]]
-    assert rt.generate(prompts, max_new_tokens=4) == rc.generate(prompts, max_new_tokens=4)
+    # greedy tokens identical except where the CPU path's two best logits nearly tie (tests/_compare.py)
+    assert_generations_match(rc, rt, prompts, 4, atol=1e-4, rtol=1e-4)
     launched = rt.decode_prog.launched
     assert launched["qgemm"] == 9 * launched["cache_write_q8"] // 2 > 0
     assert launched["cache_attention_q8"] == launched["cache_write_q8"]
