@@ -234,6 +234,95 @@ def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
     rt.kv.release(blocks)
 
 
+def _tree_mask(parent: list[int]) -> torch.Tensor:
+    n = len(parent)
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        j = i
+        while j >= 0:
+            mask[i, j] = True
+            j = parent[j]
+    return mask
+
+
+@pytest.mark.parametrize("pipeline", ["default", "paged", "int8-kv"])
+def test_every_tree_node_sees_exactly_its_ancestors_and_commit_keeps_the_accepted_path(pipeline):
+    # Branching trees put nodes at slots above their positions (siblings share a depth, never a slot).
+    # Every node's logits, accepted or not, must equal a fresh full forward over the committed sequence
+    # and that node's ancestor path; so a verify that wrote keys and values at `pos` instead of `slot`
+    # (siblings overwriting each other) fails here on the first branching tree. Greedy chains are hung
+    # on a later branch of the root, so accepted paths sit at slots != positions and the commit must
+    # move them; after each verify a plain decode step must see exactly the committed sequence.
+    art = _compiled("llama-tiny", "ngram", pipeline)
+    rt = art.runtime()
+    g = torch.Generator().manual_seed(5)
+    seqs = [torch.randint(3, 500, (n,), generator=g).tolist() for n in (11, 26)]
+    blocks = rt.kv.reserve([200, 200])
+    kc, vc = rt.kv.tensors()
+    cache = rt.kv.args()
+    table = rt.kv.table(blocks)
+    rt._prefill(seqs, kc, vc, table)
+    for s in seqs:
+        s.append(int(torch.randint(3, 500, (1,), generator=g)))
+    i64 = lambda x: torch.tensor(x, dtype=torch.long)
+    checked = moved = 0
+    for step in range(8):
+        ids, pos, seq, slot, parent, runs = [], [], [], [], [], []
+        for r, s in enumerate(seqs):
+            n = 3 + int(torch.randint(0, 5, (1,), generator=g))
+            par = [-1] + [int(torch.randint(0, i, (1,), generator=g)) for i in range(1, n)]
+            par[2] = 0  # the root has at least two children
+            toks = [s[-1]] + torch.randint(3, 500, (n - 1,), generator=g).tolist()
+            if step % 2 == 1:  # the greedy continuation as the root's last branch
+                chain = rt.generate([s], max_new_tokens=3, stop_at_eos=False)[0][len(s):]
+                for t in chain:
+                    par.append(0 if len(par) == n else len(par) - 1)
+                    toks.append(t)
+            depth = [0] * len(par)
+            for i in range(1, len(par)):
+                depth[i] = depth[par[i]] + 1
+            off = len(ids)
+            ids += toks
+            pos += [len(s) - 1 + d for d in depth]
+            slot += [len(s) - 1 + i for i in range(len(par))]
+            seq += [r] * len(par)
+            parent += [q + off if q >= 0 else -1 for q in par]
+            runs.append((off, par, toks))
+        mask = torch.block_diag(*[_tree_mask(par) for _, par, _ in runs])
+        acc, nxt, logits = rt.spec.verify(i64([ids]), i64(pos), i64(seq), table, *cache, i64(slot), mask,
+                                          i64(parent), torch.zeros(len(ids), 0), torch.tensor([0.0, 1.0, 0.0]),
+                                          i64([100 + step]))
+        assert logits.shape == (1, len(ids), rt.vocab_size)
+        for r, (off, par, toks) in enumerate(runs):
+            # one fresh forward per leaf covers every node on its path
+            leaves = [i for i in range(len(par)) if i not in par]
+            seen = set()
+            for leaf in leaves:
+                path = [leaf]
+                while par[path[-1]] >= 0:
+                    path.append(par[path[-1]])
+                path.reverse()
+                ref = rt.logits(torch.tensor([seqs[r] + [toks[i] for i in path[1:]]]))[0, len(seqs[r]) - 1:]
+                for d, node in enumerate(path):
+                    if node not in seen:
+                        seen.add(node)
+                        where = f"step {step}, sequence {r}, node {node} (parent {par[node]})"
+                        torch.testing.assert_close(logits[0, off + node], ref[d], atol=1e-4, rtol=1e-4,
+                                                   msg=lambda m, where=where: f"{where}: {m}")
+            assert seen == set(range(len(par)))
+            checked += len(seen)
+            path = [i for i in range(len(par)) if acc[off + i]]
+            moved += sum(pos[off + i] != slot[off + i] for i in path)
+            seqs[r] = seqs[r] + [toks[i] for i in path[1:]] + [int(nxt[off + path[-1]])]
+        # the cache holds exactly the committed sequences: a decode step of each last token agrees
+        out = rt.decode_prog(i64([[s[-1] for s in seqs]]), i64([len(s) - 1 for s in seqs]), i64([0, 1]), table,
+                             *cache)
+        for r, s in enumerate(seqs):
+            torch.testing.assert_close(out[0][0, r], rt.logits(torch.tensor([s]))[0, -1], atol=1e-4, rtol=1e-4)
+    assert checked > 40 and moved > 0  # accepted nodes were moved from their slots by the commit
+    rt.kv.release(blocks)
+
+
 # -- the pass: IR, choices, errors -----------------------------------------------------------
 
 def test_verify_program_and_manifest(tmp_path):
