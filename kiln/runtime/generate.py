@@ -43,7 +43,13 @@ def _meta_int(meta: dict, key: str, default: int) -> int:
     return v
 
 
-def check_sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> None:
+# Below this, softmax(logits / T) overflows float32 for ordinary logits (NaN probabilities); a
+# temperature this small is greedy decoding in all but name, so it decodes greedily.
+MIN_TEMPERATURE = 1e-4
+
+
+def check_sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> float:
+    """Check the sampling settings; the temperature to use (0, greedy, for one below ``MIN_TEMPERATURE``)."""
     for name, v in (("max-new-tokens", max_new_tokens), ("top-k", top_k)):
         if not isinstance(v, int) or isinstance(v, bool):
             raise KilnError(f"{name} must be an integer, got {v!r}")
@@ -60,12 +66,13 @@ def check_sampling(temperature: float, top_p: float, top_k: int, max_new_tokens:
         raise KilnError(f"top-k must be >= 0, got {top_k}")
     if max_new_tokens < 0:
         raise KilnError(f"max-new-tokens must be >= 0, got {max_new_tokens}")
+    return 0.0 if temperature < MIN_TEMPERATURE else float(temperature)
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
                 generator: torch.Generator | None) -> torch.Tensor:
-    """Next token per row of logits [B, V]: argmax when temperature is 0."""
-    if temperature == 0:
+    """Next token per row of logits [B, V]: argmax when temperature is 0 (or below ``MIN_TEMPERATURE``)."""
+    if temperature < MIN_TEMPERATURE:
         return logits.argmax(-1)
     probs = filtered_probs(logits, temperature, top_k, top_p)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -86,6 +93,13 @@ def stream_text(decode, tokens: Iterator[int], out: list[int]) -> Iterator[str]:
     text = decode(out)
     if text != printed:
         yield text.removeprefix(printed)
+
+
+def _is_token(t) -> bool:
+    """An integer token id (an int or a 0-d integer tensor; never a bool or a float)."""
+    if isinstance(t, torch.Tensor):
+        return t.dim() == 0 and not (t.dtype == torch.bool or t.is_floating_point() or t.is_complex())
+    return isinstance(t, int) and not isinstance(t, bool)
 
 
 StepTokens = list  # the next token of every sequence of a request (None once a sequence has stopped)
@@ -185,8 +199,17 @@ class Runtime:
         return self._tokenizer
 
     def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise KilnError(f"the prompt must be text (str), got {type(text).__name__}")
         if not text:
             raise KilnError("the prompt is empty")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # undecodable bytes from the command line arrive as lone surrogates
+            bad = text[e.start]
+            shown = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
+            raise KilnError(f"the prompt is not valid UTF-8 text ({shown} at character {e.start}); "
+                            "kiln prompts are UTF-8") from None
         ids = self.tokenizer.encode(text).ids
         if not ids:
             raise KilnError("the prompt encodes to no tokens")
@@ -197,15 +220,23 @@ class Runtime:
 
     # -- checks ------------------------------------------------------------------
     def _check_ids(self, ids) -> torch.Tensor:
-        ids = torch.as_tensor(ids)
+        if not isinstance(ids, torch.Tensor):
+            try:
+                ids = torch.as_tensor(ids)
+            except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+                raise KilnError(f"token ids must be integers in [0, {self.vocab_size or 'vocab'}) "
+                                f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
         if ids.dim() == 1:
             ids = ids.unsqueeze(0)
-        if ids.dim() != 2 or ids.shape[1] == 0:
-            raise KilnError(f"token ids must be [batch, length] with length >= 1, got {tuple(ids.shape)}")
+        if ids.dim() != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
+            raise KilnError(f"token ids must be [batch, length] with batch >= 1 and length >= 1, "
+                            f"got {tuple(ids.shape)}")
+        if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+            raise KilnError(f"token ids must be integers, got a {str(ids.dtype).removeprefix('torch.')} tensor")
         if ids.dtype != torch.int64:
             ids = ids.long()
         if self.vocab_size and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
-            raise KilnError(f"token ids must be in [0, {self.vocab_size})")
+            raise KilnError(f"token ids must be in [0, {self.vocab_size}), got {int(ids.min())}..{int(ids.max())}")
         if ids.shape[1] > self.max_positions:
             raise KilnError(f"{ids.shape[1]} tokens exceed the model's context of {self.max_positions}")
         return ids
@@ -215,13 +246,34 @@ class Runtime:
             return self._check_ids(prompts).tolist()
         if not isinstance(prompts, (list, tuple)) or not prompts:
             raise KilnError("prompts must be a [batch, length] tensor or a non-empty list of token-id lists")
-        if all(isinstance(t, int) for t in prompts):
+        if all(_is_token(t) for t in prompts):
             prompts = [prompts]
         out = []
         for p in prompts:
-            p = list(p.tolist() if isinstance(p, torch.Tensor) else p)
-            out.append(self._check_ids(torch.tensor([p], dtype=torch.long) if p else torch.zeros(1, 0))[0].tolist())
+            if not isinstance(p, (list, tuple, torch.Tensor)):
+                raise KilnError(f"each prompt must be a list of token ids, got {type(p).__name__}")
+            if not isinstance(p, torch.Tensor) and not all(_is_token(t) for t in p):
+                bad = next(t for t in p if not _is_token(t))
+                raise KilnError(f"token ids must be integers, got {type(bad).__name__} {bad!r:.40}")
+            if isinstance(p, torch.Tensor):
+                t = p[None]
+            else:
+                try:
+                    t = torch.tensor([list(p)], dtype=torch.long)
+                except (RuntimeError, ValueError, OverflowError):  # an int beyond int64
+                    raise KilnError(f"token ids must be in [0, {self.vocab_size or 'vocab'})") from None
+            out.append(self._check_ids(t)[0].tolist())
         return out
+
+    def _check_stop_ids(self, stop_ids) -> set[int]:
+        if isinstance(stop_ids, torch.Tensor):
+            stop_ids = stop_ids.tolist()
+        if not isinstance(stop_ids, (list, tuple, set, frozenset)):
+            raise KilnError(f"stop ids must be a list of token ids, got {type(stop_ids).__name__}")
+        for t in stop_ids:
+            if not _is_token(t) or t < 0 or (self.vocab_size and t >= self.vocab_size):
+                raise KilnError(f"stop id {t!r} is not a token id in [0, {self.vocab_size or 'vocab'})")
+        return {int(t) for t in stop_ids}
 
     # -- compute -----------------------------------------------------------------
     @torch.no_grad()
@@ -238,10 +290,11 @@ class Runtime:
         ``prompts``: token-id lists of any lengths (or a [B, T] tensor). A sequence stops after
         producing a stop token (EOS when ``stop_at_eos``, or one of ``stop_ids``); the stream ends
         when all have stopped or after ``max_new_tokens`` steps."""
-        check_sampling(temperature, top_p, top_k, max_new_tokens)
+        temperature = check_sampling(temperature, top_p, top_k, max_new_tokens)
         prompts = self._check_prompts(prompts)
-        if seed is not None and not 0 <= seed < 2**63:
-            raise KilnError(f"seed must be in [0, 2**63), got {seed}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+            raise KilnError(f"seed must be in [0, 2**63), got {seed!r}")
+        stop_ids = self._check_stop_ids(stop_ids)
         longest = max(len(p) for p in prompts)
         if longest + max_new_tokens > self.max_positions:
             raise KilnError(f"prompt ({longest} tokens) + max-new-tokens ({max_new_tokens}) exceeds the "
