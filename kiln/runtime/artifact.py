@@ -58,24 +58,25 @@ class Artifact:
 
     # -- saving ---------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the artifact to directory ``path``, replacing an artifact already there.
+
+        The files go to a temporary directory beside ``path`` that is renamed into place, so that a
+        reader sees the old artifact or the new one, never a mix. Concurrent saves to one path each
+        succeed in turn (the last one stays) or fail with a ``KilnError``; a failed or interrupted
+        replace puts the old artifact back, and leftovers of saves that died (their process is gone)
+        are cleaned up by the next save to the same path."""
         from safetensors.torch import save_file
 
         dest = Path(path)
-        if dest.exists() and not is_artifact(dest):
-            raise KilnError(f"refusing to overwrite {str(dest)!r}: it exists and is not a kiln artifact")
-        if dest.exists() and (dest.resolve() == Path.cwd().resolve() or dest.resolve() in Path.cwd().resolve().parents):
-            raise KilnError(f"refusing to replace {str(dest)!r}: it is the current directory or contains it")
-        parent = dest.absolute().parent
-        if not parent.is_dir():
-            raise KilnError(f"cannot write {str(dest)!r}: directory {str(parent)!r} does not exist")
+        parent = check_destination(dest)
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{_owner()}-", dir=parent))
         except OSError as e:
             raise KilnError(f"cannot write in {str(parent)!r}: {e.strerror or e}") from None
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
         try:
+            os.chmod(tmp, 0o777 & ~umask)
             files: dict[str, bytes] = {"ir/module.mlir": print_module(self.module).encode()}
             for i, (label, text) in enumerate(self.snapshots):
                 files[f"ir/{i:02d}-{_safe_name(label)}.mlir"] = text.encode()
@@ -101,21 +102,15 @@ class Artifact:
             manifest.update({"format_version": FORMAT_VERSION, "kiln_version": KILN_VERSION,
                              "programs": list(self.module.programs), "files": hashes,
                              "snapshots": [label for label, _ in self.snapshots]})
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+            (tmp / "manifest.json").write_text(manifest_text)
             os.chmod(tmp / "weights.safetensors", 0o666 & ~umask)
-            if dest.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=parent))
-                old.rmdir()
-                dest.rename(old)
-                tmp.rename(dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(dest)
-        except BaseException:
+            _put_in_place(tmp, dest, parent)
+        except BaseException:  # an OSError (disk full, ...) stays one: `kiln` reports ENOSPC and the like as such
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.path = dest
-        self.manifest = json.loads((dest / "manifest.json").read_text())
+        self.manifest = json.loads(manifest_text)
         return dest
 
     # -- using ------------------------------------------------------------------
@@ -143,6 +138,190 @@ def is_artifact(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(m, dict) and "kiln_version" in m and "format_version" in m and isinstance(m.get("files"), dict)
+
+
+def check_destination(dest: Path) -> Path:
+    """Refuse, before any work, an artifact path that saving could not write or must not replace;
+    the directory the artifact goes in."""
+    dest = Path(dest)
+    shown = str(dest)
+    if not shown or dest.name in ("", ".", ".."):
+        raise KilnError(f"cannot write an artifact at {shown!r}: give a directory name to create, e.g. model.kiln")
+    if os.path.lexists(dest):
+        if not is_artifact(dest):
+            what = "a directory" if dest.is_dir() else "a file" if dest.exists() else "a broken link"
+            raise KilnError(f"refusing to overwrite {shown!r}: it exists ({what}) and is not a kiln artifact")
+        cwd = Path.cwd().resolve()
+        if dest.resolve() == cwd or dest.resolve() in cwd.parents:
+            raise KilnError(f"refusing to replace {shown!r}: it is the current directory or contains it")
+    parent = dest.absolute().parent
+    if not parent.exists():
+        raise KilnError(f"cannot write {shown!r}: directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise KilnError(f"cannot write {shown!r}: {str(parent)!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise KilnError(f"cannot write {shown!r}: directory {str(parent)!r} is not writable")
+    return parent
+
+
+# -- replacing an artifact safely -------------------------------------------------
+# A save writes ``.NAME.tmp-PID-HOST-XXXX`` beside the artifact and renames it to NAME; an artifact
+# already there is first renamed to ``.NAME.old-PID-HOST-XXXX`` and removed once the new one is in
+# place. The renames of all saves into one directory take a lock on that directory (flock), so that
+# concurrent saves replace one another in turn. A leftover whose process (PID on this HOST) is gone,
+# or, when that cannot be told, that has not changed for STALE_AFTER_S seconds, is stale: the next
+# save removes it -- except an ``.old`` one whose artifact is missing, which it puts back.
+STALE_AFTER_S = 15 * 60
+
+
+def _host_tag() -> str:
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _owner() -> str:
+    return f"{os.getpid()}-{_host_tag()}"
+
+
+def _leftover(name: str, artifact: str) -> tuple[str, int | None, str | None] | None:
+    """(kind, pid, host) when ``name`` is a save leftover of artifact ``artifact`` (pid and host are None
+    for one whose owner is unknown: written by an older kiln)."""
+    import re
+
+    for kind in ("tmp", "old"):
+        prefix = f".{artifact}.{kind}-"
+        if name.startswith(prefix):
+            rest = name[len(prefix):]
+            m = re.fullmatch(r"(\d{1,10})-([0-9a-f]{8})-[A-Za-z0-9_]+", rest)
+            if m:
+                return kind, int(m.group(1)), m.group(2)
+            if re.fullmatch(r"[A-Za-z0-9_]{8}", rest):
+                return kind, None, None
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def _last_change(path: Path) -> float:
+    """The newest mtime of a directory and its entries (a weights file grows while its directory stays)."""
+    try:
+        times = [path.lstat().st_mtime]
+        if path.is_dir() and not path.is_symlink():
+            times += [e.stat(follow_symlinks=False).st_mtime for e in os.scandir(path)]
+        return max(times)
+    except OSError:
+        return float("inf")  # changing under us: not stale
+
+
+def _is_stale(path: Path, pid: int | None, host: str | None) -> bool:
+    import time
+
+    if pid is not None and host == _host_tag():
+        return pid != os.getpid() and not _pid_alive(pid)  # this process: another thread is saving
+    return time.time() - _last_change(path) > STALE_AFTER_S
+
+
+def _clean_leftovers(dest: Path, parent: Path) -> None:
+    """Remove stale leftovers of interrupted saves to ``dest``; put back an old artifact that an
+    interrupted replace left aside when ``dest`` is missing. Call with the directory lock held."""
+    olds = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for e in entries:
+        info = _leftover(e.name, dest.name)
+        if info is None or not _is_stale(Path(e.path), info[1], info[2]):
+            continue
+        if info[0] == "old":
+            olds.append(Path(e.path))
+        else:
+            shutil.rmtree(e.path, ignore_errors=True)
+    olds.sort(key=_last_change, reverse=True)
+    if olds and not os.path.lexists(dest) and is_artifact(olds[0]):
+        try:
+            os.rename(olds.pop(0), dest)
+        except OSError:
+            return  # keep every old one: none may be lost
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_interrupted_save(path: str | os.PathLike) -> bool:
+    """Put back the artifact at ``path`` when a save that was replacing it died between moving it
+    aside and putting the new one in place (a kill -9, a power cut); whether it did."""
+    dest = Path(path)
+    if os.path.lexists(dest) or not dest.absolute().parent.is_dir():
+        return False
+    parent = dest.absolute().parent
+    with _dir_lock(parent):
+        _clean_leftovers(dest, parent)
+    return os.path.lexists(dest)
+
+
+class _dir_lock:
+    """An exclusive flock on a directory, for the renames of a save (no lock where flock is missing)."""
+
+    def __init__(self, path: Path):
+        self.path, self.fd = path, None
+
+    def __enter__(self):
+        try:
+            import fcntl
+
+            self.fd = os.open(self.path, os.O_RDONLY)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no flock here (another OS, some network file systems): go unlocked
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+
+
+def _put_in_place(tmp: Path, dest: Path, parent: Path) -> None:
+    """Rename the finished ``tmp`` to ``dest``, replacing an artifact there; the old one is put back
+    if the new one cannot be put in place (an error, an interrupt)."""
+    import secrets
+
+    old = None
+    with _dir_lock(parent):
+        _clean_leftovers(dest, parent)
+        if os.path.lexists(dest):
+            if not is_artifact(dest):  # something else appeared there while we compiled
+                raise KilnError(f"refusing to overwrite {str(dest)!r}: it exists and is not a kiln artifact")
+            old = parent / f".{dest.name}.old-{_owner()}-{secrets.token_hex(4)}"
+        try:
+            if old is not None:
+                try:
+                    os.rename(dest, old)
+                except FileNotFoundError:  # removed meanwhile by someone not taking the lock
+                    old = None
+            os.rename(tmp, dest)
+        except BaseException as e:
+            if old is not None and os.path.lexists(old):
+                try:
+                    os.rename(old, dest)
+                except OSError:
+                    raise KilnError(f"could not put the new artifact in place at {str(dest)!r}, nor the old one "
+                                    f"back; the old one is in {str(old)!r}") from None
+            if isinstance(e, OSError):
+                raise KilnError(f"cannot put the new artifact in place at {str(dest)!r}: {e.strerror or e} "
+                                "(is another process writing the same path?)") from None
+            raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _file_sha256(path: Path) -> str:
@@ -176,6 +355,9 @@ def load(path: str | os.PathLike) -> Artifact:
     if version > FORMAT_VERSION:
         raise KilnError(f"{str(root)!r} uses artifact format {version}, newer than this kiln reads "
                         f"({FORMAT_VERSION}); upgrade kiln or recompile the model")
+    if version != FORMAT_VERSION:  # there is no format before 1, and none between
+        raise KilnError(f"{mpath} has an invalid format_version {version} (this kiln reads format "
+                        f"{FORMAT_VERSION}); recompile the model")
     for key in ("model", "source", "pipeline"):
         if not isinstance(manifest.get(key, {}), dict):
             raise KilnError(f"{mpath}: {key!r} is not an object")
