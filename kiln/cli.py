@@ -33,9 +33,28 @@ def _progress(quiet: bool):
     return say
 
 
+def _check_output_paths(a) -> None:
+    """Refuse an -o / --dump-dir that could not be written before loading and capturing the model."""
+    from pathlib import Path
+
+    from kiln.runtime.artifact import check_destination
+
+    check_destination(Path(a.output))
+    if a.dump_dir:
+        d = Path(a.dump_dir)
+        if d.exists() and not d.is_dir():
+            raise KilnError(f"cannot write IR dumps to {a.dump_dir!r}: it exists and is not a directory")
+        up = d.absolute()
+        while not up.exists():
+            up = up.parent
+        if not up.is_dir() or not os.access(up, os.W_OK | os.X_OK):
+            raise KilnError(f"cannot write IR dumps to {a.dump_dir!r}: {str(up)!r} is not a writable directory")
+
+
 def cmd_compile(a) -> int:
     import kiln
 
+    _check_output_paths(a)
     say = _progress(a.quiet)
     art = kiln.compile(a.model, pipeline=a.pipeline, passes=a.passes, target=a.target, draft=a.draft,
                        dump_dir=a.dump_dir, seed=a.seed, progress=say, spec_k=a.spec_k,
@@ -274,6 +293,11 @@ def cmd_bench(a) -> int:
     import kiln
     from kiln.bench import bench, format_table
 
+    if a.prompt_len < 1 or a.new_tokens < 2 or a.repeats < 1:  # before loading the artifact
+        raise KilnError(f"need --prompt-len >= 1, --new-tokens >= 2 and --repeats >= 1, got {a.prompt_len}, "
+                        f"{a.new_tokens} and {a.repeats}")
+    if a.threads is not None and a.threads < 1:
+        raise KilnError(f"--threads must be >= 1, got {a.threads}")
     art = kiln.load(a.artifact)
     if "verify" in art.module.programs:  # compiled with --draft: speculative vs plain vs HF's speculative modes
         from kiln import bench_spec
@@ -308,7 +332,15 @@ def cmd_demo(a) -> int:
 
     import kiln
     from kiln.frontend.presets import PRESETS
+    from kiln.runtime.generate import check_sampling
 
+    check_sampling(0.0, 1.0, 0, a.max_new_tokens)  # before compiling: the bad value would be found after
+    if not a.prompt:
+        raise KilnError("the prompt is empty")
+    try:
+        a.prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise KilnError("the prompt is not valid UTF-8 text; kiln prompts are UTF-8") from None
     say = _progress(False)
     model_ref = a.model or bundled_model_dir()
     if model_ref is None:
@@ -446,7 +478,26 @@ def _on_sigterm(signum, frame):  # turn SIGTERM into SystemExit so that cleanup 
     raise SystemExit(143)
 
 
+# Errors of the machine or the user's files, not of kiln: reported as bad input (exit 1), not as a bug.
+_ENV_ERRNOS = {"EACCES", "EPERM", "ENOSPC", "EDQUOT", "EROFS", "ENAMETOOLONG", "ELOOP", "ENOTDIR", "EISDIR",
+               "EMFILE", "ENFILE", "EFBIG", "EIO"}
+
+
+def _env_error(e: BaseException) -> bool:
+    import errno
+
+    return isinstance(e, OSError) and errno.errorcode.get(e.errno or 0, "") in _ENV_ERRNOS
+
+
+def _os_message(e: OSError) -> str:
+    where = f": {e.filename!r}" if e.filename is not None else ""
+    return f"{e.strerror or e}{where}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # a path given as undecodable bytes (surrogate-escaped in argv) is printed back as those bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     import signal
 
@@ -465,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("KILN_DEBUG"):
             raise
+        if _env_error(e):
+            sys.stderr.write(f"kiln: error: {_one_line(_os_message(e))}\n")
+            return 1
         sys.stderr.write(f"kiln: error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
                          "rerun with KILN_DEBUG=1 for a traceback and report it\n")
         return 70
