@@ -302,18 +302,19 @@ def test_an_existing_artifact_survives_a_failed_overwrite(tiny_artifact, tmp_pat
 def test_default_cache_is_four_contexts_capped_at_1gib_never_below_one(layout):
     from kiln.runtime.kvcache import KVAllocator
 
-    def pool(bytes_per_token: int, ctx: int) -> KVAllocator:
-        info = {"layout": layout, "block_size": ctx if layout == "contiguous" else 16, "layers": 1, "kv_heads": 1,
-                "head_dim": 4, "dtype": "f32", "bytes_per_token": bytes_per_token}
+    def pool(layers: int, heads: int, head_dim: int, ctx: int) -> KVAllocator:
+        info = {"layout": layout, "block_size": ctx if layout == "contiguous" else 16, "layers": layers,
+                "kv_heads": heads, "head_dim": head_dim, "dtype": "f32",
+                "bytes_per_token": 2 * layers * heads * head_dim * 4}
         return KVAllocator(info, ctx)
 
     gib = 1 << 30
-    small = pool(64, 2048)  # 4 contexts are 512 KiB
+    small = pool(1, 1, 8, 2048)  # 64 bytes a token: 4 contexts are 512 KiB
     assert small.capacity_tokens == 4 * 2048
-    mid = pool(gib // 3000, 1024)  # 1 GiB holds ~3000 tokens: under 4 contexts, over 2
+    mid = pool(8, 8, 699, 1024)  # 357888 bytes a token: 1 GiB holds 3000 tokens, under 4 contexts, over 2
     assert 2 * 1024 <= mid.capacity_tokens < 4 * 1024 and mid.nbytes <= gib
-    assert mid.capacity_tokens > gib // (gib // 3000) - mid.block_size - 1024  # cut to 1 GiB, not further
-    huge = pool(gib // 100, 512)  # one context is 5 GiB: exactly one context
+    assert mid.capacity_tokens >= gib // mid.bytes_per_token - mid.block_size  # cut to 1 GiB, not further
+    huge = pool(8, 8, 6144, 512)  # 3 MiB a token: one context is 1.5 GiB, so exactly one context
     assert huge.capacity_tokens == 512 and huge.nbytes > gib
     assert huge.k is None  # nothing allocated until first use
 
