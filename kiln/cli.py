@@ -14,6 +14,7 @@ import sys
 import time
 
 from kiln.errors import KilnError
+from kiln.ir.core import IRError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,12 +56,21 @@ def cmd_compile(a) -> int:
     import kiln
 
     _check_output_paths(a)
+    key = None
+    if a.sign:  # read the key before compiling: a bad key file fails in a second, not after the compile
+        from kiln.runtime import signing
+
+        key = signing.read_key(a.sign)
     say = _progress(a.quiet)
     art = kiln.compile(a.model, pipeline=a.pipeline, passes=a.passes, target=a.target, draft=a.draft,
                        dump_dir=a.dump_dir, seed=a.seed, progress=say, spec_k=a.spec_k,
                        spec_adaptive=a.spec_adaptive, spec_tree=a.spec_tree, spec_skip=a.spec_skip)
     say(f"writing {a.output}")
     art.save(a.output)
+    if a.sign:
+        from kiln.runtime import signing
+
+        signing.sign(a.output, key)
     m = art.manifest
     n_ops = sum(len(p.ops) for p in art.module.programs.values())
     generic = m.get("generic_ops", {})
@@ -187,8 +197,8 @@ def cmd_run(a) -> int:
     import kiln
     from kiln.runtime.generate import Runtime
 
-    rt = Runtime(kiln.load(a.artifact), cache_tokens=a.cache_tokens, prefill_chunk=a.prefill_chunk,
-                 speculative=not a.no_speculative)
+    rt = Runtime(kiln.load(a.artifact, verify_key=a.verify_key), cache_tokens=a.cache_tokens,
+                 prefill_chunk=a.prefill_chunk, speculative=not a.no_speculative)
     kw = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
           "seed": a.seed, "stop_at_eos": not a.ignore_eos, "stop_ids": a.stop_id or ()}
     prompts = a.prompt
@@ -411,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dump-dir", help="write the IR before and after every pass here")
     c.add_argument("--seed", type=int, default=0, help="seed for a preset's random weights")
     c.add_argument("--stats", action="store_true", help="print per-pass time and rule-match counts")
+    c.add_argument("--sign", metavar="KEYFILE", help="sign the artifact (HMAC-SHA256 of its manifest) with this key")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     c.set_defaults(fn=cmd_compile)
 
@@ -439,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-tokens", type=int, help="KV-cache size in tokens (default: 4 full contexts, <= 1 GiB)")
     r.add_argument("--prefill-chunk", type=int, default=512, help="most prompt tokens per prefill step")
     r.add_argument("--stream", action="store_true", help="print tokens as they come")
+    r.add_argument("--verify-key", metavar="KEYFILE",
+                   help="refuse the artifact unless it was signed with this key (kiln compile --sign)")
     r.add_argument("--json", action="store_true", help="one JSON object per prompt")
     r.add_argument("--no-speculative", action="store_true",
                    help="decode one token per step even if the artifact was compiled with --draft")
@@ -505,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.fn(args) or 0)
-    except KilnError as e:
+    except (KilnError, IRError) as e:  # IRError: an artifact's program is malformed or refused at run time
         if os.environ.get("KILN_DEBUG"):
             raise
         sys.stderr.write(f"kiln: error: {_one_line(str(e))}\n")

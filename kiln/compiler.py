@@ -10,7 +10,7 @@ from pathlib import Path
 from kiln.errors import KilnError
 from kiln.ir.printer import print_module
 from kiln.passes.manager import PIPELINES, PassManager, parse_passes, pipeline_passes
-from kiln.runtime.artifact import Artifact
+from kiln.runtime.artifact import Artifact, generic_ops
 
 TARGETS = ("cpu", "cuda")
 
@@ -82,7 +82,7 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
         "target": target,
         "cost_model": {"used": False, "note": "no cost model yet: passes use their documented defaults"},
     }
-    manifest["generic_ops"] = _generic(module)
+    manifest["generic_ops"] = generic_ops(module)
     kernels: dict[str, str] = {}
     if target == "cuda":
         from kiln.codegen.triton import generate_module
@@ -91,19 +91,6 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
         manifest["kernels"] = {"generator": "kiln/codegen/triton", "files": sorted(kernels),
                                "note": "for inspection only: the runtime regenerates kernels from the IR"}
     return Artifact(module, manifest, dict(loaded.tokenizer_files), snapshots, kernel_sources=kernels)
-
-
-def _generic(module) -> dict[str, int]:
-    """Generic ops per ATen target, counted in the program that has most of them (prefill and decode
-    are rewritten copies of forward, so summing would count one model op three times)."""
-    out: dict[str, int] = {}
-    for p in module.programs.values():
-        here: dict[str, int] = {}
-        for op in p.walk("kiln.aten"):
-            here[op.attrs["target"]] = here.get(op.attrs["target"], 0) + 1
-        for k, v in here.items():
-            out[k] = max(out.get(k, 0), v)
-    return out
 
 
 def pass_objs_before(passes: list) -> list:

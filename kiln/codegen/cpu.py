@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
+from kiln.errors import KilnError
 from kiln.ir import ops as _ops  # noqa: F401
 from kiln.ir.core import IRError, Program
 from kiln.ir.ops import FROM_TORCH
@@ -127,7 +128,7 @@ class CpuProgram:
             ctx.result_types = s.result_types
             try:
                 out = s.fn(ctx, *[slots[i] for i in s.inputs], **s.attrs)
-            except IRError:
+            except (IRError, KilnError):
                 raise
             except Exception as e:  # name the op that failed
                 raise ExecError(f"op #{s.index} {s.name} in program {self.program.name!r} failed: "

@@ -48,6 +48,15 @@ def import_model(ref: str, seed: int = 0, progress: Callable[[str], None] | None
         "bos_token_id": getattr(c, "bos_token_id", None),
         "eos_token_id": getattr(c, "eos_token_id", None),
     })
+    from kiln.ir.aten_policy import check_aten_op
+
+    for p in module.programs.values():  # what lifting left generic must be allowed to run (docs/security.md)
+        for op in p.walk("kiln.aten"):
+            try:
+                check_aten_op(op.attrs["target"], op.attrs.get("args", []), op.attrs.get("kwargs", {}))
+            except IRError as e:
+                raise KilnError(f"{ref} uses {op.attrs['target']}, which kiln neither lifts into its own ops nor "
+                                f"runs as a generic op: {e}") from None
     try:
         verify_module(module)
     except IRError as e:

@@ -639,13 +639,20 @@ def resolve_aten(target: str):
 
 
 def _aten_ref(ctx, *tensors, target, args, kwargs):
+    from kiln.ir.aten_policy import check_aten_op, dry_run
+
+    check_aten_op(target, args, kwargs)  # the verifier ran it too; a hand-built program may not have been verified
     fn = resolve_aten(target)
-    out = fn(*_aten_arg(ctx, args, tensors), **{k: _aten_arg(ctx, v, tensors) for k, v in kwargs.items()})
+    call_args = _aten_arg(ctx, args, tensors)
+    call_kwargs = {k: _aten_arg(ctx, v, tensors) for k, v in kwargs.items()}
+    dry_run(fn, call_args, call_kwargs, ctx.result_types, ctx.env, target)  # shapes and memory, before it runs
+    out = fn(*call_args, **call_kwargs)
     return list(out) if isinstance(out, (tuple, list)) else out
 
 
 declare("kiln.aten", "An ATen op kiln does not lift, run through torch: `target` names it, `args`/`kwargs` "
-        "hold its arguments with {operand = i} for tensors and {sym = \"..\"} for symbolic sizes.",
+        "hold its arguments with {operand = i} for tensors and {sym = \"..\"} for symbolic sizes. Only "
+        "allowlisted pure ops run, after a dry run on meta tensors (kiln/ir/aten_policy.py).",
         operands=(0, -1), attrs={"target": str}, defaults={"args": [], "kwargs": {}},
         traits=("pure",), shape=None, reference=_aten_ref)
 

@@ -51,10 +51,10 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         if "kernel" in op.attrs and not isinstance(op.attrs["kernel"], str):
             raise VerifyError(f"{where}: attribute 'kernel' (the group-kernels label) must be a string")
         if op.name == "kiln.aten":
-            from kiln.ir.ops import resolve_aten
+            from kiln.ir.aten_policy import check_aten_op
 
             try:
-                resolve_aten(op.attrs["target"])
+                check_aten_op(op.attrs["target"], op.attrs.get("args", []), op.attrs.get("kwargs", {}))
             except IRError as e:
                 raise VerifyError(f"{where}: {e}") from None
         if op.name == "kiln.return" and i != len(p.ops) - 1:

@@ -332,8 +332,12 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load(path: str | os.PathLike) -> Artifact:
-    """Load and check an artifact directory."""
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None = None) -> Artifact:
+    """Load and check an artifact directory. ``verify_key`` (the key's bytes, or a key file's path)
+    refuses an artifact not signed with that key (``kiln compile --sign``; kiln/runtime/signing.py)."""
     from kiln.ir.parser import ParseError, parse_module
     from kiln.ir.verifier import verify_program
 
@@ -343,10 +347,18 @@ def load(path: str | os.PathLike) -> Artifact:
     mpath = root / "manifest.json"
     if not root.is_dir() or not mpath.is_file():
         raise KilnError(f"{str(root)!r} is not a kiln artifact (no manifest.json); make one with `kiln compile`")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise KilnError(f"{mpath} is over {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest kiln wrote")
+    raw = mpath.read_bytes()
+    if verify_key is not None:
+        from kiln.runtime import signing
+
+        key = verify_key if isinstance(verify_key, bytes) else signing.read_key(verify_key)
+        signing.verify(root, raw, key)  # before anything else in the artifact is read
     try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KilnError(f"{mpath} is corrupt: {e}") from None
+        manifest = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise KilnError(f"{mpath} is corrupt: {_short(e)}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise KilnError(f"{mpath} is not a kiln manifest")
     version = manifest.get("format_version")
@@ -396,6 +408,7 @@ def load(path: str | os.PathLike) -> Artifact:
     except IRError as e:
         raise KilnError(f"artifact {str(root)!r} holds invalid IR: {e}") from None
     _check_signature(root, module)
+    _check_manifest_against_ir(root, manifest, module)
     tok = {p.name: p.read_bytes() for p in sorted((root / "tokenizer").glob("*")) if f"tokenizer/{p.name}" in
            manifest["files"]}
     snaps = []
@@ -414,6 +427,55 @@ def load(path: str | os.PathLike) -> Artifact:
             except UnicodeDecodeError:
                 raise KilnError(f"artifact file {rel} is not UTF-8 text") from None
     return Artifact(module, manifest, tok, snaps, root, kernels)
+
+
+def _short(e: Exception) -> str:
+    return str(e)[:200]
+
+
+def generic_ops(module: Module) -> dict[str, int]:
+    """Generic ops per ATen target, counted in the program that has most of them (prefill and decode
+    are rewritten copies of forward, so summing would count one model op three times)."""
+    out: dict[str, int] = {}
+    for p in module.programs.values():
+        here: dict[str, int] = {}
+        for op in p.walk("kiln.aten"):
+            here[op.attrs["target"]] = here.get(op.attrs["target"], 0) + 1
+        for k, v in here.items():
+            out[k] = max(out.get(k, 0), v)
+    return out
+
+
+# Sizes a manifest may claim; beyond them an artifact is refused before anything is allocated.
+MAX_POSITIONS = 1 << 20
+MAX_VOCAB = 1 << 22
+
+
+def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> None:
+    """The manifest's claims that the runtime acts on must agree with the IR: the generic ops it
+    reports (what `kiln compile` showed the user), and the sizes the runtime allocates for."""
+    where = f"artifact {str(root)!r}"
+    listed = manifest.get("generic_ops", {})
+    actual = generic_ops(module)
+    if not isinstance(listed, dict) or set(listed) != set(actual):
+        raise KilnError(f"{where}: its IR runs generic ops {sorted(actual) or 'none'} but its manifest lists "
+                        f"{sorted(listed) if isinstance(listed, dict) else listed!r}; refusing a modified artifact")
+    meta = manifest.get("model", {})
+    for key, limit in (("max_positions", MAX_POSITIONS), ("vocab_size", MAX_VOCAB)):
+        v = meta.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= limit:
+            raise KilnError(f"{where}: manifest model.{key} = {v!r} is not an integer in [1, {limit}]")
+    vocab = module["forward"].outputs[0].type.shape[-1]
+    if isinstance(vocab, int) and meta.get("vocab_size") not in (None, vocab):
+        raise KilnError(f"{where}: manifest model.vocab_size = {meta['vocab_size']} but 'forward' returns "
+                        f"{vocab} logits per token")
+    info = meta.get("kv_cache")
+    if info is not None:
+        from kiln.runtime.kvcache import check_cache_info
+
+        check_cache_info(info, meta.get("max_positions"), where)
 
 
 def _parse_file(path: Path, parse, parse_error: type[Exception]):

@@ -21,29 +21,79 @@ import torch
 from kiln.errors import KilnError
 from kiln.ir.ops import TORCH_DTYPE
 from kiln.ir.types import DType
+from kiln.limits import FRACTION, available_bytes, check_fits
 
 DEFAULT_CACHE_BYTES = 1 << 30  # the default pool is at most 1 GiB ...
 DEFAULT_CACHE_SEQUENCES = 4  # ... and at most this many full-context sequences
+# Bounds on a cache description (it comes from an artifact's manifest, which may be hostile).
+LIMITS = {"block_size": 1 << 20, "layers": 4096, "kv_heads": 4096, "head_dim": 65536}
+ITEMSIZE = {DType.f32: 4, DType.f16: 2, DType.bf16: 2, DType.f64: 8}
+
+
+def _positive(info: dict, key: str, where: str) -> int:
+    v = info.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= LIMITS[key]:
+        raise KilnError(f"{where}: kv_cache.{key} = {v!r} is not an integer in [1, {LIMITS[key]}]")
+    return v
+
+
+def check_cache_info(info, max_positions, where: str = "the artifact") -> int:
+    """Check a ``kv_cache`` description (the ``kv-cache`` pass writes it; the manifest carries it):
+    known layout and dtype, sizes within bounds, a contiguous row of exactly one context, and
+    ``bytes_per_token`` equal to what the sizes imply. Returns bytes per token."""
+    if not isinstance(info, dict):
+        raise KilnError(f"{where}: kv_cache is not an object")
+    if info.get("layout") not in ("contiguous", "paged"):
+        raise KilnError(f"{where}: kv_cache.layout = {info.get('layout')!r} is not 'contiguous' or 'paged'")
+    bs, layers, kvh, hd = (_positive(info, k, where) for k in ("block_size", "layers", "kv_heads", "head_dim"))
+    if info["layout"] == "contiguous" and max_positions is not None and bs != max_positions:
+        raise KilnError(f"{where}: a contiguous cache row holds one context ({max_positions} positions), "
+                        f"but kv_cache.block_size = {bs}")
+    try:
+        dtype = DType(info.get("dtype"))
+    except ValueError:
+        raise KilnError(f"{where}: kv_cache.dtype = {info.get('dtype')!r} is not a cache dtype") from None
+    if dtype == DType.i8:
+        if "scales" not in info:
+            raise KilnError(f"{where}: an int8 kv_cache must carry its scales")
+        want = 2 * layers * kvh * (hd + 4)  # int8 codes plus one f32 scale per token and head
+    elif dtype in ITEMSIZE:
+        want = 2 * layers * kvh * hd * ITEMSIZE[dtype]
+    else:
+        raise KilnError(f"{where}: kv_cache.dtype = {dtype.value!r} is not a cache dtype")
+    if info.get("bytes_per_token") != want:
+        raise KilnError(f"{where}: kv_cache.bytes_per_token = {info.get('bytes_per_token')!r}, but its sizes "
+                        f"imply {want}")
+    return want
 
 
 class KVAllocator:
     def __init__(self, info: dict, max_positions: int, capacity_tokens: int | None = None, device: str = "cpu"):
+        self.bytes_per_token = check_cache_info(info, max_positions)
         self.layout = info["layout"]
         self.block_size = int(info["block_size"])
         self.layers, self.kv_heads, self.head_dim = int(info["layers"]), int(info["kv_heads"]), int(info["head_dim"])
         self.dtype = TORCH_DTYPE[DType(info["dtype"])]
-        self.bytes_per_token = int(info["bytes_per_token"])
         self.max_positions = max_positions
         self.device = device
-        if capacity_tokens is None:  # 4 full contexts, cut to 1 GiB but never below one full context
+        explicit = capacity_tokens is not None
+        if capacity_tokens is None:  # 4 full contexts, cut to 1 GiB but never below one full context ...
             capacity_tokens = min(DEFAULT_CACHE_SEQUENCES * max_positions,
                                   max(DEFAULT_CACHE_BYTES // self.bytes_per_token, max_positions))
-        if not isinstance(capacity_tokens, int) or capacity_tokens <= 0:
+        if not isinstance(capacity_tokens, int) or isinstance(capacity_tokens, bool) or capacity_tokens <= 0:
             raise KilnError(f"the KV cache needs a positive number of tokens, got {capacity_tokens!r}")
+        if not explicit:  # ... and to what the machine has, rounded down to whole blocks
+            room = int(FRACTION * available_bytes(device)) // self.bytes_per_token
+            capacity_tokens = min(capacity_tokens, max(room // self.block_size, 1) * self.block_size)
         self.n_blocks = capacity_tokens // self.block_size
         if self.n_blocks == 0:
             raise KilnError(f"a KV cache of {capacity_tokens} tokens is smaller than one block "
                             f"({self.block_size} positions, layout {self.layout})")
+        unit = "row" if self.layout == "contiguous" else "block"
+        check_fits(self.nbytes, f"a KV cache of {self.capacity_tokens} tokens ({self.n_blocks} {unit}s of "
+                   f"{self.block_size} positions, {self.bytes_per_token} bytes per token)", device,
+                   "ask for fewer tokens (cache_tokens / --cache-tokens)" if explicit else
+                   "the model's context is too long for this machine")
         self.free = list(range(self.n_blocks))
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None

@@ -1,0 +1,261 @@
+"""The artifact threat model (docs/security.md): a tampered artifact, with every hash recomputed as an
+attacker would, cannot reach the file system, run an unlisted generic op, or make kiln allocate
+beyond the machine; signing refuses artifacts built without the deployment's key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+import kiln
+from kiln.cli import main
+from kiln.errors import KilnError
+from kiln.ir.core import IRError
+from kiln.ir.printer import print_module
+from kiln.ir.types import DType, Ref, TensorType
+
+
+def _run(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error(code, err, pattern):
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[")]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("kiln: error:"), err
+    assert pattern in lines[0], lines[0]
+
+
+def _rehash(art_dir, manifest=None):
+    """Recompute every hash in the manifest, as an attacker who edited the artifact would."""
+    m = manifest or json.loads((art_dir / "manifest.json").read_text())
+    for rel in m["files"]:
+        m["files"][rel] = hashlib.sha256((art_dir / rel).read_bytes()).hexdigest()
+    (art_dir / "manifest.json").write_text(json.dumps(m))
+    return m
+
+
+def _inject(art_dir, target, args, kwargs=None, result=None, list_in_manifest=True, programs=("forward",)):
+    """Add a kiln.aten op at the end of the artifact's programs and recompute the hashes."""
+    art = kiln.load(art_dir)
+    for name in programs or art.module.programs:
+        p = art.module[name]
+        p.create("kiln.aten", [p.outputs[0]], {"target": target, "args": args, "kwargs": kwargs or {}},
+                 [result or TensorType(DType.f32, (4,))])
+    (art_dir / "ir/module.mlir").write_text(print_module(art.module))
+    m = json.loads((art_dir / "manifest.json").read_text())
+    if list_in_manifest:
+        m["generic_ops"] = {**m.get("generic_ops", {}), target: 1}
+    _rehash(art_dir, m)
+
+
+@pytest.fixture
+def art_copy(tiny_artifact, tmp_path):
+    d = tmp_path / "copy.kiln"
+    shutil.copytree(tiny_artifact, d)
+    return d
+
+
+# -- 1. the generic-op allowlist -------------------------------------------------------------------
+
+FORBIDDEN = [  # (target, args, kwargs, what the refusal says): one per forbidden class
+    ("aten::from_file.default", ["{victim}", True, 64], {}, "allowlist"),  # maps a named file
+    ("aten::copy_.default", [Ref(0), Ref(0)], {}, "allowlist"),  # in-place on an operand
+    ("aten::add_.Tensor", [Ref(0), Ref(0)], {}, "allowlist"),
+    ("aten::add.out", [Ref(0), Ref(0)], {"out": Ref(0)}, "writes to its argument 'out'"),  # out= variant
+    ("aten::rand.default", [[4]], {}, "allowlist"),  # random
+    ("aten::normal.float_float", [0.0, 1.0, [4]], {}, "allowlist"),
+    ("aten::empty.memory_format", [[4]], {}, "allowlist"),  # uninitialised memory
+    ("aten::_print.default", ["{victim}"], {}, "allowlist"),
+    ("aten::gelu.default", [Ref(0)], {"approximate": "{victim}"}, "strings only"),  # a path where a string goes
+    ("aten::add.Tensor", ["{victim}", Ref(0)], {}, "strings only"),
+    ("aten::add.Tensor", [Ref(0), Ref(0)], {"bogus": 1}, "no argument named"),
+    ("aten::mul.Scalar", [Ref(0), 2 ** 70], {}, "int64"),  # the parser or the allowlist refuses it
+    ("aten::sum.default", [[Ref(0)]], {}, "is a list"),
+]
+
+
+@pytest.mark.parametrize("target,args,kwargs,message", FORBIDDEN, ids=[f[0] for f in FORBIDDEN])
+def test_a_tampered_artifact_cannot_run_forbidden_generic_ops(art_copy, tmp_path, capsys, target, args, kwargs,
+                                                              message):
+    victim = tmp_path / "victim.bin"
+
+    def fill(a):
+        if isinstance(a, list):
+            return [fill(x) for x in a]
+        return str(victim) if a == "{victim}" else a
+
+    _inject(art_copy, target, fill(args), {k: fill(v) for k, v in kwargs.items()})
+    with pytest.raises(KilnError, match=message):
+        kiln.load(art_copy)
+    code, out, err = _run(capsys, "run", art_copy, "--prompt", "hi", "--max-new-tokens", "2")
+    _one_error(code, err, message)
+    assert out == "" and not victim.exists()
+
+
+def test_generic_ops_the_manifest_does_not_list_are_refused(art_copy):
+    _inject(art_copy, "aten::mish.default", [Ref(0)], list_in_manifest=False,
+            result=TensorType(DType.f32, ("B", "T", 512)))
+    with pytest.raises(KilnError, match="its manifest lists"):
+        kiln.load(art_copy)
+
+
+def test_a_listed_allowed_generic_op_still_loads_and_runs(art_copy):
+    _inject(art_copy, "aten::mish.default", [Ref(0)], result=TensorType(DType.f32, ("B", "T", 512)))
+    rt = kiln.load(art_copy).runtime()
+    assert rt.logits(torch.tensor([[1, 2, 3]])).shape == (1, 3, 512)
+
+
+def test_size_arguments_cannot_allocate_beyond_the_declared_result(art_copy, capsys):
+    """A creation op whose size argument disagrees with its declared result is stopped by the dry run on
+    meta tensors, before any memory is touched."""
+    _inject(art_copy, "aten::zeros.default", [[1 << 20, 1 << 20]], {"dtype": DType.f32}, programs=None)
+    rt = kiln.load(art_copy).runtime()
+    with pytest.raises(IRError, match=r"would return \(1048576, 1048576\).*declares \(4,\)"):
+        rt.logits(torch.tensor([[1, 2, 3]]))
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi", "--max-new-tokens", "1")
+    _one_error(code, err, "would return (1048576, 1048576)")
+
+
+def test_a_huge_declared_result_is_refused_before_allocation(art_copy, capsys):
+    _inject(art_copy, "aten::zeros.default", [[1 << 20, 1 << 20]], {"dtype": DType.f32},
+            result=TensorType(DType.f32, (1 << 20, 1 << 20)), programs=None)
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi", "--max-new-tokens", "1")
+    _one_error(code, err, "would need 4.0 TiB")
+
+
+def test_every_allowed_name_is_a_real_functional_aten_op():
+    from kiln.ir.aten_policy import ALLOWED
+
+    for name in sorted(ALLOWED):
+        packet = getattr(torch.ops.aten, name)
+        assert packet.overloads(), name
+        assert not name.endswith("_"), name
+
+
+def test_the_frontend_refuses_a_model_whose_leftover_op_is_not_allowed(monkeypatch, tmp_path):
+    """What kiln cannot lift and may not run generically is refused at compile time, naming the op."""
+    from kiln.ir import aten_policy
+
+    monkeypatch.setattr(aten_policy, "ALLOWED", aten_policy.ALLOWED - {"mish"})
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1, vocab_size=100, max_position_embeddings=64, hidden_act="mish")
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    with pytest.raises(KilnError, match="uses aten::mish.default, which kiln neither lifts .* allowlist"):
+        kiln.compile(str(tmp_path))
+
+
+# -- 2. resource bounds -----------------------------------------------------------------------------
+
+def _edit_manifest(art_dir, fn):
+    m = json.loads((art_dir / "manifest.json").read_text())
+    fn(m)
+    (art_dir / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("key,value", [("max_positions", 10 ** 12), ("max_positions", 0), ("max_positions", -1),
+                                       ("vocab_size", 10 ** 9), ("vocab_size", 7)])
+def test_absurd_model_sizes_in_a_manifest_are_refused(art_copy, capsys, key, value):
+    _edit_manifest(art_copy, lambda m: m["model"].__setitem__(key, value))
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi")
+    _one_error(code, err, f"model.{key}")
+
+
+@pytest.mark.parametrize("key,value", [("block_size", 0), ("bytes_per_token", 0), ("head_dim", 0),
+                                       ("layers", 10 ** 12), ("block_size", 10 ** 12)])
+def test_zero_or_absurd_cache_sizes_are_refused(art_copy, capsys, key, value):
+    _edit_manifest(art_copy, lambda m: m["model"]["kv_cache"].__setitem__(key, value))
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi")
+    _one_error(code, err, "kv_cache")
+
+
+def test_a_huge_cache_flag_is_refused_with_what_it_needs_and_what_there_is(tiny_artifact, capsys):
+    code, _, err = _run(capsys, "run", tiny_artifact, "--prompt", "hi", "--cache-tokens", 10 ** 12)
+    _one_error(code, err, "would need")
+    assert "available" in err
+
+
+def test_the_default_cache_shrinks_to_the_memory_there_is(tiny_artifact, monkeypatch):
+    art = kiln.load(tiny_artifact)
+    full = art.runtime().kv
+    per_token = full.bytes_per_token
+    monkeypatch.setenv("KILN_MEMORY_LIMIT", str(per_token * full.max_positions * 2))
+    small = art.runtime().kv
+    if small.layout == "paged":
+        assert small.capacity_tokens < full.capacity_tokens
+    assert small.nbytes <= 0.9 * per_token * full.max_positions * 2
+    out = art.runtime().generate(torch.tensor([[1, 2, 3]]), max_new_tokens=4)
+    assert out.shape == (1, 7)
+
+
+def test_a_machine_too_small_for_one_context_is_told_so(tiny_artifact, monkeypatch):
+    monkeypatch.setenv("KILN_MEMORY_LIMIT", "1000")
+    with pytest.raises(KilnError, match=r"would need .* only 1000 B of memory is available"):
+        kiln.load(tiny_artifact).runtime()
+
+
+# -- 5. signing --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def keys(tmp_path):
+    a, b, short = tmp_path / "a.key", tmp_path / "b.key", tmp_path / "short.key"
+    a.write_bytes(bytes(range(32)))
+    b.write_bytes(bytes(range(1, 33)))
+    short.write_bytes(b"12345")
+    return a, b, short
+
+
+def test_signed_artifacts_load_only_with_their_key(tmp_path, keys, capsys):
+    a, b, _ = keys
+    art = tmp_path / "s.kiln"
+    code, _, err = _run(capsys, "compile", "llama-tiny", "-o", art, "--sign", a, "-q")
+    assert code == 0, err
+    code, out, err = _run(capsys, "run", art, "--prompt", "hi", "--max-new-tokens", "2", "--verify-key", a)
+    assert code == 0 and out, err
+    code, _, err = _run(capsys, "run", art, "--prompt", "hi", "--verify-key", b)
+    _one_error(code, err, "signature does not match")
+    # an attacker edits a file and recomputes every hash: integrity holds, provenance does not
+    text = (art / "ir/module.mlir").read_text().replace("eps = 1.0e-05", "eps = 1.0e-01", 1)
+    (art / "ir/module.mlir").write_text(text)
+    _rehash(art)
+    assert kiln.load(art) is not None  # without a key, only integrity is checked, and the hashes match
+    code, _, err = _run(capsys, "run", art, "--prompt", "hi", "--verify-key", a)
+    _one_error(code, err, "signature does not match")
+
+
+def test_unsigned_artifacts_and_bad_keys_are_refused(tiny_artifact, tmp_path, keys, capsys):
+    a, _, short = keys
+    code, _, err = _run(capsys, "run", tiny_artifact, "--prompt", "hi", "--verify-key", a)
+    _one_error(code, err, "is not signed")
+    code, _, err = _run(capsys, "run", tiny_artifact, "--prompt", "hi", "--verify-key", short)
+    _one_error(code, err, "fewer than 16 bytes")
+    code, _, err = _run(capsys, "run", tiny_artifact, "--prompt", "hi", "--verify-key", tmp_path / "none.key")
+    _one_error(code, err, "no key file")
+    out = tmp_path / "never.kiln"
+    code, _, err = _run(capsys, "compile", "llama-tiny", "-o", out, "--sign", short, "-q")
+    _one_error(code, err, "fewer than 16 bytes")
+    assert not out.exists()
+
+
+def test_the_python_api_verifies_too(tmp_path, keys):
+    from kiln.runtime import signing
+
+    a, b, _ = keys
+    path = kiln.compile("llama-tiny").save(tmp_path / "p.kiln")
+    signing.sign(path, signing.read_key(a))
+    assert kiln.load(path, verify_key=a).manifest["format_version"] >= 1
+    with pytest.raises(KilnError, match="signature does not match"):
+        kiln.load(path, verify_key=signing.read_key(b))
+    assert math.isfinite(float(kiln.load(path, verify_key=a).runtime().logits(torch.tensor([[1]])).sum()))
