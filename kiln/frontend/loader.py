@@ -49,6 +49,92 @@ def _sha256_file(path: Path, h: Any) -> None:
             h.update(chunk)
 
 
+# Generous bounds on what a config may claim (every released model is far inside them): a config past
+# one is refused at once, naming it, instead of after minutes of building the model.
+SIZE_LIMITS = {"layers": 512, "attention heads": 1024, "key/value heads": 1024, "hidden size": 65536,
+               "vocabulary size": 2**20, "positions": 2**20, "intermediate size": 2**20, "head dim": 4096}
+_SIZE_KEYS = {  # each size's config keys, per family naming (Llama-like, GPT-2)
+    "layers": ("num_hidden_layers", "n_layer"),
+    "attention heads": ("num_attention_heads", "n_head"),
+    "key/value heads": ("num_key_value_heads",),
+    "hidden size": ("hidden_size", "n_embd"),
+    "vocabulary size": ("vocab_size",),
+    "positions": ("max_position_embeddings", "n_positions"),
+    "intermediate size": ("intermediate_size", "n_inner"),
+    "head dim": ("head_dim",),
+}
+
+
+def check_sizes(cfg: dict, where: str) -> None:
+    """Refuse sizes in a config dict that are not positive integers or that pass ``SIZE_LIMITS``."""
+    for what, keys in _SIZE_KEYS.items():
+        for key in keys:
+            v = cfg.get(key)
+            if v is None:  # absent (transformers' default applies) or null (derived, e.g. n_inner)
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise KilnError(f"{where}: {key} must be a positive integer, got {v!r}")
+            if v > SIZE_LIMITS[what]:
+                raise KilnError(f"{where}: {key} = {v:,} is past kiln's limit of {SIZE_LIMITS[what]:,} {what}")
+    heads = cfg.get("num_attention_heads") or cfg.get("n_head")
+    kv = cfg.get("num_key_value_heads")
+    if heads and kv and heads % kv:
+        raise KilnError(f"{where}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
+    hidden = cfg.get("hidden_size") or cfg.get("n_embd")
+    if hidden and heads and not cfg.get("head_dim") and hidden % heads:
+        raise KilnError(f"{where}: the hidden size ({hidden}) is not a multiple of the attention heads ({heads})")
+
+
+def parameter_count(config) -> int:
+    """Parameters a transformers config implies (embeddings, attention, MLP; norms and biases left out)."""
+    def get(*names, default=0):
+        for n in names:
+            v = getattr(config, n, None)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+        return default
+
+    h = get("hidden_size", "n_embd")
+    layers = get("num_hidden_layers", "n_layer")
+    heads = get("num_attention_heads", "n_head", default=1)
+    kv = get("num_key_value_heads", default=heads)
+    hd = get("head_dim", default=h // heads if heads else h)
+    vocab = get("vocab_size")
+    gpt2 = getattr(config, "model_type", "") == "gpt2"
+    inter = get("intermediate_size", "n_inner", default=4 * h)
+    attn = 2 * h * heads * hd + 2 * h * kv * hd
+    mlp = (2 if gpt2 else 3) * h * inter
+    emb = vocab * h * (1 if getattr(config, "tie_word_embeddings", True) else 2)
+    if gpt2:
+        emb += get("n_positions", "max_position_embeddings") * h
+    return layers * (attn + mlp) + emb
+
+
+def memory_available() -> int:
+    """Bytes of memory available for new allocations: ``MemAvailable`` on Linux, else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50  # unknown: do not refuse on a guess
+
+
+def check_memory(config, where: str) -> None:
+    """Refuse, before building it, a model whose float32 weights do not fit in the memory available."""
+    n = parameter_count(config)
+    have = memory_available()
+    if 4 * n > have:
+        raise KilnError(f"{where}: the model's float32 weights (~{n:,} parameters) would need "
+                        f"{4 * n / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB of memory is available "
+                        "(kiln loads and compiles models in float32)")
+
+
 def check_config(cfg: dict, where: str) -> str:
     """The family of a config dict, or a KilnError naming what is unsupported."""
     mt = cfg.get("model_type")
@@ -58,6 +144,7 @@ def check_config(cfg: dict, where: str) -> str:
         arch = ", ".join(cfg.get("architectures") or []) or mt
         raise KilnError(f"unsupported architecture {arch} (model_type {mt!r}) in {where}; kiln supports "
                         f"{', '.join(SUPPORTED_FAMILIES)}")
+    check_sizes(cfg, where)
     window = cfg.get("sliding_window")
     uses_window = cfg.get("use_sliding_window", mt == "mistral")
     max_pos = cfg.get("max_position_embeddings") or cfg.get("n_positions") or 0
@@ -102,6 +189,14 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
     if not weights:
         extra = " (pickled *.bin checkpoints are not loaded: they can run code)" if list(path.glob("*.bin")) else ""
         raise KilnError(f"{ref!r} has no *.safetensors weights{extra}")
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
+        raise KilnError(f"{cfg_path}: transformers cannot read this config ({e})") from None
+    check_memory(config, str(cfg_path))  # before reading the weights or building the model
     from safetensors import safe_open
 
     h = hashlib.sha256()
@@ -114,13 +209,6 @@ def load_model(ref: str, seed: int = 0) -> LoadedModel:
         except Exception as e:  # noqa: BLE001 - safetensors raises several types for a damaged file
             raise KilnError(f"{w} is not a readable safetensors file ({type(e).__name__}: {e})") from None
         _sha256_file(w, h)
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
-        raise KilnError(f"{cfg_path}: transformers cannot read this config ({e})") from None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
