@@ -25,6 +25,9 @@ def _where(p: Program, i: int, name: str) -> str:
 
 def verify_program(p: Program, weights: dict | None = None) -> None:
     defined: set[int] = {id(a) for a in p.args}
+    # every (value, user, operand index) the use lists record, so that checking them is linear, not quadratic
+    recorded = {(id(v), id(o), j) for v in p.args for o, j in v.uses}
+    recorded.update((id(r), id(o), j) for op in p.ops for r in op.results for o, j in r.uses)
     if not p.ops or p.ops[-1].name != "kiln.return":
         raise VerifyError(f"program {p.name!r} does not end in kiln.return")
     for i, op in enumerate(p.ops):
@@ -39,7 +42,7 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         for j, v in enumerate(op.operands):
             if id(v) not in defined:
                 raise VerifyError(f"{where}: operand {j} is not defined before its use")
-            if (op, j) not in v.uses:
+            if (id(v), id(op), j) not in recorded:
                 raise VerifyError(f"{where}: operand {j}'s use list is stale")
         for key, typ in d.attrs.items():
             if key not in op.attrs:
