@@ -136,3 +136,30 @@ def test_verifier_raises_only_ir_errors_on_odd_attributes(seeds):
             op.attrs.clear()
             op.attrs.update(saved)
     assert outcomes["ir_error"] > 100
+
+
+def test_many_uses_of_one_value_verify_in_linear_time():
+    """A hostile file may use one value in tens of thousands of ops: checking use lists stays linear."""
+    t = 'tensor<?x4xf32, "B">'
+    n = 20_000
+    body = "\n".join(f'  %{i} = "kiln.neg"(%x) : ({t}) -> {t}' for i in range(n))
+    p = parse_module(f'"kiln.program"() ({{\n^bb0(%x: {t}):\n{body}\n  "kiln.return"(%x) : ({t}) -> ()\n}}) '
+                     '{sym_name = "f"} : () -> ()')["f"]
+    c0 = time.process_time()
+    verify_program(p)
+    assert time.process_time() - c0 < 1.5  # quadratic checking took about 6 s here
+
+
+def test_stale_use_lists_are_still_refused():
+    from kiln.ir.core import Program
+    from kiln.ir.types import DType, TensorType
+    from kiln.ir.verifier import VerifyError
+
+    p = Program("f")
+    x, y = p.add_arg(TensorType(DType.f32, (4,))), p.add_arg(TensorType(DType.f32, (4,)))
+    op = p.create("kiln.neg", [x])
+    p.set_outputs(op.results)
+    verify_program(p)
+    op.operands[0] = y  # behind the use lists' back
+    with pytest.raises(VerifyError, match="use list is stale"):
+        verify_program(p)
