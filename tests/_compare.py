@@ -83,10 +83,25 @@ def assert_greedy_match(logits_a: torch.Tensor, logits_b: torch.Tensor, tokens_a
     return len(tokens_a)
 
 
+def assert_sequence_match(want: Sequence[int], got: Sequence[int], prompt_len: int, ref_logits, other_logits, *,
+                          atol: float = 1e-4, rtol: float = 1e-4, margin: float | None = None) -> None:
+    """One greedy output ``got`` (prompt included) against the reference's ``want`` by the rule above;
+    ``ref_logits`` / ``other_logits`` map ids [1, T] to logits [1, T, V] (a full-sequence forward of each
+    backend) and are called only where the tokens differ."""
+    want, got = list(want), list(got)
+    assert got[:prompt_len] == want[:prompt_len], "the prompt was not kept"
+    if got == want:
+        return
+    ids = torch.tensor([want[:-1]])
+    with torch.no_grad():
+        la, lb = ref_logits(ids)[0, prompt_len - 1:], other_logits(ids)[0, prompt_len - 1:]
+    assert_greedy_match(la, lb, want[prompt_len:], got[prompt_len:], atol=atol, rtol=rtol, margin=margin)
+
+
 def assert_generations_match(rt_ref, rt_other, prompts: Sequence[Sequence[int]], max_new_tokens: int, *,
                              atol: float = 1e-4, rtol: float = 1e-4, margin: float | None = None,
                              **kw) -> list[list[int]]:
-    """Greedy-generate with both runtimes and check each prompt with ``assert_greedy_match``, the
+    """Greedy-generate with both runtimes and check each prompt with ``assert_sequence_match``, the
     logits of both taken by a full-sequence forward (``rt.logits``) over the reference's output. Where
     the tokens are identical the logits are not needed (a slow backend's forward is skipped): the
     callers compare the backends' logits on their own inputs."""
@@ -94,11 +109,5 @@ def assert_generations_match(rt_ref, rt_other, prompts: Sequence[Sequence[int]],
     got = rt_other.generate([list(p) for p in prompts], max_new_tokens=max_new_tokens, stop_at_eos=False, **kw)
     assert len(got) == len(want)
     for p, a, b in zip(prompts, want, got):
-        n = len(p)
-        assert b[:n] == list(p), "the prompt was not kept"
-        if a == b:
-            continue
-        ids = torch.tensor([a[:-1]])
-        la, lb = rt_ref.logits(ids)[0, n - 1:], rt_other.logits(ids)[0, n - 1:]
-        assert_greedy_match(la, lb, a[n:], b[n:], atol=atol, rtol=rtol, margin=margin)
+        assert_sequence_match(a, b, len(p), rt_ref.logits, rt_other.logits, atol=atol, rtol=rtol, margin=margin)
     return want
