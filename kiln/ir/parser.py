@@ -73,6 +73,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 _SUFFIX_ID = re.compile(r"[0-9]+|[A-Za-z_$.\-][A-Za-z0-9_$.\-]*")
 _NUMBER = re.compile(r"-?(?:0x[0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*(?:[eE][-+]?[0-9]+)?)?)")
 _DIGITS = re.compile(r"[0-9]+")
+_STRING_RUN = re.compile(r'[^"\\\n]+')
 _SKIP = re.compile(r"(?:\s+|//[^\n]*)*")
 _SCALAR_TYPE = re.compile(r"(?:[su]?i[0-9]+|f16|bf16|f32|f64|index)\Z")
 _HEX_FLOAT = {"f64": ("<Q", "<d"), "f32": ("<I", "<f"), "f16": ("<H", "<e")}
@@ -136,8 +137,9 @@ class _Lexer:
             if c == '"':
                 break
             if c != "\\":
-                out += c.encode("utf-8", "surrogatepass")
-                pos += 1
+                run = _STRING_RUN.match(text, pos)  # a run of plain characters at once: long strings stay fast
+                out += run.group().encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
+                pos = run.end()  # type: ignore[union-attr]
                 continue
             nxt = text[pos + 1:pos + 2]
             if nxt in _ESCAPES:
