@@ -46,9 +46,25 @@ def _close(y: torch.Tensor, ref: torch.Tensor, k: int, what, rtol: float = 1e-5,
 
 
 # every tile height and remainder: AVX-512 float/int8 panels tile 12/8/4/2 rows + a 1-row kernel, int4
-# panels 6/4 + 1, the other variants 3 (int4: 2) + 2 + 1; the row kernels take up to native.MAX_ROWS rows
+# panels 6/4 + 1; AVX2 6/4/2 + 1, int4 3/2 + 1; portable 4/2 + 1, int4 2 + 1; the row kernels take up to
+# native.MAX_ROWS rows. The default variant sweeps them all; the others (the same C at other vector
+# widths) take the edges of their own tiles: 1, 2, tile - 1, tile, tile + 1, 2 tile + 1
 ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 16)
 PANEL_ROWS = ROWS + (17, 24, 25, 31)
+TILES = {16: (12, 6), 8: (6, 3), 4: (4, 2)}  # kiln_vector_width -> (float/int8 tile rows, int4 tile rows)
+
+
+def _edges(*tiles: int) -> tuple[int, ...]:
+    return tuple(sorted({r for t in tiles for r in (1, 2, t - 1, t, t + 1, 2 * t + 1) if r >= 1}))
+
+
+def _rows(isa: str, sweep: tuple[int, ...], fmt: str = "float") -> tuple[int, ...]:
+    """The row counts to check variant ``isa`` with: the full sweep for the default one, else its tile edges
+    (capped at the largest of the sweep: the row kernels take at most native.MAX_ROWS)."""
+    if isa == "native":
+        return sweep
+    mr, mr4 = TILES[native.library().vector_width]
+    return tuple(r for r in _edges(mr4 if fmt == "int4" else mr) if r <= max(sweep))
 
 
 def test_the_kernel_builds_where_a_compiler_exists():
@@ -61,8 +77,10 @@ def test_the_kernel_builds_where_a_compiler_exists():
 # ---------------------------------------------------------------------------
 # every kernel, every variant this CPU runs
 
-# N % 32 (panels) and N % 4 (row kernels) remainders, K % 8 / K % 4 remainders, an exact panel
-@pytest.mark.parametrize("n,k", [(67, 1031), (258, 255), (32, 2048), (1030, 64)])
+# N % 32 (panels: a part of the first 16 / 8 columns of the last panel, 18 = past the AVX2 tile's first
+# half) and N % 4 (row kernels) remainders, K % 8 / K % 4 remainders, an exact panel; weights of at least
+# native.MIN_WEIGHT_ELEMENTS
+@pytest.mark.parametrize("n,k", [(67, 1031), (50, 1313), (258, 255), (32, 2048)])
 @pytest.mark.parametrize("pack", ["1", "0"])  # the panel kernel; the row kernel without packing
 def test_float_kernels_match_torch(native_isa, n, k, pack, monkeypatch):
     """kiln_linear_packed + kiln_pack_f32 (pack 1), kiln_linear_f32 (pack 0)."""
@@ -71,13 +89,15 @@ def test_float_kernels_match_torch(native_isa, n, k, pack, monkeypatch):
     w, b = torch.randn(n, k, generator=g), torch.randn(n, generator=g)
     held = native.PackedWeight.wrap(native.packed(w, force=True), n, k)
     assert torch.equal(held.unpack(), w)  # the panel layout round-trips exactly
-    for rows in PANEL_ROWS if pack == "1" else ROWS:
+    for rows in _rows(native_isa, PANEL_ROWS if pack == "1" else ROWS):
         x = torch.randn(1, rows, k, generator=g)
         for bias in (None, b):
             ref = F.linear(x.double(), w.double(), None if bias is None else bias.double())
-            _close(native.linear(x, w, bias), ref, k, (native_isa, rows, bias is not None))
-            if pack == "1":  # a weight a runtime holds only in panels
-                _close(native.linear(x, held, bias), ref, k, (native_isa, "held", rows))
+            what = (native_isa, rows, bias is not None)
+            if pack == "1":  # a weight a runtime holds only in panels: the panel kernel in every variant
+                _close(native.linear(x, held, bias), ref, k, (*what, "held"))
+            if pack == "0" or native.panels_fast():  # a plain weight (packed beside it where panels are fast)
+                _close(native.linear(x, w, bias, force=True), ref, k, what)
 
 
 def _ref_int4(q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, g: int) -> torch.Tensor:
@@ -119,8 +139,8 @@ def test_the_int4_reference_agrees_with_the_ops_reference_semantics():
 # int8: K % 4 (1-row panel kernel) remainders, N % 32; int4: groups of 32 / 64 / 128, a narrower last
 # group (1030 = 32 * 32 + 6, 688 = 5 * 128 + 48), symmetric and with offsets
 @pytest.mark.parametrize("fmt,g,sym,n,k", [
-    ("int8", 0, True, 300, 256), ("int8", 0, True, 33, 1031), ("int8", 0, True, 64, 1030),
-    ("int4", 32, True, 300, 256), ("int4", 32, False, 64, 1030), ("int4", 64, False, 130, 688),
+    ("int8", 0, True, 300, 256), ("int8", 0, True, 50, 1031), ("int8", 0, True, 64, 1030),
+    ("int4", 32, True, 300, 256), ("int4", 32, False, 50, 1318), ("int4", 64, False, 130, 688),
     ("int4", 128, True, 64, 1030), ("int4", 128, False, 130, 688)])
 def test_quantized_panel_kernels_match_torch(native_isa, fmt, g, sym, n, k):
     """kiln_pack_q8 + kiln_qlinear_q8_panels, kiln_pack_q4 + kiln_qlinear_q4_panels."""
@@ -129,7 +149,7 @@ def test_quantized_panel_kernels_match_torch(native_isa, fmt, g, sym, n, k):
     assert p is not None and torch.equal(p.unpack(), q)  # what a saved artifact gets back
     gen = _gen("x", fmt, n, k, g)
     b = torch.randn(n, generator=gen)
-    for rows in PANEL_ROWS:
+    for rows in _rows(native_isa, PANEL_ROWS, fmt):
         x = torch.randn(rows, k, generator=gen)
         for bias in (None, b):
             ref = F.linear(x.double(), ref_w, None if bias is None else bias.double())
@@ -143,11 +163,11 @@ def test_int8_row_kernel_matches_torch(native_isa, n, k):
     q, s, _, ref_w = _quantized("int8", n, k, 0, True)
     gen = _gen("x8", n, k)
     b = torch.randn(n, generator=gen)
-    for rows in ROWS:
+    for rows in _rows(native_isa, ROWS):
         x = torch.randn(1, rows, k, generator=gen)
         for bias in (None, b):
             ref = F.linear(x.double(), ref_w, None if bias is None else bias.double())
-            _close(native.qlinear_int8(x, q, s, bias), ref, k, (native_isa, rows, bias is not None))
+            _close(native.qlinear_int8(x, q, s, bias, force=True), ref, k, (native_isa, rows, bias is not None))
 
 
 # odd row pairs (N odd), group counts that leave the AVX-512 BF16 route an odd 16-byte group (160 = 5
@@ -160,11 +180,11 @@ def test_int4_row_kernel_matches_torch(native_isa, n, k, g, sym):
     q, s, o, ref_w = _quantized("int4", n, k, g, sym)
     gen = _gen("x4", n, k, g, sym)
     b = torch.randn(n, generator=gen)
-    for rows in ROWS:
+    for rows in _rows(native_isa, ROWS):
         x = torch.randn(1, rows, k, generator=gen)
         for bias in (None, b):
             ref = F.linear(x.double(), ref_w, None if bias is None else bias.double())
-            _close(native.qlinear_int4(x, q, s, o, g, bias), ref, k, (native_isa, rows, bias is not None),
+            _close(native.qlinear_int4(x, q, s, o, g, bias, force=True), ref, k, (native_isa, rows, bias is not None),
                    rtol=1e-4, atol=2e-4)
 
 
@@ -192,6 +212,44 @@ COVERED = {  # exported kernel -> the test above that checks it in every variant
 
 def test_every_exported_kernel_is_tested_in_every_variant():
     assert set(COVERED) == set(native.KERNELS)
+
+
+# ---------------------------------------------------------------------------
+# routing by the build's vector width
+
+def test_each_variant_routes_linears_where_its_kernels_are_fast(native_isa):
+    """AVX-512 and AVX2 builds (16 / 8-float vectors, tiles sized to their registers) take the panels for every
+    float32 linear, packing the weight once; a portable build (4 floats: its panels and row kernels lose to
+    torch's GEMM) packs nothing and declines, so torch runs; int4's per-row kernel only with AVX-512."""
+    from kiln.codegen.cpu import _linear_native_or_torch
+    from kiln.codegen.cpu_quant import qlinear as cpu_qlinear
+
+    lib = native.library()
+    width = {"avx512": 16, "avx2": 8, "portable": 4}.get(native_isa)
+    if width is None:  # native: whatever this CPU has
+        have = native.cpu_flags()
+        width = 16 if {"avx512f", "avx512bw", "avx512vl"} <= have else 8 if {"avx2", "fma", "f16c"} <= have else 4
+    assert lib.vector_width == width
+    assert native.panels_fast() == (width >= 8)
+    g = _gen("route", native_isa)
+    w, b, x = torch.randn(300, 256, generator=g), torch.randn(300, generator=g), torch.randn(12, 256, generator=g)
+    ref = F.linear(x.double(), w.double(), b.double())
+    y = native.linear(x, w, b)
+    if native.panels_fast():
+        _close(y, ref, 256, native_isa)
+        assert id(w) in native._packed  # the panel route: packed on first use
+    else:
+        assert y is None and native.packed(w) is None and id(w) not in native._packed
+        assert native.pack_linear_weights(object()) == 0  # a runtime keeps its [N, K] weights
+    _close(_linear_native_or_torch(None, x, w, b), ref, 256, native_isa)  # what a CPU program runs, either way
+    for fmt, g_size in (("int8", 0), ("int4", 32)):
+        q, s, o, ref_w = _quantized(fmt, 300, 256, g_size, True)
+        attrs = {"format": fmt, "group_size": g_size}
+        assert (native.quant_panels(q, s, o, attrs) is not None) == (width >= 8)
+        row = native.qlinear_int8(x, q, s, b) if fmt == "int8" else native.qlinear_int4(x, q, s, o, g_size, b)
+        assert (row is not None) == (width >= (8 if fmt == "int8" else 16))
+        got = cpu_qlinear(None, x, q, s, b, format=fmt, group_size=g_size, symmetric=True)  # symmetric: no offsets
+        _close(got, F.linear(x.double(), ref_w, b.double()), 256, (native_isa, fmt), rtol=1e-4, atol=2e-4)
 
 
 # ---------------------------------------------------------------------------
@@ -385,6 +443,6 @@ def test_a_quantized_runtime_holds_panels_and_matches_the_reference(pipeline, tm
     ids = torch.tensor([rt.encode("def main(argv):\n    for name in argv:\n")])
     torch.testing.assert_close(rt.forward(ids)[0], oracle(ids)[0], rtol=1e-4, atol=2e-4)
     rt.artifact.save(tmp_path / "b.kiln")  # unpacked on the way out
-    again = kiln.load(tmp_path / "b.kiln")
+    again, first = kiln.load(tmp_path / "b.kiln"), kiln.load(tmp_path / "a.kiln")
     for k in packed:
-        assert torch.equal(again.module.weights[k], kiln.load(tmp_path / "a.kiln").module.weights[k])
+        assert torch.equal(again.module.weights[k], first.module.weights[k])

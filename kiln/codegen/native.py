@@ -28,10 +28,19 @@ per process) or in code (``library(isa)``, ``with using(isa): ...``):
   AVX512-BF16. The figures above are this build's.
 - ``avx512``: ``-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512cd -mavx2 -mfma -mf16c``: the
   AVX-512 paths without BF16 (the int4 row kernel takes its value-table route).
-- ``avx2``: ``-mavx2 -mfma -mf16c``: the generic-vector C (panel tiles of up to 3 rows, int4 2) as
-  AVX2 + FMA: what a CPU without AVX-512 runs.
+- ``avx2``: ``-mavx2 -mfma -mf16c``: what a CPU without AVX-512 runs. The panel kernels are the same C at
+  8-float vectors (AVX2 intrinsics for the int8 / int4 / f16 conversions), their tiles sized to its 16
+  registers: 6 rows x 16 columns (int4 3 x 16), so no accumulator spills; 1 thread, 2048 x 768 weight,
+  on the AVX-512 dev VM: float 12 rows 0.33 ms (AVX-512 0.16, MKL 0.52; 46.6 ms before the tiles were
+  sized, when the 16-float code spilled every accumulator), 1 row 0.08 ms; int8 / int4 12 rows 0.32 /
+  0.44 ms. The int4 row kernel's generic C loses to dequantization + MKL there (2.2 ms at 1 row), so
+  without AVX-512 ``qlinear_int4`` declines and the unpacked int4 route dequantizes.
 - ``portable``: no instruction-set flag and ``-DKILN_PORTABLE``, which turns every intrinsic path off:
-  the same generic C for the compiler's default target (SSE2 on x86-64; any architecture).
+  the same generic C at 4-float vectors (4 x 8 tiles) for the compiler's default target (SSE2 on
+  x86-64; any architecture). Its panels and row kernels lose to torch's GEMM (float 12 rows 1.3 ms vs
+  0.5), so ``panels_fast()`` is false for it: nothing is packed, ``linear`` / ``qlinear_int8`` /
+  ``qlinear_int4`` decline and torch runs (quantized: native dequantization, then torch's GEMM).
+  ``kiln_vector_width()`` (16, 8, 4) tells Python which build it has.
 
 Each is built with ``cc -O3 <its flags> -fopenmp -fPIC -shared`` (``flags(isa)``), cached under
 ``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash of the source, its flags and the compiler
@@ -52,7 +61,7 @@ Quantized weights (``kiln.qlinear``, formats in kiln/ir/ops_quant.py) get panels
 repacks each int8 weight into [K][32] code panels and each int4 weight into [K][16]-byte panels (two
 rows per byte) with [G][32] f16 scale panels (``PackedQ4``); ``kiln_qlinear_q8_panels`` /
 ``kiln_qlinear_q4_panels`` convert a column's 32 codes to floats once per tile of up to 12 (int8) or
-6 (int4) rows, apply int8's row scales once at the end and int4's group scales and offsets once per
+6 (int4) rows (AVX-512; other variants above), apply int8's row scales once at the end and int4's group scales and offsets once per
 group (s_g * sum(code * x) + m_g * sum(x)). Activations stay float32; results differ from the
 reference only by float rounding. On the dev VM they beat the earlier per-row kernels at every row
 count (``benchmarks/linear.py --shapes 125m --quantized``: 1 row int8 0.74 vs 0.84 ms, int4 0.77 vs
@@ -468,112 +477,173 @@ void kiln_dequant_i4(const unsigned char *restrict W, const _Float16 *restrict S
 }
 
 /* Float32 weights repacked into panels (the runtime's layout for every float linear that takes this
-   path): panel p holds output rows 32p..32p+31 as [K][32], zero-padded past N. A k step loads the
-   panel's 32 weights for column k (two 16-float vectors) once and multiplies them with x[m, k]
-   broadcast for every activation row of the tile, so the accumulators hold whole output rows and
-   need no horizontal sums. Tiles of up to 12 rows (24 accumulators) with AVX-512's 32 vector
-   registers, up to 3 rows otherwise; a single row splits k four ways (8 independent FMA chains,
-   enough to stream the weights). */
-typedef float kv16 __attribute__((vector_size(64), aligned(4)));  /* 16 floats, unaligned loads */
-#define PANEL 32
+   path): panel p holds output rows 32p..32p+31 as [K][32], zero-padded past N. A k step loads a
+   panel column's weights once and multiplies them with x[m, k] broadcast for every activation row of
+   the tile, so the accumulators hold whole output rows and need no horizontal sums.
 
-static inline void store_panel(float *restrict yr, kv16 a0, kv16 a1, const float *restrict b, long n0, long N) {
-    if (!b && n0 + PANEL <= N) {
-        *(kv16 *)(yr + n0) = a0;
-        *(kv16 *)(yr + n0 + 16) = a1;
+   The tiles are sized to each instruction set's register file, so that no accumulator spills: a
+   vector holds VW floats (AVX-512 16, AVX2 8, otherwise 4: SSE2, NEON or whatever the compiler's
+   target has) and a tile covers CW = 2 vectors of the panel's 32 columns (AVX-512: the whole panel;
+   AVX2: two halves of 16; portable: four quarters of 8) for up to TILE_MR activation rows: AVX-512
+   12 rows (24 of its 32 registers), AVX2 6 (12 of 16), portable 4 (8 of 16). A single row takes the
+   whole panel per k step, k split into 8 / (32 / VW) ways: 8 independent FMA chains, enough to stream
+   the weights. */
+#if defined(KILN_AVX512)
+#define VW 16
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(KILN_PORTABLE)
+#define KILN_AVX2 1
+#include <immintrin.h>
+#define VW 8
+#else
+#define VW 4
+#endif
+typedef float kvf __attribute__((vector_size(VW * 4), aligned(4)));  /* VW floats, unaligned loads */
+#define PANEL 32
+#define NVP (PANEL / VW)  /* vectors per panel column */
+#define CV 2              /* vectors per tile column: a tile covers CW of the panel's columns */
+#define CW (CV * VW)
+#define RU (8 / NVP)      /* the 1-row kernels' k ways */
+
+/* VW results for output rows n.. of one activation row */
+static inline void store_vec(float *restrict yr, kvf a, const float *restrict b, long n, long N) {
+    if (!b && n + VW <= N) {
+        *(kvf *)(yr + n) = a;
         return;
     }
-    for (int j = 0; j < PANEL && n0 + j < N; j++) yr[n0 + j] = (j < 16 ? a0[j] : a1[j - 16]) + (b ? b[n0 + j] : 0.f);
+    for (int j = 0; j < VW && n + j < N; j++) yr[n + j] = a[j] + (b ? b[n + j] : 0.f);
 }
 
-/* row scales (int8 weights) for the panel's two halves; ones for float weights (S NULL) */
-static inline kv16 load_scales(const float *restrict s, long n0, long N, int half) {
-    kv16 v;
-    for (int j = 0; j < 16; j++) {
-        long n = n0 + half * 16 + j;
-        v[j] = !s ? 1.f : n < N ? s[n] : 0.f;
-    }
+/* row scales (int8 weights) of output rows n..n+VW-1; ones for float weights (S NULL) */
+static inline kvf load_scales(const float *restrict s, long n, long N) {
+    kvf v;
+    for (int j = 0; j < VW; j++) v[j] = !s ? 1.f : n + j < N ? s[n + j] : 0.f;
     return v;
 }
 
-static inline void f32_column(const float *restrict c, kv16 *w0, kv16 *w1) {
-    *w0 = *(const kv16 *)c;
-    *w1 = *(const kv16 *)(c + 16);
+/* the column loaders: VW weights of panel column c, from its column j (a multiple of VW) on */
+static inline kvf f32_column(const float *restrict c, int j) {
+    return *(const kvf *)(c + j);
 }
 
-/* The panel kernels of one weight type T: COLUMN turns a panel column (PANEL elements of T) into two
-   float vectors; S, when given, are row scales applied once to the results. NAME_tile##MR: a tile of
-   up to MR activation rows; NAME_row: one row, k split four ways (8 independent FMA chains, enough to
-   stream the weights); NAME_panels: every panel (parallel) and row. */
+#if defined(KILN_AVX512)  /* GCC's generic conversions of byte vectors go through scalars: use the instructions */
+static inline kvf q8_column(const signed char *restrict c, int j) {
+    return (kvf)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + j))));
+}
+
+static inline kvf q4_column(const unsigned char *restrict c, int j) {  /* j < 16: low nibbles, else high */
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + (j & 15))));
+    return (kvf)_mm512_cvtepi32_ps(j & 16 ? _mm512_srli_epi32(v, 4) : _mm512_and_si512(v, _mm512_set1_epi32(15)));
+}
+
+static inline kvf h16_to_f32(const _Float16 *restrict h) {
+    return (kvf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
+}
+#elif defined(KILN_AVX2)
+static inline kvf q8_column(const signed char *restrict c, int j) {
+    return (kvf)_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + j))));
+}
+
+static inline kvf q4_column(const unsigned char *restrict c, int j) {
+    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c + (j & 15))));
+    return (kvf)_mm256_cvtepi32_ps(j & 16 ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, _mm256_set1_epi32(15)));
+}
+
+static inline kvf h16_to_f32(const _Float16 *restrict h) {
+    return (kvf)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+#else  /* whole-vector conversions (element by element, GCC goes through scalars) */
+typedef signed char kvb __attribute__((vector_size(VW), aligned(1)));
+typedef unsigned char kvu __attribute__((vector_size(VW), aligned(1)));
+typedef int kvi __attribute__((vector_size(VW * 4)));
+static inline kvf q8_column(const signed char *restrict c, int j) {
+    return __builtin_convertvector(__builtin_convertvector(*(const kvb *)(c + j), kvi), kvf);
+}
+
+static inline kvf q4_column(const unsigned char *restrict c, int j) {
+    kvi v = __builtin_convertvector(*(const kvu *)(c + (j & 15)), kvi);
+    return __builtin_convertvector(j & 16 ? v >> 4 : v & 15, kvf);
+}
+
+static inline kvf h16_to_f32(const _Float16 *restrict h) {
+    kvf v;
+    for (int l = 0; l < VW; l++) v[l] = (float)h[l];
+    return v;
+}
+#endif
+
+/* The panel kernels of one weight type T: COLUMN(column, j) gives VW floats of a panel column (PANEL
+   elements of T); S, when given, are row scales applied once to the results. NAME_tile##MR: a tile of
+   up to MR activation rows, CW columns at a time (columns past N skipped); NAME_row: one row, the
+   whole panel per k step, k split RU ways; NAME_panels: every panel (parallel) and row. */
 #define COL_TILE(NAME, MR, T, COLUMN) \
 static inline void NAME(const float *restrict x, const T *restrict P, const float *restrict S, \
                         const float *restrict b, float *restrict y, long m0, int mr, long n0, long N, long K) { \
-    kv16 a0[MR], a1[MR]; \
     const float *xr[MR]; \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-        a0[i] = (kv16){0}; a1[i] = (kv16){0}; xr[i] = x + (m0 + (i < mr ? i : 0)) * K; } \
-    for (long k = 0; k < K; k++) { \
-        kv16 w0, w1; \
-        COLUMN(P + k * PANEL, &w0, &w1); \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-            float s = xr[i][k]; a0[i] += s * w0; a1[i] += s * w1; } \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) xr[i] = x + (m0 + (i < mr ? i : 0)) * K; \
+    for (int j0 = 0; j0 < PANEL && n0 + j0 < N; j0 += CW) { \
+        kvf a[MR][CV]; \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) a[i][v] = (kvf){0}; \
+        for (long k = 0; k < K; k++) { \
+            kvf w[CV]; \
+            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) w[v] = COLUMN(P + k * PANEL, j0 + v * VW); \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
+                float s = xr[i][k]; \
+                _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) a[i][v] += s * w[v]; } \
+        } \
+        _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) { \
+            kvf sc = load_scales(S, n0 + j0 + v * VW, N); \
+            for (int i = 0; i < mr; i++) store_vec(y + (m0 + i) * N, a[i][v] * sc, b, n0 + j0 + v * VW, N); } \
     } \
-    kv16 s0 = load_scales(S, n0, N, 0), s1 = load_scales(S, n0, N, 1); \
-    for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i] * s0, a1[i] * s1, b, n0, N); \
 }
 
 #define COL_ROW(NAME, T, COLUMN) \
 static inline void NAME(const float *restrict x, const T *restrict P, const float *restrict S, \
                         const float *restrict b, float *restrict y, long m, long n0, long N, long K) { \
-    kv16 a[4][2]; \
-    for (int u = 0; u < 4; u++) { a[u][0] = (kv16){0}; a[u][1] = (kv16){0}; } \
+    kvf a[RU][NVP]; \
+    _Pragma("GCC unroll 8") for (int u = 0; u < RU; u++) \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) a[u][v] = (kvf){0}; \
     const float *xr = x + m * K; \
     long k = 0; \
-    for (; k + 4 <= K; k += 4) { \
-        _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) { \
-            kv16 w0, w1; \
-            COLUMN(P + (k + u) * PANEL, &w0, &w1); \
-            a[u][0] += xr[k + u] * w0; \
-            a[u][1] += xr[k + u] * w1; } \
+    for (; k + RU <= K; k += RU) { \
+        _Pragma("GCC unroll 8") for (int u = 0; u < RU; u++) \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) \
+                a[u][v] += xr[k + u] * COLUMN(P + (k + u) * PANEL, v * VW); \
     } \
-    for (; k < K; k++) { \
-        kv16 w0, w1; \
-        COLUMN(P + k * PANEL, &w0, &w1); \
-        a[0][0] += xr[k] * w0; \
-        a[0][1] += xr[k] * w1; \
-    } \
-    kv16 s0 = load_scales(S, n0, N, 0), s1 = load_scales(S, n0, N, 1); \
-    store_panel(y + m * N, (a[0][0] + a[1][0] + a[2][0] + a[3][0]) * s0, \
-                (a[0][1] + a[1][1] + a[2][1] + a[3][1]) * s1, b, n0, N); \
+    for (; k < K; k++) \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) a[0][v] += xr[k] * COLUMN(P + k * PANEL, v * VW); \
+    _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) { \
+        kvf t = a[0][v]; \
+        _Pragma("GCC unroll 8") for (int u = 1; u < RU; u++) t += a[u][v]; \
+        store_vec(y + m * N, t * load_scales(S, n0 + v * VW, N), b, n0 + v * VW, N); } \
 }
 
-#ifdef KILN_AVX512
-#define COL_KERNELS(NAME, T, COLUMN) \
-COL_TILE(NAME##_tile12, 12, T, COLUMN) \
-COL_TILE(NAME##_tile8, 8, T, COLUMN) \
-COL_TILE(NAME##_tile4, 4, T, COLUMN) \
-COL_TILE(NAME##_tile2, 2, T, COLUMN) \
-COL_ROW(NAME##_row, T, COLUMN) \
-static void NAME##_panels(const float *restrict x, const T *restrict Wp, const float *restrict S, \
-                          const float *restrict b, float *restrict y, long M, long N, long K, int threads) { \
-    long np = (N + PANEL - 1) / PANEL; \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)") \
-    for (long p = 0; p < np; p++) { \
-        const T *P = Wp + p * K * PANEL; \
-        long n0 = p * PANEL, m = 0; \
-        for (; m + 12 <= M; m += 12) NAME##_tile12(x, P, S, b, y, m, 12, n0, N, K); \
-        int r = (int)(M - m); \
-        if (r == 1) NAME##_row(x, P, S, b, y, m, n0, N, K); \
-        else if (r == 2) NAME##_tile2(x, P, S, b, y, m, 2, n0, N, K); \
-        else if (r > 8) NAME##_tile12(x, P, S, b, y, m, r, n0, N, K); \
-        else if (r > 4) NAME##_tile8(x, P, S, b, y, m, r, n0, N, K); \
-        else if (r > 2) NAME##_tile4(x, P, S, b, y, m, r, n0, N, K); \
-    } \
-}
+/* the tiles each variant builds: TILE_MR rows at a time, and the heights its remainders take */
+#if defined(KILN_AVX512)
+#define TILE_MR 12
+#define COL_TILES(NAME, T, COLUMN) \
+COL_TILE(NAME##_tile12, 12, T, COLUMN) COL_TILE(NAME##_tile8, 8, T, COLUMN) \
+COL_TILE(NAME##_tile4, 4, T, COLUMN) COL_TILE(NAME##_tile2, 2, T, COLUMN)
+#define COL_REST(NAME, r, ...) \
+    if (r > 8) NAME##_tile12(__VA_ARGS__); else if (r > 4) NAME##_tile8(__VA_ARGS__); \
+    else if (r > 2) NAME##_tile4(__VA_ARGS__); else NAME##_tile2(__VA_ARGS__);
+#elif defined(KILN_AVX2)
+#define TILE_MR 6
+#define COL_TILES(NAME, T, COLUMN) \
+COL_TILE(NAME##_tile6, 6, T, COLUMN) COL_TILE(NAME##_tile4, 4, T, COLUMN) COL_TILE(NAME##_tile2, 2, T, COLUMN)
+#define COL_REST(NAME, r, ...) \
+    if (r > 4) NAME##_tile6(__VA_ARGS__); else if (r > 2) NAME##_tile4(__VA_ARGS__); else NAME##_tile2(__VA_ARGS__);
 #else
+#define TILE_MR 4
+#define COL_TILES(NAME, T, COLUMN) COL_TILE(NAME##_tile4, 4, T, COLUMN) COL_TILE(NAME##_tile2, 2, T, COLUMN)
+#define COL_REST(NAME, r, ...) \
+    if (r > 2) NAME##_tile4(__VA_ARGS__); else NAME##_tile2(__VA_ARGS__);
+#endif
+#define TILE_FULL_(NAME, MR) NAME##_tile##MR
+#define TILE_FULL(NAME, MR) TILE_FULL_(NAME, MR)
+
 #define COL_KERNELS(NAME, T, COLUMN) \
-COL_TILE(NAME##_tile3, 3, T, COLUMN) \
-COL_TILE(NAME##_tile2, 2, T, COLUMN) \
+COL_TILES(NAME, T, COLUMN) \
 COL_ROW(NAME##_row, T, COLUMN) \
 static void NAME##_panels(const float *restrict x, const T *restrict Wp, const float *restrict S, \
                           const float *restrict b, float *restrict y, long M, long N, long K, int threads) { \
@@ -582,15 +652,18 @@ static void NAME##_panels(const float *restrict x, const T *restrict Wp, const f
     for (long p = 0; p < np; p++) { \
         const T *P = Wp + p * K * PANEL; \
         long n0 = p * PANEL, m = 0; \
-        for (; m + 3 <= M; m += 3) NAME##_tile3(x, P, S, b, y, m, 3, n0, N, K); \
+        for (; m + TILE_MR <= M; m += TILE_MR) TILE_FULL(NAME, TILE_MR)(x, P, S, b, y, m, TILE_MR, n0, N, K); \
         int r = (int)(M - m); \
         if (r == 1) NAME##_row(x, P, S, b, y, m, n0, N, K); \
-        else if (r == 2) NAME##_tile2(x, P, S, b, y, m, 2, n0, N, K); \
+        else if (r > 1) { COL_REST(NAME, r, x, P, S, b, y, m, r, n0, N, K) } \
     } \
 }
-#endif
 
 COL_KERNELS(f32, float, f32_column)
+
+/* floats per vector of this build's panel kernels (16 AVX-512, 8 AVX2, 4 portable): Python routes by it
+   (panels_fast) */
+int kiln_vector_width(void) { return VW; }
 
 void kiln_pack_f32(const float *restrict W, float *restrict Wp, long N, long K, int threads) {
     long np = (N + PANEL - 1) / PANEL;
@@ -611,116 +684,97 @@ void kiln_linear_packed(const float *restrict x, const float *restrict Wp, const
 /* Quantized weights in panels (a runtime's layout for kiln.qlinear, like the float panels above):
    int8: panel p holds the codes of rows 32p..32p+31 as [K][32] int8; the per-row scales stay [N].
    int4: panel p holds [K][16] bytes, byte j of column k = code(row 32p + j) | code(row 32p + 16 + j) << 4,
-   and its scales (and offsets) as [G][32] f16. A k step turns the column's 32 codes into two float
+   and its scales (and offsets) as [G][32] f16. A k step turns the tile's codes of a column into float
    vectors once and FMAs them against every tile row's broadcast activation. int8 applies the row
    scales once at the end (x . q s = (x . q) s); int4 sums code * x per group, then adds
    s_g * (that sum) + m_g * (the group's sum of x), so dequantization costs two FMAs per group per
-   row instead of one per weight. */
-#ifdef KILN_AVX512  /* GCC's generic conversions of byte vectors go through scalars: use the instructions */
-static inline void q8_column(const signed char *restrict c, kv16 *w0, kv16 *w1) {
-    *w0 = (kv16)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)c)));
-    *w1 = (kv16)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + 16))));
-}
-
-static inline void q4_column(const unsigned char *restrict c, kv16 *w0, kv16 *w1) {
-    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)c));
-    *w0 = (kv16)_mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15)));
-    *w1 = (kv16)_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
-}
-
-static inline kv16 h16_to_f32(const _Float16 *restrict h) {
-    return (kv16)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
-}
-#else
-static inline void q8_column(const signed char *restrict c, kv16 *w0, kv16 *w1) {
-    for (int j = 0; j < 16; j++) { (*w0)[j] = (float)c[j]; (*w1)[j] = (float)c[16 + j]; }
-}
-
-static inline void q4_column(const unsigned char *restrict c, kv16 *w0, kv16 *w1) {
-    for (int j = 0; j < 16; j++) { (*w0)[j] = (float)(c[j] & 15); (*w1)[j] = (float)(c[j] >> 4); }
-}
-
-static inline kv16 h16_to_f32(const _Float16 *restrict h) {
-    kv16 v;
-    for (int j = 0; j < 16; j++) v[j] = (float)h[j];
-    return v;
-}
-#endif
+   row instead of one per weight. int4 tiles hold twice the accumulators (the group's and the total),
+   so half the rows: Q4_MR. */
+COL_KERNELS(q8, signed char, q8_column)
 
 #define Q4_TILE(NAME, MR) \
 static inline void NAME(const float *restrict x, const float *restrict xs, const unsigned char *restrict P, \
                         const _Float16 *restrict Sp, const _Float16 *restrict Op, const float *restrict b, \
                         float *restrict y, long m0, int mr, long n0, long N, long K, long g, long G) { \
-    kv16 a0[MR], a1[MR]; \
     const float *xr[MR]; \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-        a0[i] = (kv16){0}; a1[i] = (kv16){0}; xr[i] = x + (m0 + (i < mr ? i : 0)) * K; } \
-    for (long gi = 0; gi < G; gi++) { \
-        long c0 = gi * g, c1 = c0 + g < K ? c0 + g : K; \
-        kv16 g0[MR], g1[MR]; \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { g0[i] = (kv16){0}; g1[i] = (kv16){0}; } \
-        for (long k = c0; k < c1; k++) { \
-            kv16 w0, w1; \
-            q4_column(P + k * (PANEL / 2), &w0, &w1); \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-                float s = xr[i][k]; g0[i] += s * w0; g1[i] += s * w1; } \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) xr[i] = x + (m0 + (i < mr ? i : 0)) * K; \
+    for (int j0 = 0; j0 < PANEL && n0 + j0 < N; j0 += CW) { \
+        kvf a[MR][CV]; \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) a[i][v] = (kvf){0}; \
+        for (long gi = 0; gi < G; gi++) { \
+            long c0 = gi * g, c1 = c0 + g < K ? c0 + g : K; \
+            kvf t[MR][CV]; \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
+                _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) t[i][v] = (kvf){0}; \
+            for (long k = c0; k < c1; k++) { \
+                kvf w[CV]; \
+                _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) w[v] = q4_column(P + k * (PANEL / 2), j0 + v * VW); \
+                _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
+                    float s = xr[i][k]; \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) t[i][v] += s * w[v]; } \
+            } \
+            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) { \
+                kvf sc = h16_to_f32(Sp + gi * PANEL + j0 + v * VW); \
+                kvf of = Op ? h16_to_f32(Op + gi * PANEL + j0 + v * VW) : -8.f * sc; \
+                _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
+                    a[i][v] += t[i][v] * sc + xs[(m0 + (i < mr ? i : 0)) * G + gi] * of; } \
         } \
-        kv16 s0 = h16_to_f32(Sp + gi * PANEL), s1 = h16_to_f32(Sp + gi * PANEL + 16); \
-        kv16 o0 = Op ? h16_to_f32(Op + gi * PANEL) : -8.f * s0; \
-        kv16 o1 = Op ? h16_to_f32(Op + gi * PANEL + 16) : -8.f * s1; \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-            float sx = xs[(m0 + (i < mr ? i : 0)) * G + gi]; \
-            a0[i] += g0[i] * s0 + sx * o0; a1[i] += g1[i] * s1 + sx * o1; } \
+        _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) \
+            for (int i = 0; i < mr; i++) store_vec(y + (m0 + i) * N, a[i][v], b, n0 + j0 + v * VW, N); \
     } \
-    for (int i = 0; i < mr; i++) store_panel(y + (m0 + i) * N, a0[i], a1[i], b, n0, N); \
 }
 
-COL_KERNELS(q8, signed char, q8_column)
-
-#ifdef KILN_AVX512
+#if defined(KILN_AVX512)
 Q4_TILE(q4_tile6, 6)
 Q4_TILE(q4_tile4, 4)
 #define Q4_MR 6
 #define Q4_FULL q4_tile6
+#elif defined(KILN_AVX2)
+Q4_TILE(q4_tile3, 3)
+Q4_TILE(q4_tile2, 2)
+#define Q4_MR 3
+#define Q4_FULL q4_tile3
 #else
 Q4_TILE(q4_tile2, 2)
 #define Q4_MR 2
 #define Q4_FULL q4_tile2
 #endif
 
-/* one activation row: k split four ways within each group (8 independent FMA chains) */
+/* one activation row: the whole panel per k step, k split RU ways within each group */
 static inline void q4_row(const float *restrict x, const float *restrict xs, const unsigned char *restrict P,
                           const _Float16 *restrict Sp, const _Float16 *restrict Op, const float *restrict b,
                           float *restrict y, long m, long n0, long N, long K, long g, long G) {
-    kv16 a0 = (kv16){0}, a1 = (kv16){0};
+    kvf a[NVP];
+    #pragma GCC unroll 8
+    for (int v = 0; v < NVP; v++) a[v] = (kvf){0};
     const float *xr = x + m * K;
     for (long gi = 0; gi < G; gi++) {
         long c0 = gi * g, c1 = c0 + g < K ? c0 + g : K, k = c0;
-        kv16 t[4][2];
-        for (int u = 0; u < 4; u++) { t[u][0] = (kv16){0}; t[u][1] = (kv16){0}; }
-        for (; k + 4 <= c1; k += 4) {
-            #pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) {
-                kv16 w0, w1;
-                q4_column(P + (k + u) * (PANEL / 2), &w0, &w1);
-                t[u][0] += xr[k + u] * w0;
-                t[u][1] += xr[k + u] * w1;
-            }
-        }
-        for (; k < c1; k++) {
-            kv16 w0, w1;
-            q4_column(P + k * (PANEL / 2), &w0, &w1);
-            t[0][0] += xr[k] * w0;
-            t[0][1] += xr[k] * w1;
-        }
-        kv16 s0 = h16_to_f32(Sp + gi * PANEL), s1 = h16_to_f32(Sp + gi * PANEL + 16);
-        kv16 o0 = Op ? h16_to_f32(Op + gi * PANEL) : -8.f * s0;
-        kv16 o1 = Op ? h16_to_f32(Op + gi * PANEL + 16) : -8.f * s1;
+        kvf t[RU][NVP];
+        #pragma GCC unroll 8
+        for (int u = 0; u < RU; u++)
+            #pragma GCC unroll 8
+            for (int v = 0; v < NVP; v++) t[u][v] = (kvf){0};
+        for (; k + RU <= c1; k += RU)
+            #pragma GCC unroll 8
+            for (int u = 0; u < RU; u++)
+                #pragma GCC unroll 8
+                for (int v = 0; v < NVP; v++) t[u][v] += xr[k + u] * q4_column(P + (k + u) * (PANEL / 2), v * VW);
+        for (; k < c1; k++)
+            #pragma GCC unroll 8
+            for (int v = 0; v < NVP; v++) t[0][v] += xr[k] * q4_column(P + k * (PANEL / 2), v * VW);
         float sx = xs[m * G + gi];
-        a0 += (t[0][0] + t[1][0] + t[2][0] + t[3][0]) * s0 + sx * o0;
-        a1 += (t[0][1] + t[1][1] + t[2][1] + t[3][1]) * s1 + sx * o1;
+        #pragma GCC unroll 8
+        for (int v = 0; v < NVP; v++) {
+            kvf s = t[0][v], sc = h16_to_f32(Sp + gi * PANEL + v * VW);
+            #pragma GCC unroll 8
+            for (int u = 1; u < RU; u++) s += t[u][v];
+            a[v] += s * sc + sx * (Op ? h16_to_f32(Op + gi * PANEL + v * VW) : -8.f * sc);
+        }
     }
-    store_panel(y + m * N, a0, a1, b, n0, N);
+    #pragma GCC unroll 8
+    for (int v = 0; v < NVP; v++) store_vec(y + m * N, a[v], b, n0 + v * VW, N);
 }
 
 void kiln_pack_q8(const signed char *restrict Q, signed char *restrict Qp, long N, long K, int threads) {
@@ -1000,7 +1054,9 @@ def _build(isa: str = "native") -> ctypes.CDLL | None:
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.c_void_p] * ptrs + [ctypes.c_long] * longs + [ctypes.c_int]
         fn.restype = None
+    lib.kiln_vector_width.argtypes, lib.kiln_vector_width.restype = [], ctypes.c_int
     lib.kiln_isa = isa
+    lib.vector_width = lib.kiln_vector_width()
     return lib
 
 
@@ -1018,6 +1074,14 @@ def _cpu_signature() -> str:
     except OSError:
         sig += platform.processor()
     return sig
+
+
+def panels_fast(lib: ctypes.CDLL | None = None) -> bool:
+    """Whether the panel kernels of build ``lib`` (default: the selected one) beat torch: with AVX-512 or
+    AVX2 vectors (``kiln_vector_width`` 16 or 8). A portable build's 4-float panels lose to torch's GEMM
+    beyond a row or two, so with it nothing is packed and linears run through torch."""
+    lib = library() if lib is None else lib
+    return lib is not None and lib.vector_width >= 8
 
 
 def usable_weight(w: torch.Tensor) -> bool:
@@ -1074,8 +1138,9 @@ def pack_linear_weights(module) -> int:
     """Replace every weight of ``module`` that only linears read (as their weight, in every program) by
     its panel layout, so that a runtime holds it once: float32 weights of kiln.linear, int8 and int4
     weights of kiln.qlinear (``PackedWeight`` / ``PackedQ4``). Returns how many were replaced; nothing
-    happens without the kernels or with ``KILN_PACK=0``."""
-    if library() is None or os.environ.get("KILN_PACK", "1") == "0":
+    happens without the kernels, with ``KILN_PACK=0`` or with a build whose panels lose to torch
+    (``panels_fast``: the portable variant)."""
+    if library() is None or os.environ.get("KILN_PACK", "1") == "0" or not panels_fast():
         return 0
     only: dict[str, bool] = {}  # weight name -> read only as a (q)linear's weight
     quant: dict[str, tuple[dict, str, str | None]] = {}  # int weights -> (attrs, scales, offsets)
@@ -1141,8 +1206,9 @@ def _pack_quantized(q: torch.Tensor, s: torch.Tensor | None, o: torch.Tensor | N
 def quant_panels(q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, attrs: dict) -> PackedWeight | None:
     """The panels of a quantized weight a runtime could not swap for them (one also read by another op,
     like an int8 embedding tied to the vocabulary projection), made on first use and kept beside it
-    for as long as it lives; None when packing is off or the weight does not qualify."""
-    if library() is None or os.environ.get("KILN_PACK", "1") == "0":
+    for as long as it lives; None when packing is off, the panels are not fast in this build (``panels_fast``)
+    or the weight does not qualify."""
+    if library() is None or os.environ.get("KILN_PACK", "1") == "0" or not panels_fast():
         return None
     hit = _packed.get(id(q))
     if hit is not None and hit[0]() is q:
@@ -1182,9 +1248,10 @@ def qlinear_packed(x: torch.Tensor, q: PackedWeight, s: torch.Tensor, b: torch.T
 
 def packed(w: torch.Tensor, force: bool = False) -> torch.Tensor | None:
     """The panel layout of a float32 weight [N, K] (see the C source), made on first use and kept as
-    long as the weight lives; None when the kernels are not built or packing is off (``KILN_PACK=0``)."""
+    long as the weight lives; None when the kernels are not built, packing is off (``KILN_PACK=0``) or the
+    build's panels lose to torch (``panels_fast``); ``force`` makes them all the same."""
     lib = library()
-    if lib is None or (os.environ.get("KILN_PACK", "1") == "0" and not force):
+    if lib is None or (not force and (os.environ.get("KILN_PACK", "1") == "0" or not panels_fast(lib))):
         return None
     hit = _packed.get(id(w))
     if hit is not None and hit[0]() is w:
@@ -1197,14 +1264,18 @@ def packed(w: torch.Tensor, force: bool = False) -> torch.Tensor | None:
     return wp
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor | None:
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, force: bool = False
+           ) -> torch.Tensor | None:
     """``F.linear(x, w, b)`` through the native kernels, or None when they do not apply: the panel
     kernel for up to ``PACKED_MAX_ROWS`` rows (when packing is on), else the row kernel for up to
-    ``MAX_ROWS``."""
+    ``MAX_ROWS``. In a build whose panels lose to torch (``panels_fast`` false: the portable variant)
+    None, so torch runs, unless ``force`` (tests: the row kernel then takes up to ``MAX_ROWS`` rows)."""
     lib = library()
     if isinstance(w, PackedWeight):  # held only packed: this is its one route
         return _linear_packed(x, w, b)
     if lib is None or x.dtype != torch.float32 or x.device.type != "cpu" or not usable_weight(w):
+        return None
+    if not force and not panels_fast(lib):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
         return None  # autograd needs torch's op
@@ -1255,11 +1326,14 @@ def _bias_ok(b: torch.Tensor | None, n: int) -> bool:
     return b is None or (b.dtype == torch.float32 and b.dim() == 1 and b.shape[0] == n and b.device.type == "cpu")
 
 
-def qlinear_int8(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None
-                 ) -> torch.Tensor | None:
-    """``x @ (q * s[:, None])^T + b`` for int8 q [N, K] and f32 s [N], natively; None when it does not apply."""
+def qlinear_int8(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None,
+                 force: bool = False) -> torch.Tensor | None:
+    """``x @ (q * s[:, None])^T + b`` for int8 q [N, K] and f32 s [N], natively; None when it does not apply,
+    and in a portable build (``panels_fast`` false: dequantization + torch's GEMM is faster) unless ``force``."""
     lib = library()
     if lib is None or q.dtype != torch.int8 or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu":
+        return None
+    if not force and not panels_fast(lib):
         return None
     n, k = q.shape
     m = _rows(x, k)
@@ -1274,11 +1348,15 @@ def qlinear_int8(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, b: torch.Ten
 
 
 def qlinear_int4(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, group_size: int,
-                 b: torch.Tensor | None = None) -> torch.Tensor | None:
-    """The int4 linear of kiln/ir/ops_quant.py natively (group size a multiple of 32); None when it does not apply."""
+                 b: torch.Tensor | None = None, force: bool = False) -> torch.Tensor | None:
+    """The int4 linear of kiln/ir/ops_quant.py natively (group size a multiple of 32); None when it does not
+    apply, and in a build without AVX-512 (its generic C loses to dequantization + torch's GEMM) unless
+    ``force``."""
     lib = library()
     if (lib is None or q.dtype != torch.uint8 or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu"
             or group_size % 32):
+        return None
+    if not force and lib.vector_width < 16:
         return None
     n, k = q.shape[0], 2 * q.shape[1]
     m = _rows(x, k)
