@@ -45,10 +45,11 @@ from typing import Any, NamedTuple
 from kiln.ir.core import Module, Op, Program, Value
 from kiln.ir.types import INT64_MAX, DimSyntaxError, DType, Ref, Sym, TensorType, canon_dim
 
-__all__ = ["MAX_DEPTH", "MAX_RANK", "ParseError", "parse_module", "parse_program"]
+__all__ = ["MAX_DEPTH", "MAX_RANK", "MAX_SYMBOLIC_DIMS", "ParseError", "parse_module", "parse_program"]
 
 MAX_DEPTH = 64  # nesting of attribute lists and dicts
 MAX_RANK = 64  # dims of one tensor type
+MAX_SYMBOLIC_DIMS = 256  # distinct symbolic dim expressions in one text (each costs sympy work)
 _MAX_FLOAT_TEXT = 128  # characters of a decimal float literal
 
 
@@ -164,6 +165,7 @@ class _Parser:
         self.tok = self.lexer.lex(0)
         self.types: dict[tuple, TensorType] = {}  # building a TensorType canonicalizes its dims: slow
         self.depth = 0  # of attribute lists and dicts being parsed
+        self.dims: set[str] = set()  # the symbolic dim expressions seen
 
     # -- token helpers ------------------------------------------------------
     def error(self, msg: str, tok: Token | None = None) -> ParseError:
@@ -252,7 +254,7 @@ class _Parser:
         if key not in self.types:
             for name in names:
                 try:
-                    canon_dim(name)  # the bounded grammar of kiln.ir.types, with the position of a mistake
+                    self.check_dim(name, enc)
                 except DimSyntaxError as e:
                     offset = enc.value.find(name) + len(name) - len(name.lstrip()) + e.pos
                     raise self.lexer.error(enc.start + 1 + min(offset, len(enc.text) - 2), str(e)) from None
@@ -261,6 +263,15 @@ class _Parser:
             except (ValueError, TypeError) as e:
                 raise self.error(f"bad tensor type: {e}", start) from None
         return self.types[key]
+
+    def check_dim(self, text: str, tok: Token) -> None:
+        """A symbolic dim must be in the bounded grammar of ``kiln.ir.types``, and one text may hold only so
+        many distinct ones."""
+        if text not in self.dims:
+            if len(self.dims) >= MAX_SYMBOLIC_DIMS:
+                raise self.error(f"more than {MAX_SYMBOLIC_DIMS} distinct symbolic dims", tok)
+            canon_dim(text)
+            self.dims.add(text)
 
     def parse_type_list(self) -> list[TensorType]:
         self.expect("(")
@@ -307,7 +318,7 @@ class _Parser:
         d = self.parse_dict()
         if list(d) == ["sym"] and isinstance(d["sym"], str):
             try:
-                canon_dim(d["sym"])
+                self.check_dim(d["sym"], at)
             except DimSyntaxError as e:
                 raise self.error(f"bad {{sym = ...}} attribute: {e}", at) from None
             return Sym(d["sym"])

@@ -54,6 +54,7 @@ Dim = int | str
 MAX_DIM_TEXT = 256  # characters
 MAX_DIM_DEPTH = 16  # nested parentheses, unary minus and floor/ceiling
 MAX_DIM_EXPONENT = 8
+MAX_DIM_FLOORS = 4  # floor divisions, floor(..) and ceiling(..) in one expression: sympy is slow on them
 MAX_DIM_BITS = 4096  # bound on any value the expression takes when every symbol is below 2**63
 INT64_MAX = 2**63 - 1
 
@@ -101,6 +102,7 @@ class _DimParser:
             pos = m.end()
         self.i = 0
         self.depth = 0
+        self.floors = 0
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "", len(self.text))
@@ -109,6 +111,10 @@ class _DimParser:
         return DimSyntaxError(self.text, (at or self.peek())[2], msg)
 
     def node(self, kind: str, args: tuple, bits: int, div: bool = False, at=None) -> _DimNode:
+        if kind in ("floordiv", "floor", "ceiling"):
+            self.floors += 1
+            if self.floors > MAX_DIM_FLOORS:
+                raise self.fail(f"more than {MAX_DIM_FLOORS} floor divisions", at)
         if bits > MAX_DIM_BITS:
             raise self.fail("the value can be too large (more than 4096 bits)", at)
         return _DimNode(kind, args, bits, div)
