@@ -139,8 +139,10 @@ class _Lexer:
                 break
             if c != "\\":
                 run = _STRING_RUN.match(text, pos)  # a run of plain characters at once: long strings stay fast
-                out += run.group().encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
-                pos = run.end()  # type: ignore[union-attr]
+                if run is None:  # cannot happen: c is none of the characters the run stops at
+                    raise self.error(pos, "unexpected character in string")
+                out += run.group().encode("utf-8", "surrogatepass")
+                pos = run.end()
                 continue
             nxt = text[pos + 1:pos + 2]
             if nxt in _ESCAPES:
@@ -256,7 +258,7 @@ class _Parser:
                 try:
                     self.check_dim(name, enc)
                 except DimSyntaxError as e:
-                    offset = enc.value.find(name) + len(name) - len(name.lstrip()) + e.pos
+                    offset = enc.value.find(name) + e.pos  # exact unless the string has escapes
                     raise self.lexer.error(enc.start + 1 + min(offset, len(enc.text) - 2), str(e)) from None
             try:
                 self.types[key] = TensorType(dtype, shape)
@@ -286,7 +288,7 @@ class _Parser:
     # -- attributes ---------------------------------------------------------
     def parse_attr(self) -> Any:
         t = self.tok
-        if t.kind == "punct" and t.text in "[{":
+        if t.kind == "punct" and t.text in ("[", "{"):
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise self.error(f"attributes nested more than {MAX_DEPTH} deep")
