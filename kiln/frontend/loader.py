@@ -110,29 +110,13 @@ def parameter_count(config) -> int:
     return layers * (attn + mlp) + emb
 
 
-def memory_available() -> int:
-    """Bytes of memory available for new allocations: ``MemAvailable`` on Linux, else physical memory."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 50  # unknown: do not refuse on a guess
-
-
 def check_memory(config, where: str) -> None:
     """Refuse, before building it, a model whose float32 weights do not fit in the memory available."""
+    from kiln.limits import check_fits
+
     n = parameter_count(config)
-    have = memory_available()
-    if 4 * n > have:
-        raise KilnError(f"{where}: the model's float32 weights (~{n:,} parameters) would need "
-                        f"{4 * n / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB of memory is available "
-                        "(kiln loads and compiles models in float32)")
+    check_fits(4 * n, f"{where}: the model's float32 weights (~{n:,} parameters)",
+               hint="kiln loads and compiles models in float32")
 
 
 def check_config(cfg: dict, where: str) -> str:
