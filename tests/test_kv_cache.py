@@ -92,13 +92,14 @@ def test_prefill_logits_match_forward_and_chunking_changes_nothing(import_preset
     prompts = _prompts([37, 12, 20], seed=1)
     whole = _runtime(import_preset, "qwen2-tiny", "paged")
     chunked = _runtime(import_preset, "qwen2-tiny", "paged", prefill_chunk=5)
-    k, v = whole.kv.tensors()
-    blocks = whole.kv.reserve([len(p) for p in prompts])
-    last = whole._prefill(prompts, k, v, whole.kv.table(blocks))
-    whole.kv.release(blocks)
-    for i, p in enumerate(prompts):
-        ref = whole.logits(torch.tensor([p]))[0, -1]
-        assert torch.allclose(last[i], ref, atol=1e-5, rtol=1e-5)
+    for rt in (whole, chunked):  # later chunks' queries start past position 0: their causal mask is checked too
+        k, v = rt.kv.tensors()
+        blocks = rt.kv.reserve([len(p) for p in prompts])
+        last = rt._prefill(prompts, k, v, rt.kv.table(blocks))
+        rt.kv.release(blocks)
+        for i, p in enumerate(prompts):
+            ref = whole.logits(torch.tensor([p]))[0, -1]
+            assert torch.allclose(last[i], ref, atol=1e-5, rtol=1e-5), (rt.prefill_chunk, i)
     kw = {"max_new_tokens": 30, "stop_at_eos": False}
     assert whole.generate(prompts, **kw) == chunked.generate(prompts, **kw)
 
