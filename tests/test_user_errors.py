@@ -480,3 +480,12 @@ def test_os_errors_of_the_environment_are_not_internal_errors(capsys, monkeypatc
     monkeypatch.setattr(kiln, "load", bug)  # not a known environment errno: still reported as kiln's bug
     code, _, err = _run(capsys, "dump", tiny_artifact)
     assert code == 70 and "internal error" in err
+
+
+def test_loading_a_path_a_killed_save_left_aside_puts_it_back(tiny_artifact, tmp_path):
+    dead = _dead_pid()
+    _copy_artifact(tiny_artifact, tmp_path / f".a.kiln.old-{dead}-{artifact_mod._host_tag()}-abcd1234")
+    art = kiln.load(tmp_path / "a.kiln")
+    assert (tmp_path / "a.kiln" / "marker").read_text() == "the old one" and art.path == tmp_path / "a.kiln"
+    with pytest.raises(KilnError, match="no artifact at"):
+        kiln.load(tmp_path / "b.kiln")

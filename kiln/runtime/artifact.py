@@ -343,7 +343,12 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
 
     root = Path(path)
     if not root.exists():
-        raise KilnError(f"no artifact at {str(root)!r}")
+        try:  # a save killed mid-replace left the artifact aside (.NAME.old-*): put it back
+            recovered = recover_interrupted_save(root)
+        except OSError:
+            recovered = False
+        if not recovered:
+            raise KilnError(f"no artifact at {str(root)!r}")
     mpath = root / "manifest.json"
     if not root.is_dir() or not mpath.is_file():
         raise KilnError(f"{str(root)!r} is not a kiln artifact (no manifest.json); make one with `kiln compile`")
