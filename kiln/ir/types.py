@@ -116,7 +116,7 @@ class _DimParser:
             if self.floors > MAX_DIM_FLOORS:
                 raise self.fail(f"more than {MAX_DIM_FLOORS} floor divisions", at)
         if bits > MAX_DIM_BITS:
-            raise self.fail("the value can be too large (more than 4096 bits)", at)
+            raise self.fail(f"the value can be too large (more than {MAX_DIM_BITS} bits)", at)
         return _DimNode(kind, args, bits, div)
 
     def parse(self) -> _DimNode:
