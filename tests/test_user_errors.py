@@ -489,3 +489,22 @@ def test_loading_a_path_a_killed_save_left_aside_puts_it_back(tiny_artifact, tmp
     assert (tmp_path / "a.kiln" / "marker").read_text() == "the old one" and art.path == tmp_path / "a.kiln"
     with pytest.raises(KilnError, match="no artifact at"):
         kiln.load(tmp_path / "b.kiln")
+
+
+@pytest.mark.parametrize("flag,value,message", [("--spec-k", "99", "k (the draft length)"),
+                                                ("--spec-adaptive", "1.5", "adaptive"),
+                                                ("--spec-tree", "-1", "tree"), ("--spec-skip", "-2", "skip")])
+def test_bad_speculative_options_are_refused_before_the_model_is_loaded(capsys, tmp_path, monkeypatch, flag, value,
+                                                                        message):
+    import kiln.frontend
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(kiln.frontend, "import_model", never)
+    from kiln.cli import main
+
+    code = main(["compile", "llama-tiny", "-o", str(tmp_path / "x.kiln"), "--draft", "ngram", flag, value, "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("kiln: error: speculative:") and message in err, err
+    assert len(err.strip().splitlines()) == 1

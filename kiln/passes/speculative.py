@@ -265,15 +265,25 @@ class Speculative(Pass):
     calibration: torch.Tensor | None = field(default=None, init=False, repr=False)
     draft_source: str = field(default="", init=False, repr=False)
 
-    def apply(self, module: Module) -> bool:
+    def __post_init__(self) -> None:  # options are checked when the pass is made: before any model is loaded
+        self.check_options()
+
+    def check_options(self) -> None:
         if self.drafter not in DRAFTERS:
             raise KilnError(f"speculative: drafter must be one of {', '.join(DRAFTERS)}, got {self.drafter!r}")
-        if not isinstance(self.k, int) or not 1 <= self.k <= 32:
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or not 1 <= self.k <= 32:
             raise KilnError(f"speculative: k (the draft length) must be in [1, 32], got {self.k!r}")
-        if not 0 <= self.adaptive < 1:
-            raise KilnError(f"speculative: adaptive (a confidence threshold) must be in [0, 1), got {self.adaptive}")
-        if not isinstance(self.tree, int) or not 0 <= self.tree <= 256:
+        if not isinstance(self.adaptive, (int, float)) or isinstance(self.adaptive, bool) \
+                or not 0 <= self.adaptive < 1:
+            raise KilnError(f"speculative: adaptive (a confidence threshold) must be in [0, 1), got {self.adaptive!r}")
+        if not isinstance(self.tree, int) or isinstance(self.tree, bool) or not 0 <= self.tree <= 256:
             raise KilnError(f"speculative: tree (the recycled tree's node budget) must be in [0, 256], got {self.tree!r}")
+        if not isinstance(self.skip, int) or isinstance(self.skip, bool) or self.skip < 0:
+            raise KilnError(f"speculative: skip (layers the self drafter skips) must be an integer >= 0, "
+                            f"got {self.skip!r}")
+
+    def apply(self, module: Module) -> bool:
+        self.check_options()  # options may have been set after construction
         if "decode" not in module.programs:
             raise KilnError("speculative: the module has no decode program; run the kv-cache pass first")
         if "verify" in module.programs:
