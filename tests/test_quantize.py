@@ -9,6 +9,7 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from _compare import assert_sequence_match
 
 from kiln.codegen import native
 from kiln.codegen.cpu import CpuProgram
@@ -242,10 +243,12 @@ def test_int8_kv_greedy_tokens_match_its_reference_in_both_layouts(tiny):
     n = 24
     outs = [art.runtime().generate(prompts, max_new_tokens=n, stop_at_eos=False) for art in (contiguous, paged)]
     assert outs[0] == outs[1]
-    # the reference: full-sequence forward with the keys and values rounded as the cache stores them
+    # the reference: full-sequence forward with the keys and values rounded as the cache stores them; the
+    # same tokens except where its two best logits nearly tie (tests/_compare.py)
     rt = contiguous.runtime()
+    assert len(outs[0]) == len(prompts)
     for p, got in zip(prompts, outs[0]):
-        assert got == _greedy_by_forward(rt, p, n)
+        assert_sequence_match(_greedy_by_forward(rt, p, n), got, len(p), rt.logits, rt.logits)
 
 
 # ---------------------------------------------------------------------------
