@@ -259,3 +259,11 @@ def test_the_python_api_verifies_too(tmp_path, keys):
     with pytest.raises(KilnError, match="signature does not match"):
         kiln.load(path, verify_key=signing.read_key(b))
     assert math.isfinite(float(kiln.load(path, verify_key=a).runtime().logits(torch.tensor([[1]])).sum()))
+
+
+def test_oversized_ir_is_refused_before_parsing(art_copy, monkeypatch):
+    from kiln.runtime import artifact
+
+    monkeypatch.setattr(artifact, "MAX_IR_BYTES", 1000)
+    with pytest.raises(KilnError, match="module.mlir is over"):
+        kiln.load(art_copy)

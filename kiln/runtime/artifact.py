@@ -483,7 +483,16 @@ def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> No
         check_cache_info(info, meta.get("max_positions"), where)
 
 
+# The IR of the largest model kiln compiles is a few MiB; a far larger file is refused before parsing
+# (each byte of hostile IR can cost parser and verifier work).
+MAX_IR_BYTES = 64 << 20
+
+
 def _parse_file(path: Path, parse, parse_error: type[Exception]):
+    if path.stat().st_size > MAX_IR_BYTES:
+        from kiln.limits import fmt_bytes
+
+        raise KilnError(f"{path} is over {fmt_bytes(MAX_IR_BYTES)}; not IR kiln wrote")
     try:
         return parse(path.read_text())
     except UnicodeDecodeError:
