@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/kiln demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check kiln tests benchmarks examples

@@ -9,29 +9,18 @@ import shutil
 
 import pytest
 import torch
+from _cli import assert_one_error
+from _cli import run_cli as _run
 
 import kiln
-from kiln.cli import main
 from kiln.errors import KilnError
 from kiln.ir import IRError
 from kiln.ir.ops import resolve_aten
 from kiln.runtime.generate import stream_text
 
 
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _assert_clean_error(code, err, pattern):
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[")]
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("kiln: error:"), err
-    assert "Traceback" not in err and "internal error" not in err, err
-    assert pattern in lines[0], lines[0]
+    assert_one_error(code, err, pattern, exit_code=None)
 
 
 def _tamper(art_dir, rel, data: bytes):

@@ -11,28 +11,14 @@ import shutil
 
 import pytest
 import torch
+from _cli import assert_one_error as _one_error
+from _cli import run_cli as _run
 
 import kiln
-from kiln.cli import main
 from kiln.errors import KilnError
 from kiln.ir.core import IRError
 from kiln.ir.printer import print_module
 from kiln.ir.types import DType, Ref, TensorType
-
-
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_error(code, err, pattern):
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[")]
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("kiln: error:"), err
-    assert pattern in lines[0], lines[0]
 
 
 def _rehash(art_dir, manifest=None):

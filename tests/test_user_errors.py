@@ -13,28 +13,14 @@ import time
 
 import pytest
 import torch
+from _cli import assert_one_error as _assert_clean_error
+from _cli import run_cli as _run
 
 import kiln
 from kiln.cli import main
 from kiln.errors import KilnError
 from kiln.runtime import artifact as artifact_mod
 from kiln.runtime.generate import MIN_TEMPERATURE, sample_next
-
-
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _assert_clean_error(code, err, pattern, exit_code=1):
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[")]
-    assert code == exit_code and len(lines) == 1 and lines[0].startswith("kiln: error:"), (code, err)
-    assert "Traceback" not in err and "internal error" not in err, err
-    assert pattern in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -502,7 +488,6 @@ def test_bad_speculative_options_are_refused_before_the_model_is_loaded(capsys, 
         raise AssertionError("the model was loaded before the options were checked")
 
     monkeypatch.setattr(kiln.frontend, "import_model", never)
-    from kiln.cli import main
 
     code = main(["compile", "llama-tiny", "-o", str(tmp_path / "x.kiln"), "--draft", "ngram", flag, value, "-q"])
     err = capsys.readouterr().err
