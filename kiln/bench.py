@@ -66,12 +66,19 @@ def source_model(manifest: dict):
     if src.startswith("preset:"):
         from kiln.frontend.presets import build_preset
 
-        return build_preset(src[len("preset:"):], int(manifest["source"].get("seed", 0)))[0]
+        seed = manifest["source"].get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise KilnError(f"the artifact's manifest has a bad source.seed: {seed!r}")
+        return build_preset(src[len("preset:"):], seed)[0]
     from kiln.frontend.loader import load_model
 
-    if not os.path.isdir(src):
+    if not isinstance(src, str) or not os.path.isdir(src):
         raise KilnError(f"the artifact's source model {src!r} is not on this machine; the baseline needs it")
-    return load_model(src).model
+    loaded = load_model(src)  # safetensors and config only, as when compiling
+    if loaded.source_hash != manifest["source"].get("sha256"):
+        raise KilnError(f"the model at {src!r} is not the one this artifact was compiled from (its hash differs); "
+                        "the baseline would not be comparable")
+    return loaded.model
 
 
 def _hf_runner(model, baseline: str, ids: torch.Tensor, new_tokens: int):

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from kiln.errors import KilnError
+from kiln.errors import ExecError, KilnError
 from kiln.ir.core import IRError
 
 
@@ -50,6 +50,15 @@ def _check_output_paths(a) -> None:
             up = up.parent
         if not up.is_dir() or not os.access(up, os.W_OK | os.X_OK):
             raise KilnError(f"cannot write IR dumps to {a.dump_dir!r}: {str(up)!r} is not a writable directory")
+
+
+def _load(a, path):
+    """``kiln.load`` for every command that reads an artifact: ``--verify-key`` or ``KILN_VERIFY_KEY``
+    (a key file) refuses artifacts not signed with that key (kiln/runtime/signing.py)."""
+    import kiln
+
+    key = getattr(a, "verify_key", None) or os.environ.get("KILN_VERIFY_KEY") or None
+    return kiln.load(path, verify_key=key)
 
 
 def cmd_compile(a) -> int:
@@ -122,9 +131,8 @@ def cmd_pipelines(a) -> int:
 
 
 def cmd_dump(a) -> int:
-    import kiln
 
-    art = kiln.load(a.artifact)
+    art = _load(a, a.artifact)
     if a.kernels:
         target = art.manifest.get("target", "cpu")
         if not art.kernel_sources:
@@ -194,10 +202,9 @@ def _quant_summary(meta: dict) -> list[str]:
 
 
 def cmd_run(a) -> int:
-    import kiln
     from kiln.runtime.generate import Runtime
 
-    rt = Runtime(kiln.load(a.artifact, verify_key=a.verify_key), cache_tokens=a.cache_tokens,
+    rt = Runtime(_load(a, a.artifact), cache_tokens=a.cache_tokens,
                  prefill_chunk=a.prefill_chunk, speculative=not a.no_speculative)
     kw = {"max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
           "seed": a.seed, "stop_at_eos": not a.ignore_eos, "stop_ids": a.stop_id or ()}
@@ -266,7 +273,7 @@ def cmd_eval(a) -> int:
         raise KilnError(f"--batch must be >= 1, got {a.batch}")
     say = _progress(a.quiet)
     if (Path(a.model) / "manifest.json").exists():
-        art = kiln.load(a.model)
+        art = _load(a, a.model)
     else:
         say(f"{a.model} is not an artifact: compiling it with the default pipeline")
         art = kiln.compile(a.model, progress=say)
@@ -300,7 +307,6 @@ def cmd_eval(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    import kiln
     from kiln.bench import bench, format_table
 
     if a.prompt_len < 1 or a.new_tokens < 2 or a.repeats < 1:  # before loading the artifact
@@ -308,7 +314,7 @@ def cmd_bench(a) -> int:
                         f"{a.new_tokens} and {a.repeats}")
     if a.threads is not None and a.threads < 1:
         raise KilnError(f"--threads must be >= 1, got {a.threads}")
-    art = kiln.load(a.artifact)
+    art = _load(a, a.artifact)
     if "verify" in art.module.programs:  # compiled with --draft: speculative vs plain vs HF's speculative modes
         from kiln import bench_spec
 
@@ -399,6 +405,10 @@ def cmd_demo(a) -> int:
     return 0
 
 
+VERIFY_HELP = ("refuse the artifact unless it was signed with this key (kiln compile --sign); "
+               "KILN_VERIFY_KEY=KEYFILE does the same for every command")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="kiln", description="kiln: a compiler for transformer language models")
     p.add_argument("--version", action="version", version="kiln 0.1.0")
@@ -434,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--after", help="the IR after this pass (name, index, or 'frontend')")
     d.add_argument("--kernels", action="store_true", help="show generated kernel sources")
     d.add_argument("--format", default="text", choices=["text", "mlir", "dot"])
+    d.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
     d.set_defaults(fn=cmd_dump)
 
     r = sub.add_parser("run", help="generate text with an artifact")
@@ -450,8 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-tokens", type=int, help="KV-cache size in tokens (default: 4 full contexts, <= 1 GiB)")
     r.add_argument("--prefill-chunk", type=int, default=512, help="most prompt tokens per prefill step")
     r.add_argument("--stream", action="store_true", help="print tokens as they come")
-    r.add_argument("--verify-key", metavar="KEYFILE",
-                   help="refuse the artifact unless it was signed with this key (kiln compile --sign)")
+    r.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
     r.add_argument("--json", action="store_true", help="one JSON object per prompt")
     r.add_argument("--no-speculative", action="store_true",
                    help="decode one token per step even if the artifact was compiled with --draft")
@@ -464,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--threads", type=int, help="torch threads for both (default: torch's)")
+    b.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
 
@@ -473,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ctx", type=int, default=256, help="window length in tokens (default 256)")
     e.add_argument("--stride", type=int, default=128, help="window stride in tokens (default 128)")
     e.add_argument("--batch", type=int, default=8, help="windows per forward pass")
+    e.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
     e.add_argument("--json", action="store_true")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     e.set_defaults(fn=cmd_eval)
@@ -522,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("KILN_DEBUG"):
             raise
         sys.stderr.write(f"kiln: error: {_one_line(str(e))}\n")
+        return 1
+    except ExecError as e:  # an op of a program failed: a corrupt or tampered artifact (or a kiln bug)
+        if os.environ.get("KILN_DEBUG"):
+            raise
+        sys.stderr.write(f"kiln: error: {_one_line(str(e))} (is the artifact corrupt or modified? "
+                         "KILN_DEBUG=1 shows a traceback)\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("kiln: interrupted\n")

@@ -17,7 +17,11 @@ def available_bytes(device: str = "cpu") -> int:
     """Memory available for new allocations on ``device`` (``MemAvailable`` on Linux, else physical
     memory); ``KILN_MEMORY_LIMIT`` (bytes) lowers it, for tests and for sharing a machine."""
     limit = os.environ.get("KILN_MEMORY_LIMIT")
-    cap = int(limit) if limit and limit.isascii() and limit.isdigit() else None
+    cap = None
+    if limit:
+        if not (limit.isascii() and limit.isdigit()):
+            raise KilnError(f"KILN_MEMORY_LIMIT must be a number of bytes (digits only), got {limit!r}")
+        cap = int(limit)
     if str(device).startswith("cuda"):
         import torch
 

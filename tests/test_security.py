@@ -18,7 +18,7 @@ import kiln
 from kiln.errors import KilnError
 from kiln.ir.core import IRError
 from kiln.ir.printer import print_module
-from kiln.ir.types import DType, Ref, TensorType
+from kiln.ir.types import DType, Ref, Sym, TensorType
 
 
 def _rehash(art_dir, manifest=None):
@@ -187,9 +187,115 @@ def test_the_default_cache_shrinks_to_the_memory_there_is(tiny_artifact, monkeyp
 
 
 def test_a_machine_too_small_for_one_context_is_told_so(tiny_artifact, monkeypatch):
+    art = kiln.load(tiny_artifact)
     monkeypatch.setenv("KILN_MEMORY_LIMIT", "1000")
-    with pytest.raises(KilnError, match=r"would need .* only 1000 B of memory is available"):
-        kiln.load(tiny_artifact).runtime()
+    with pytest.raises(KilnError, match=r"KV cache .* would need .* only 1000 B of memory is available"):
+        art.runtime()
+
+
+def test_weights_are_checked_against_memory_before_they_are_read(tiny_artifact, monkeypatch, capsys):
+    monkeypatch.setenv("KILN_MEMORY_LIMIT", "1000")
+    code, _, err = _run(capsys, "run", tiny_artifact, "--prompt", "hi")
+    _one_error(code, err, "the weights of")
+
+
+@pytest.mark.parametrize("value", ["8G", "1e9", " 100", "-5"])
+def test_a_malformed_memory_limit_is_an_error_not_ignored(tiny_artifact, monkeypatch, capsys, value):
+    monkeypatch.setenv("KILN_MEMORY_LIMIT", value)
+    code, _, err = _run(capsys, "run", tiny_artifact, "--prompt", "hi")
+    _one_error(code, err, "KILN_MEMORY_LIMIT must be a number of bytes")
+
+
+def test_a_cache_layer_outside_the_pool_is_refused_at_load(art_copy, capsys):
+    text = (art_copy / "ir/module.mlir").read_text()
+    assert "layer = 1," in text
+    (art_copy / "ir/module.mlir").write_text(text.replace("layer = 1,", "layer = 2,"))
+    _rehash(art_copy)
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi")
+    _one_error(code, err, "layer 2 is outside the cache")
+
+
+def test_triton_cache_kernels_refuse_indices_outside_their_tensors():
+    """The Triton cache kernels address the pool with raw offsets: the host checks every index first."""
+    from kiln.codegen.triton.program import guard_cache_indices
+
+    cache = torch.zeros(2, 4, 1, 8, 4)  # [L, NB, KVH, BS, D]
+    tok = torch.zeros(1, 1, 3, 4)
+    pos, seq, table = torch.tensor([0, 1, 9]), torch.tensor([0, 0, 0]), torch.tensor([[0, 3]])
+    guard_cache_indices("k", [cache], [tok], pos, seq, table, 1, True)  # fine
+    bad = [({"layer": 2}, "layer 2 is outside"), ({"pos": torch.tensor([0, 1, 16])}, "outside the block table"),
+           ({"pos": torch.tensor([0, -1, 2])}, "outside the block table"),
+           ({"seq": torch.tensor([0, 0, 1])}, "outside the block table"),
+           ({"table": torch.tensor([[0, 4]])}, "outside the pool"), ({"table": torch.tensor([[-1, 1]])}, "outside"),
+           ({"pos": torch.tensor([0, 1])}, "disagree")]
+    for change, message in bad:
+        kw = {"pos": pos, "seq": seq, "table": table, "layer": 1, **change}
+        with pytest.raises(IRError, match=message):
+            guard_cache_indices("k", [cache], [tok], kw["pos"], kw["seq"], kw["table"], kw["layer"], True)
+    # a write touches only each token's own block; attention reads every block up to it
+    guard_cache_indices("k", [cache], [tok], torch.tensor([8, 9, 10]), seq, torch.tensor([[7, 1]]), 0, False)
+    with pytest.raises(IRError, match="outside the pool"):
+        guard_cache_indices("k", [cache], [tok], torch.tensor([8, 9, 10]), seq, torch.tensor([[7, 1]]), 0, True)
+
+
+MORE_FORBIDDEN = [
+    ("aten::einsum.default", ["ij,jk->ik", [Ref(0), Ref(0)]], {}, "allowlist"),  # hidden intermediates
+    ("aten::zeros.default", [[4]], {"layout": 1}, "default layout"),  # sparse layouts
+    ("aten::zeros.default", [[4]], {"device": 0}, "program's own device"),
+    ("aten::add.Tensor", [Ref(0), Sym("B")], {}, "symbolic size"),  # a Sym where a tensor goes
+    ("aten::sum.dim_IntList", [Ref(0), [0]], {"keepdim": DType.f32}, "is a dtype"),
+]
+
+
+@pytest.mark.parametrize("target,args,kwargs,message", MORE_FORBIDDEN, ids=[f[0] for f in MORE_FORBIDDEN])
+def test_allowed_ops_with_hostile_arguments_are_refused(art_copy, target, args, kwargs, message):
+    _inject(art_copy, target, args, kwargs)
+    with pytest.raises(KilnError, match=message):
+        kiln.load(art_copy)
+
+
+def test_invalid_arguments_and_out_of_range_indices_are_one_line_errors(art_copy, capsys):
+    """Meta-kernel errors become IRError at the dry run; an index out of range (values the dry run
+    cannot see) fails the op for real, which the CLI reports in one line with exit 1."""
+    _inject(art_copy, "aten::one_hot.default", [Ref(0), -7], result=TensorType(DType.i64, (4,)), programs=None)
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi", "--max-new-tokens", "1")
+    _one_error(code, err, "invalid")
+
+
+def test_an_index_out_of_range_is_a_one_line_error(art_copy, capsys):
+    art = kiln.load(art_copy)
+    for p in art.module.programs.values():
+        idx = p.create("kiln.aten", [], {"target": "aten::full.default", "args": [[3], 1000000],
+                                         "kwargs": {"dtype": DType.i64}}, [TensorType(DType.i64, (3,))]).result
+        p.create("kiln.aten", [p.outputs[0], idx], {"target": "aten::index_select.default",
+                                                    "args": [Ref(0), 0, Ref(1)], "kwargs": {}},
+                 [TensorType(DType.f32, (3,) + tuple(p.outputs[0].type.shape[1:]))])
+    (art_copy / "ir/module.mlir").write_text(print_module(art.module))
+    m = json.loads((art_copy / "manifest.json").read_text())
+    m["generic_ops"] = {"aten::full.default": 1, "aten::index_select.default": 1}
+    _rehash(art_copy, m)
+    code, _, err = _run(capsys, "run", art_copy, "--prompt", "hi", "--max-new-tokens", "1")
+    _one_error(code, err, "is the artifact corrupt or modified?")
+
+
+def test_file_aliases_in_the_manifest_are_refused(art_copy):
+    m = json.loads((art_copy / "manifest.json").read_text())
+    m["files"]["ir//module.mlir"] = m["files"]["ir/module.mlir"]
+    (art_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(KilnError, match="not a plain relative path"):
+        kiln.load(art_copy)
+
+
+def test_every_command_that_reads_an_artifact_verifies_its_signature(tiny_artifact, tmp_path, capsys, monkeypatch):
+    key = tmp_path / "k.key"
+    key.write_bytes(bytes(range(40)))
+    for argv in (["dump", tiny_artifact], ["eval", tiny_artifact], ["bench", tiny_artifact],
+                 ["run", tiny_artifact, "--prompt", "hi"]):
+        code, _, err = _run(capsys, *argv, "--verify-key", key)
+        _one_error(code, err, "is not signed")
+    monkeypatch.setenv("KILN_VERIFY_KEY", str(key))
+    code, _, err = _run(capsys, "dump", tiny_artifact)
+    _one_error(code, err, "is not signed")
 
 
 # -- 5. signing --------------------------------------------------------------------------------------

@@ -453,14 +453,14 @@ def test_unparsable_command_lines_give_one_line_and_exit_2(capsys, tiny_artifact
 def test_os_errors_of_the_environment_are_not_internal_errors(capsys, monkeypatch, tiny_artifact):
     import errno
 
-    def denied(path):
+    def denied(path, **kw):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(kiln, "load", denied)
     code, _, err = _run(capsys, "dump", tiny_artifact)
     _assert_clean_error(code, err, "Permission denied")
 
-    def bug(path):
+    def bug(path, **kw):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/nowhere")
 
     monkeypatch.setattr(kiln, "load", bug)  # not a known environment errno: still reported as kiln's bug

@@ -17,16 +17,12 @@ from typing import Any
 import torch
 
 from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
-from kiln.errors import KilnError
+from kiln.errors import ExecError, KilnError
 from kiln.ir import ops as _ops  # noqa: F401
 from kiln.ir.core import IRError, Program
 from kiln.ir.ops import FROM_TORCH
 from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, lookup
 from kiln.ir.types import free_symbols
-
-
-class ExecError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -645,7 +645,7 @@ def _aten_ref(ctx, *tensors, target, args, kwargs):
     fn = resolve_aten(target)
     call_args = _aten_arg(ctx, args, tensors)
     call_kwargs = {k: _aten_arg(ctx, v, tensors) for k, v in kwargs.items()}
-    dry_run(fn, call_args, call_kwargs, ctx.result_types, ctx.env, target)  # shapes and memory, before it runs
+    dry_run(fn, call_args, call_kwargs, ctx.result_types, ctx.env, target, ctx.device)  # shapes, memory: first
     out = fn(*call_args, **call_kwargs)
     return list(out) if isinstance(out, (tuple, list)) else out
 

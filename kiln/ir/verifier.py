@@ -60,6 +60,11 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
                 check_aten_op(op.attrs["target"], op.attrs.get("args", []), op.attrs.get("kwargs", {}))
             except IRError as e:
                 raise VerifyError(f"{where}: {e}") from None
+        if "layer" in op.attrs and isinstance(op.attrs["layer"], int):  # cache ops: the layer indexes the pool
+            for v in op.operands:
+                n_layers = v.type.shape[0] if v.type.rank == 5 else None
+                if isinstance(n_layers, int) and not 0 <= op.attrs["layer"] < n_layers:
+                    raise VerifyError(f"{where}: layer {op.attrs['layer']} is outside the cache {v.type}")
         if op.name == "kiln.return" and i != len(p.ops) - 1:
             raise VerifyError(f"{where}: kiln.return before the end of the program")
         if d.shape is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -384,6 +385,8 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
     for rel, digest in manifest["files"].items():
         if not isinstance(digest, str) or "\x00" in rel:
             raise KilnError(f"{mpath}: bad entry for {rel!r} in 'files'")
+        if rel != posixpath.normpath(rel) or rel.startswith("/"):  # one name per file: no aliases to hash twice
+            raise KilnError(f"{mpath}: 'files' lists {rel!r}, which is not a plain relative path")
         f = (root / rel).resolve()
         if root.resolve() not in f.parents:
             raise KilnError(f"{mpath} lists a file outside the artifact: {rel!r}")
@@ -398,6 +401,10 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
     module = _parse_file(root / "ir/module.mlir", parse_module, ParseError)
     from safetensors import safe_open
 
+    from kiln.limits import check_fits
+
+    check_fits((root / "weights.safetensors").stat().st_size, f"the weights of {str(root)!r}",
+               hint="this machine cannot hold the model")  # before reading them (a sparse file looks small on disk)
     weights: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(root / "weights.safetensors"), framework="pt") as f:

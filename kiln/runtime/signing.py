@@ -28,7 +28,8 @@ def read_key(path: str | os.PathLike) -> bytes:
     try:
         if p.is_dir():
             raise KilnError(f"key file {str(p)!r} is a directory")
-        key = p.read_bytes()[: MAX_KEY_BYTES + 1]
+        with open(p, "rb") as f:  # bounded: a key "file" may be /dev/zero
+            key = f.read(MAX_KEY_BYTES + 1)
     except FileNotFoundError:
         raise KilnError(f"no key file at {str(p)!r}") from None
     except OSError as e:
