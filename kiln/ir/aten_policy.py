@@ -67,7 +67,7 @@ def _schema(target: str):
     return resolve_aten(target)
 
 
-_PASSED: set[str] = set()  # ops that passed check_aten_op, by their printed form (runs check each call)
+_PASSED: set[str] = set()  # ops that passed check_aten_op, by their printed form (the executor asks per call)
 
 
 def check_aten_op(target: Any, args: Any, kwargs: Any) -> None:
