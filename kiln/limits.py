@@ -8,6 +8,12 @@ import os
 
 from kiln.errors import KilnError
 
+# Generous bounds on a model's sizes (every released model is far inside them). A config past one is
+# refused before the model is built (kiln/frontend/loader.py); an artifact's manifest past one is
+# refused when it loads (kiln/runtime/artifact.py, kvcache.py), so nothing is sized from it.
+SIZE_LIMITS = {"layers": 512, "attention heads": 1024, "key/value heads": 1024, "hidden size": 65536,
+               "vocabulary size": 2**20, "positions": 2**20, "intermediate size": 2**20, "head dim": 4096}
+
 # The share of available memory one allocation may claim: the rest is for weights, activations and
 # the other programs on the machine.
 FRACTION = 0.9

@@ -314,7 +314,7 @@ def test_default_cache_is_four_contexts_capped_at_1gib_never_below_one(layout):
     mid = pool(8, 8, 699, 1024)  # 357888 bytes a token: 1 GiB holds 3000 tokens, under 4 contexts, over 2
     assert 2 * 1024 <= mid.capacity_tokens < 4 * 1024 and mid.nbytes <= gib
     assert mid.capacity_tokens >= gib // mid.bytes_per_token - mid.block_size  # cut to 1 GiB, not further
-    huge = pool(8, 8, 6144, 512)  # 3 MiB a token: one context is 1.5 GiB, so exactly one context
+    huge = pool(48, 8, 1024, 512)  # 3 MiB a token: one context is 1.5 GiB, so exactly one context
     assert huge.capacity_tokens == 512 and huge.nbytes > gib
     assert huge.k is None  # nothing allocated until first use
 

@@ -21,6 +21,7 @@ import torch
 
 from kiln.errors import KilnError
 from kiln.frontend.presets import PRESETS, build_preset, byte_tokenizer
+from kiln.limits import SIZE_LIMITS
 
 SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
 STATIC_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
@@ -49,10 +50,6 @@ def _sha256_file(path: Path, h: Any) -> None:
             h.update(chunk)
 
 
-# Generous bounds on what a config may claim (every released model is far inside them): a config past
-# one is refused at once, naming it, instead of after minutes of building the model.
-SIZE_LIMITS = {"layers": 512, "attention heads": 1024, "key/value heads": 1024, "hidden size": 65536,
-               "vocabulary size": 2**20, "positions": 2**20, "intermediate size": 2**20, "head dim": 4096}
 _SIZE_KEYS = {  # each size's config keys, per family naming (Llama-like, GPT-2)
     "layers": ("num_hidden_layers", "n_layer"),
     "attention heads": ("num_attention_heads", "n_head"),
@@ -66,7 +63,8 @@ _SIZE_KEYS = {  # each size's config keys, per family naming (Llama-like, GPT-2)
 
 
 def check_sizes(cfg: dict, where: str) -> None:
-    """Refuse sizes in a config dict that are not positive integers or that pass ``SIZE_LIMITS``."""
+    """Refuse sizes in a config dict that are not positive integers or that pass ``SIZE_LIMITS``: at once,
+    naming the size, instead of after minutes of building the model."""
     for what, keys in _SIZE_KEYS.items():
         for key in keys:
             v = cfg.get(key)

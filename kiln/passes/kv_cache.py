@@ -122,6 +122,9 @@ class KVCache(Pass):
         if self.layout == "paged" and self.block_size > max_pos:
             raise KilnError(f"kv-cache: block_size {self.block_size} exceeds the model's context of {max_pos}")
         bs = max_pos if self.layout == "contiguous" else self.block_size
+        per_token = cache_bytes_per_token(len(attn), kvh, hd, k0.dtype)
+        if per_token is None or k0.dtype == DType.i8:
+            raise KilnError(f"kv-cache: keys and values of dtype {k0.dtype.value} cannot be cached (float ones only)")
         cache_t = TensorType(k0.dtype, (len(attn), "NB", kvh, bs, hd))
         for name in ("prefill", "decode"):
             prog = fwd.clone()
@@ -129,7 +132,7 @@ class KVCache(Pass):
             self._rewrite(prog, cache_t, select=(name == "prefill"))
             module.add(prog)
         info = {"layout": self.layout, "block_size": bs, "layers": len(attn), "kv_heads": kvh, "head_dim": hd,
-                "dtype": k0.dtype.value, "bytes_per_token": 2 * len(attn) * kvh * hd * _itemsize(k0.dtype)}
+                "dtype": k0.dtype.value, "bytes_per_token": per_token}
         module.meta["kv_cache"] = info
         self.decisions.update(info)
         self.stats["attention->cache_attention"] += len(attn)
@@ -188,5 +191,15 @@ class KVCache(Pass):
         erase_unused(prog)
 
 
-def _itemsize(dt: DType) -> int:
-    return {DType.f32: 4, DType.f16: 2, DType.bf16: 2, DType.f64: 8, DType.i8: 1, DType.u8: 1}.get(dt, 4)
+_FLOAT_BYTES = {DType.f32: 4, DType.f16: 2, DType.bf16: 2, DType.f64: 8}
+
+
+def cache_bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype: DType) -> int | None:
+    """Bytes one token takes in a K and V cache of ``dtype`` (int8: the codes plus one f32 scale per token
+    and KV head, see quantize-kv); None for a dtype no cache is kept in. The passes write it in the
+    ``kv_cache`` description, and the runtime checks a description against it."""
+    if dtype == DType.i8:
+        return 2 * layers * kv_heads * (head_dim + 4)
+    if dtype in _FLOAT_BYTES:
+        return 2 * layers * kv_heads * head_dim * _FLOAT_BYTES[dtype]
+    return None

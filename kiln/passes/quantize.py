@@ -42,6 +42,7 @@ from kiln.ir.ops import FROM_TORCH
 from kiln.ir.ops_quant import FORMATS, GROUP_SIZES, quantize_int4, quantize_int8
 from kiln.ir.types import DType, TensorType
 from kiln.passes.base import Pass, register
+from kiln.passes.kv_cache import cache_bytes_per_token
 
 _log = logging.getLogger("kiln")
 QUANT_OPS = ("kiln.qlinear", "kiln.qembedding", "kiln.cache_write_q8", "kiln.cache_attention_q8")
@@ -213,7 +214,7 @@ class QuantizeKV(Pass):
                     self.stats["forward-kv-rounded"] += 1
         layers, kvh, hd = int(info["layers"]), int(info["kv_heads"]), int(info["head_dim"])
         info.update({"dtype": DType.i8.value, "scales": "f32 per token and kv head",
-                     "bytes_per_token": 2 * layers * kvh * (hd + 4)})
+                     "bytes_per_token": cache_bytes_per_token(layers, kvh, hd, DType.i8)})
         self.decisions.update({"dtype": "i8", "scales": info["scales"], "bytes_per_token": info["bytes_per_token"]})
         return True
 

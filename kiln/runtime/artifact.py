@@ -458,11 +458,6 @@ def generic_ops(module: Module) -> dict[str, int]:
     return out
 
 
-# Sizes a manifest may claim; beyond them an artifact is refused before anything is allocated.
-MAX_POSITIONS = 1 << 20
-MAX_VOCAB = 1 << 22
-
-
 def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> None:
     """The manifest's claims that the runtime acts on must agree with the IR: the generic ops it
     reports (what `kiln compile` showed the user), and the sizes the runtime allocates for."""
@@ -473,7 +468,9 @@ def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> No
         raise KilnError(f"{where}: its IR runs generic ops {sorted(actual) or 'none'} but its manifest lists "
                         f"{sorted(listed) if isinstance(listed, dict) else listed!r}; refusing a modified artifact")
     meta = manifest.get("model", {})
-    for key, limit in (("max_positions", MAX_POSITIONS), ("vocab_size", MAX_VOCAB)):
+    from kiln.limits import SIZE_LIMITS
+
+    for key, limit in (("max_positions", SIZE_LIMITS["positions"]), ("vocab_size", SIZE_LIMITS["vocabulary size"])):
         v = meta.get(key)
         if v is None:
             continue

@@ -21,13 +21,15 @@ import torch
 from kiln.errors import KilnError
 from kiln.ir.ops import TORCH_DTYPE
 from kiln.ir.types import DType
-from kiln.limits import FRACTION, available_bytes, check_fits
+from kiln.limits import FRACTION, SIZE_LIMITS, available_bytes, check_fits
+from kiln.passes.kv_cache import cache_bytes_per_token
 
 DEFAULT_CACHE_BYTES = 1 << 30  # the default pool is at most 1 GiB ...
 DEFAULT_CACHE_SEQUENCES = 4  # ... and at most this many full-context sequences
-# Bounds on a cache description (it comes from an artifact's manifest, which may be hostile).
-LIMITS = {"block_size": 1 << 20, "layers": 4096, "kv_heads": 4096, "head_dim": 65536}
-ITEMSIZE = {DType.f32: 4, DType.f16: 2, DType.bf16: 2, DType.f64: 8}
+# Bounds on a cache description (it comes from an artifact's manifest, which may be hostile): the
+# model sizes kiln compiles at all.
+LIMITS = {"block_size": SIZE_LIMITS["positions"], "layers": SIZE_LIMITS["layers"],
+          "kv_heads": SIZE_LIMITS["key/value heads"], "head_dim": SIZE_LIMITS["head dim"]}
 
 
 def _positive(info: dict, key: str, where: str) -> int:
@@ -53,13 +55,10 @@ def check_cache_info(info, max_positions, where: str = "the artifact") -> int:
         dtype = DType(info.get("dtype"))
     except ValueError:
         raise KilnError(f"{where}: kv_cache.dtype = {info.get('dtype')!r} is not a cache dtype") from None
-    if dtype == DType.i8:
-        if "scales" not in info:
-            raise KilnError(f"{where}: an int8 kv_cache must carry its scales")
-        want = 2 * layers * kvh * (hd + 4)  # int8 codes plus one f32 scale per token and head
-    elif dtype in ITEMSIZE:
-        want = 2 * layers * kvh * hd * ITEMSIZE[dtype]
-    else:
+    if dtype == DType.i8 and "scales" not in info:
+        raise KilnError(f"{where}: an int8 kv_cache must carry its scales")
+    want = cache_bytes_per_token(layers, kvh, hd, dtype)
+    if want is None:
         raise KilnError(f"{where}: kv_cache.dtype = {dtype.value!r} is not a cache dtype")
     if info.get("bytes_per_token") != want:
         raise KilnError(f"{where}: kv_cache.bytes_per_token = {info.get('bytes_per_token')!r}, but its sizes "
