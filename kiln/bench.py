@@ -95,18 +95,24 @@ def _hf_runner(model, baseline: str, ids: torch.Tensor, new_tokens: int):
     return run
 
 
+def check_settings(prompt_len: int, new_tokens: int, repeats: int, threads: int | None) -> None:
+    """The benchmark settings every benchmark (and `kiln bench`, before loading anything) accepts."""
+    if prompt_len < 1 or new_tokens < 2 or repeats < 1:
+        raise KilnError(f"need --prompt-len >= 1, --new-tokens >= 2 and --repeats >= 1, got {prompt_len}, "
+                        f"{new_tokens} and {repeats}")
+    if threads is not None and threads < 1:
+        raise KilnError(f"--threads must be >= 1, got {threads}")
+
+
 def bench(artifact, baseline: str = "hf", prompt_len: int = 64, new_tokens: int = 128, repeats: int = 3,
           threads: int | None = None, seed: int = 0, progress=None) -> dict:
     if baseline not in BASELINES:
         raise KilnError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     if baseline == "ort":
         raise KilnError("the ONNX Runtime baseline is not built yet; use --baseline hf or torch-compile")
-    if prompt_len < 1 or new_tokens < 2 or repeats < 1:
-        raise KilnError("need --prompt-len >= 1, --new-tokens >= 2 and --repeats >= 1")
+    check_settings(prompt_len, new_tokens, repeats, threads)
     say = progress or (lambda s: None)
     if threads is not None:
-        if threads < 1:
-            raise KilnError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     rt = artifact.runtime()
     if rt.kv is None:

@@ -98,14 +98,11 @@ def time_contenders(contenders: dict[str, Runner], prompts: list[list[int]], new
 def bench_speculative(artifact, prompt_len: int = 64, new_tokens: int = 128, repeats: int = 2,
                       threads: int | None = None, n_prompts: int = 3, progress=None) -> dict:
     """kiln speculative vs kiln plain vs transformers (plain and its matching speculative mode)."""
-    from kiln.bench import _cpu_name, source_model
+    from kiln.bench import _cpu_name, check_settings, source_model
 
+    check_settings(prompt_len, new_tokens, repeats, threads)
     if threads is not None:
-        if threads < 1:
-            raise KilnError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-    if prompt_len < 1 or new_tokens < 2 or repeats < 1:
-        raise KilnError("need --prompt-len >= 1, --new-tokens >= 2 and --repeats >= 1")
     spec_rt = artifact.runtime()
     if spec_rt.spec is None:
         raise KilnError("this artifact has no speculative decoding (compile it with --draft)")

@@ -63,22 +63,17 @@ def _load(a, path):
 
 def cmd_compile(a) -> int:
     import kiln
+    from kiln.runtime import signing
 
     _check_output_paths(a)
-    key = None
-    if a.sign:  # read the key before compiling: a bad key file fails in a second, not after the compile
-        from kiln.runtime import signing
-
-        key = signing.read_key(a.sign)
+    key = signing.read_key(a.sign) if a.sign else None  # before compiling: a bad key fails in a second
     say = _progress(a.quiet)
     art = kiln.compile(a.model, pipeline=a.pipeline, passes=a.passes, target=a.target, draft=a.draft,
                        dump_dir=a.dump_dir, seed=a.seed, progress=say, spec_k=a.spec_k,
                        spec_adaptive=a.spec_adaptive, spec_tree=a.spec_tree, spec_skip=a.spec_skip)
     say(f"writing {a.output}")
     art.save(a.output)
-    if a.sign:
-        from kiln.runtime import signing
-
+    if key is not None:
         signing.sign(a.output, key)
     m = art.manifest
     n_ops = sum(len(p.ops) for p in art.module.programs.values())
@@ -131,7 +126,6 @@ def cmd_pipelines(a) -> int:
 
 
 def cmd_dump(a) -> int:
-
     art = _load(a, a.artifact)
     if a.kernels:
         target = art.manifest.get("target", "cpu")
@@ -307,13 +301,9 @@ def cmd_eval(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from kiln.bench import bench, format_table
+    from kiln.bench import bench, check_settings, format_table
 
-    if a.prompt_len < 1 or a.new_tokens < 2 or a.repeats < 1:  # before loading the artifact
-        raise KilnError(f"need --prompt-len >= 1, --new-tokens >= 2 and --repeats >= 1, got {a.prompt_len}, "
-                        f"{a.new_tokens} and {a.repeats}")
-    if a.threads is not None and a.threads < 1:
-        raise KilnError(f"--threads must be >= 1, got {a.threads}")
+    check_settings(a.prompt_len, a.new_tokens, a.repeats, a.threads)  # before loading the artifact
     art = _load(a, a.artifact)
     if "verify" in art.module.programs:  # compiled with --draft: speculative vs plain vs HF's speculative modes
         from kiln import bench_spec
@@ -348,15 +338,10 @@ def cmd_demo(a) -> int:
 
     import kiln
     from kiln.frontend.presets import PRESETS
-    from kiln.runtime.generate import check_sampling
+    from kiln.runtime.generate import check_prompt_text, check_sampling
 
-    check_sampling(0.0, 1.0, 0, a.max_new_tokens)  # before compiling: the bad value would be found after
-    if not a.prompt:
-        raise KilnError("the prompt is empty")
-    try:
-        a.prompt.encode("utf-8")
-    except UnicodeEncodeError:
-        raise KilnError("the prompt is not valid UTF-8 text; kiln prompts are UTF-8") from None
+    check_sampling(0.0, 1.0, 0, a.max_new_tokens)  # before compiling: the bad values would be found after
+    check_prompt_text(a.prompt)
     say = _progress(False)
     model_ref = a.model or bundled_model_dir()
     if model_ref is None:

@@ -95,6 +95,21 @@ def stream_text(decode, tokens: Iterator[int], out: list[int]) -> Iterator[str]:
         yield text.removeprefix(printed)
 
 
+def check_prompt_text(text) -> None:
+    """Refuse a prompt that is not non-empty UTF-8 text (KilnError naming the first bad character)."""
+    if not isinstance(text, str):
+        raise KilnError(f"the prompt must be text (str), got {type(text).__name__}")
+    if not text:
+        raise KilnError("the prompt is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # undecodable bytes from the command line arrive as lone surrogates
+        bad = text[e.start]
+        shown = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
+        raise KilnError(f"the prompt is not valid UTF-8 text ({shown} at character {e.start}); "
+                        "kiln prompts are UTF-8") from None
+
+
 def _is_token(t) -> bool:
     """An integer token id (an int or a 0-d integer tensor; never a bool or a float)."""
     if isinstance(t, torch.Tensor):
@@ -199,17 +214,7 @@ class Runtime:
         return self._tokenizer
 
     def encode(self, text: str) -> list[int]:
-        if not isinstance(text, str):
-            raise KilnError(f"the prompt must be text (str), got {type(text).__name__}")
-        if not text:
-            raise KilnError("the prompt is empty")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:  # undecodable bytes from the command line arrive as lone surrogates
-            bad = text[e.start]
-            shown = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
-            raise KilnError(f"the prompt is not valid UTF-8 text ({shown} at character {e.start}); "
-                            "kiln prompts are UTF-8") from None
+        check_prompt_text(text)
         ids = self.tokenizer.encode(text).ids
         if not ids:
             raise KilnError("the prompt encodes to no tokens")
