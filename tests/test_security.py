@@ -233,6 +233,14 @@ def test_triton_cache_kernels_refuse_indices_outside_their_tensors():
         kw = {"pos": pos, "seq": seq, "table": table, "layer": 1, **change}
         with pytest.raises(IRError, match=message):
             guard_cache_indices("k", [cache], [tok], kw["pos"], kw["seq"], kw["table"], kw["layer"], True)
+    # index ranges are checked once per call for each set of index tensors; the layer and shapes every time
+    checked: set = set()
+    guard_cache_indices("k", [cache], [tok], pos, seq, table, 1, True, checked)
+    assert len(checked) == 1
+    with pytest.raises(IRError, match="layer 2 is outside"):
+        guard_cache_indices("k", [cache], [tok], pos, seq, table, 2, True, checked)
+    with pytest.raises(IRError, match="outside the pool"):  # another table tensor is checked afresh
+        guard_cache_indices("k", [cache], [tok], pos, seq, torch.tensor([[0, 4]]), 1, True, checked)
     # a write touches only each token's own block; attention reads every block up to it
     guard_cache_indices("k", [cache], [tok], torch.tensor([8, 9, 10]), seq, torch.tensor([[7, 1]]), 0, False)
     with pytest.raises(IRError, match="outside the pool"):

@@ -243,15 +243,17 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 def guard_cache_indices(label: str, caches: list[torch.Tensor], tokens: list[torch.Tensor], pos: torch.Tensor,
-                        seq: torch.Tensor, table: torch.Tensor, layer: int, reads_history: bool) -> None:
+                        seq: torch.Tensor, table: torch.Tensor, layer: int, reads_history: bool,
+                        checked: set | None = None) -> None:
     """Refuse (IRError), before a cache kernel launches, indices that would take it outside its tensors.
 
     The kernels address the pool with raw offsets (``layer``, ``table[seq, pos // BS]``, ``pos % BS``)
     and no bounds masks, and an artifact's IR may compute ``pos``/``seq``/``table`` itself, so every
     index is checked on the host first: the layer within every cache, one ``pos``/``seq`` per token,
     sequences within the table, positions within a table row, and every block the kernel touches
-    (the token's own, or with ``reads_history`` every block up to it) within the pool. On a GPU this
-    costs a synchronisation per cache kernel."""
+    (the token's own, or with ``reads_history`` every block up to it) within the pool. The index
+    ranges (a synchronisation on a GPU) are checked once per set of index tensors: ``checked``, kept
+    for one program call, remembers those already seen (every layer's kernels share them)."""
     where = f"kernel {label}"
     for c in caches:
         if c.dim() != 5 or not 0 <= layer < c.shape[0]:
@@ -262,9 +264,10 @@ def guard_cache_indices(label: str, caches: list[torch.Tensor], tokens: list[tor
     if pos.dim() != 1 or seq.shape != pos.shape or any(t.dim() != 4 or t.shape[2] != n for t in tokens):
         raise IRError(f"{where}: pos {tuple(pos.shape)}, seq {tuple(seq.shape)} and the tokens "
                       f"{[tuple(t.shape) for t in tokens]} disagree")
-    if n == 0:
-        return
     nb, bs = caches[0].shape[1], caches[0].shape[3]
+    key = (id(pos), id(seq), id(table), nb, bs, reads_history)
+    if n == 0 or (checked is not None and key in checked):
+        return
     rows, width = table.shape
     if int(seq.min()) < 0 or int(seq.max()) >= rows or int(pos.min()) < 0 or int(pos.max()) >= width * bs:
         raise IRError(f"{where}: a token's sequence or position is outside the block table [{rows}, {width}] "
@@ -276,6 +279,8 @@ def guard_cache_indices(label: str, caches: list[torch.Tensor], tokens: list[tor
         touched = table[seq, last]
     if touched.numel() and (int(touched.min()) < 0 or int(touched.max()) >= nb):
         raise IRError(f"{where}: the block table points outside the pool of {nb} blocks")
+    if checked is not None:
+        checked.add(key)
 
 
 class TritonProgram:
@@ -349,6 +354,7 @@ class TritonProgram:
         env = CpuProgram.bind(self, args)  # checks ranks, dtypes and symbolic sizes like the CPU target
         vals: dict[int, Any] = {id(a): t.to(self.device) for a, t in zip(p.args, args)}
         ctx = ExecContext(env, self.weights, self.device)
+        self._checked_indices: set = set()  # index tensors of this call already checked by guard_cache_indices
         for label, ops in self.schedule:
             if label is None:
                 op = ops[0]
@@ -403,13 +409,15 @@ class TritonProgram:
         elif kind == "cache_attention":
             op = ops[0]
             q, kc, vc, pos, seq, table = (vals[id(x)] for x in op.operands)
-            guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True)
+            guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True,
+                                self._checked_indices)
             outs = [self._empty(op.result, env)]
             launch_cache_attention(mod, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
         elif kind == "cache_attention_q8":
             op = ops[0]
             q, kc, kscale, vc, vscale, pos, seq, table = (vals[id(x)] for x in op.operands)
-            guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True)
+            guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True,
+                                self._checked_indices)
             if kscale.shape != kc.shape[:4] or vscale.shape != vc.shape[:4]:
                 raise IRError(f"kernel {label}: the cache scales do not match the caches")
             outs = [self._empty(op.result, env)]
@@ -419,7 +427,8 @@ class TritonProgram:
             outs = [vals[id(v)] for op in ops for v in op.operands[:2]]
             pos, seq, table = (vals[id(x)] for x in ops[0].operands[3:6])
             xs = [vals[id(op.operands[2])] for op in ops]
-            guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False)
+            guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False,
+                                self._checked_indices)
             if any(sc.shape != c.shape[:4] for c, sc in zip(outs[0::2], outs[1::2])):
                 raise IRError(f"kernel {label}: the cache scales do not match the caches")
             launch_cache_write_q8(mod, [vals[id(op.operands[2])] for op in ops], outs[0::2], outs[1::2], pos, seq,
@@ -428,7 +437,7 @@ class TritonProgram:
             outs = [vals[id(op.operands[0])] for op in ops]
             pos, seq, table = (vals[id(x)] for x in ops[0].operands[2:5])
             guard_cache_indices(label, outs, [vals[id(op.operands[1])] for op in ops], pos, seq, table,
-                                ops[0].attrs["layer"], False)
+                                ops[0].attrs["layer"], False, self._checked_indices)
             launch_cache_write(mod, [vals[id(op.operands[1])] for op in ops], outs, pos, seq, table,
                                ops[0].attrs["layer"])
         else:
