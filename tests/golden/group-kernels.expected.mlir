@@ -1,0 +1,151 @@
+// Golden output: group-kernels.input.mlir after the one pass below (tests/test_golden.py compares
+// the printed IR with this file's IR exactly). Regenerate: python tools/golden.py --write
+// case: group-kernels
+// pass: group-kernels
+"builtin.module"() ({
+  "kiln.program"() ({
+  ^bb0(%input_ids: tensor<?x?xi64, "B,T">):
+    %0 = "kiln.weight"() {name = "model.embed_tokens.weight"} : () -> tensor<64x32xf32>
+    %1 = "kiln.embedding"(%0, %input_ids) : (tensor<64x32xf32>, tensor<?x?xi64, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %2 = "kiln.weight"() {name = "model.rotary_emb.inv_freq"} : () -> tensor<4xf32>
+    %3 = "kiln.weight"() {name = "model.layers.0.input_layernorm.weight"} : () -> tensor<32xf32>
+    %4 = "kiln.rms_norm"(%1, %3) {eps = 1.0e-05, kernel = "rowwise0"} : (tensor<?x?x32xf32, "B,T">, tensor<32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %5 = "kiln.weight"() {name = "model.layers.0.self_attn.qkv_proj.weight"} : () -> tensor<64x32xf32>
+    %6 = "kiln.linear"(%4, %5) {kernel = "gemm1"} : (tensor<?x?x32xf32, "B,T">, tensor<64x32xf32>) -> tensor<?x?x64xf32, "B,T">
+    %7 = "kiln.slice"(%6) {dim = 2, end = 32, start = 0} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %8 = "kiln.slice"(%6) {dim = 2, end = 48, start = 32} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x16xf32, "B,T">
+    %9 = "kiln.slice"(%6) {dim = 2, end = 64, start = 48} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x16xf32, "B,T">
+    %10 = "kiln.reshape"(%7) {shape = ["B", "T", 4, 8]} : (tensor<?x?x32xf32, "B,T">) -> tensor<?x?x4x8xf32, "B,T">
+    %11 = "kiln.transpose"(%10) {dim0 = 1, dim1 = 2} : (tensor<?x?x4x8xf32, "B,T">) -> tensor<?x4x?x8xf32, "B,T">
+    %12 = "kiln.reshape"(%8) {shape = ["B", "T", 2, 8]} : (tensor<?x?x16xf32, "B,T">) -> tensor<?x?x2x8xf32, "B,T">
+    %13 = "kiln.transpose"(%12) {dim0 = 1, dim1 = 2} : (tensor<?x?x2x8xf32, "B,T">) -> tensor<?x2x?x8xf32, "B,T">
+    %14 = "kiln.reshape"(%9) {shape = ["B", "T", 2, 8]} : (tensor<?x?x16xf32, "B,T">) -> tensor<?x?x2x8xf32, "B,T">
+    %15 = "kiln.transpose"(%14) {dim0 = 1, dim1 = 2} : (tensor<?x?x2x8xf32, "B,T">) -> tensor<?x2x?x8xf32, "B,T">
+    %16 = "kiln.positions"(%input_ids) : (tensor<?x?xi64, "B,T">) -> tensor<?x?xi64, "B,T">
+    %17 = "kiln.rope_cos"(%16, %2) {scale = 1.0} : (tensor<?x?xi64, "B,T">, tensor<4xf32>) -> tensor<?x?x8xf32, "B,T">
+    %18 = "kiln.slice"(%17) {dim = 0, end = 1, start = 0} : (tensor<?x?x8xf32, "B,T">) -> tensor<1x?x8xf32, "T">
+    %19 = "kiln.rope_sin"(%16, %2) {scale = 1.0} : (tensor<?x?xi64, "B,T">, tensor<4xf32>) -> tensor<?x?x8xf32, "B,T">
+    %20 = "kiln.slice"(%19) {dim = 0, end = 1, start = 0} : (tensor<?x?x8xf32, "B,T">) -> tensor<1x?x8xf32, "T">
+    %21 = "kiln.rope"(%11, %18, %20) {kernel = "rope2"} : (tensor<?x4x?x8xf32, "B,T">, tensor<1x?x8xf32, "T">, tensor<1x?x8xf32, "T">) -> tensor<?x4x?x8xf32, "B,T">
+    %22 = "kiln.rope"(%13, %18, %20) {kernel = "rope2"} : (tensor<?x2x?x8xf32, "B,T">, tensor<1x?x8xf32, "T">, tensor<1x?x8xf32, "T">) -> tensor<?x2x?x8xf32, "B,T">
+    %23 = "kiln.attention"(%21, %22, %15) {causal = true, kernel = "attention3", scale = 0.3535533905932738} : (tensor<?x4x?x8xf32, "B,T">, tensor<?x2x?x8xf32, "B,T">, tensor<?x2x?x8xf32, "B,T">) -> tensor<?x4x?x8xf32, "B,T">
+    %24 = "kiln.transpose"(%23) {dim0 = 1, dim1 = 2} : (tensor<?x4x?x8xf32, "B,T">) -> tensor<?x?x4x8xf32, "B,T">
+    %25 = "kiln.reshape"(%24) {shape = ["B", "T", 32]} : (tensor<?x?x4x8xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %26 = "kiln.weight"() {name = "model.layers.0.self_attn.o_proj.weight"} : () -> tensor<32x32xf32>
+    %27 = "kiln.linear"(%25, %26) {kernel = "gemm4"} : (tensor<?x?x32xf32, "B,T">, tensor<32x32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %28 = "kiln.add"(%1, %27) {kernel = "rowwise5"} : (tensor<?x?x32xf32, "B,T">, tensor<?x?x32xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %29 = "kiln.weight"() {name = "model.layers.0.post_attention_layernorm.weight"} : () -> tensor<32xf32>
+    %30 = "kiln.rms_norm"(%28, %29) {eps = 1.0e-05, kernel = "rowwise5"} : (tensor<?x?x32xf32, "B,T">, tensor<32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %31 = "kiln.weight"() {name = "model.layers.0.mlp.gate_up_proj.weight"} : () -> tensor<128x32xf32>
+    %32 = "kiln.linear"(%30, %31) {kernel = "gemm6"} : (tensor<?x?x32xf32, "B,T">, tensor<128x32xf32>) -> tensor<?x?x128xf32, "B,T">
+    %33 = "kiln.slice"(%32) {dim = 2, end = 64, kernel = "rowwise7", start = 0} : (tensor<?x?x128xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %34 = "kiln.slice"(%32) {dim = 2, end = 128, kernel = "rowwise7", start = 64} : (tensor<?x?x128xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %35 = "kiln.silu"(%33) {kernel = "rowwise7"} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %36 = "kiln.mul"(%35, %34) {kernel = "rowwise7"} : (tensor<?x?x64xf32, "B,T">, tensor<?x?x64xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %37 = "kiln.weight"() {name = "model.layers.0.mlp.down_proj.weight"} : () -> tensor<32x64xf32>
+    %38 = "kiln.linear"(%36, %37) {kernel = "gemm8"} : (tensor<?x?x64xf32, "B,T">, tensor<32x64xf32>) -> tensor<?x?x32xf32, "B,T">
+    %39 = "kiln.add"(%28, %38) {kernel = "rowwise9"} : (tensor<?x?x32xf32, "B,T">, tensor<?x?x32xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %40 = "kiln.weight"() {name = "model.norm.weight"} : () -> tensor<32xf32>
+    %41 = "kiln.rms_norm"(%39, %40) {eps = 1.0e-05, kernel = "rowwise9"} : (tensor<?x?x32xf32, "B,T">, tensor<32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %42 = "kiln.weight"() {name = "lm_head.weight"} : () -> tensor<64x32xf32>
+    %43 = "kiln.linear"(%41, %42) {kernel = "gemm10"} : (tensor<?x?x32xf32, "B,T">, tensor<64x32xf32>) -> tensor<?x?x64xf32, "B,T">
+    "kiln.return"(%43) : (tensor<?x?x64xf32, "B,T">) -> ()
+  }) {sym_name = "forward"} : () -> ()
+  "kiln.program"() ({
+  ^bb0(%input_ids: tensor<1x?xi64, "N">, %pos: tensor<?xi64, "N">, %seq: tensor<?xi64, "N">, %block_table: tensor<?x?xi64, "S,MB">, %k_cache: tensor<1x?x2x64x8xf32, "NB">, %v_cache: tensor<1x?x2x64x8xf32, "NB">, %logits_at: tensor<?xi64, "K">):
+    %0 = "kiln.reshape"(%pos) {shape = [1, "N"]} : (tensor<?xi64, "N">) -> tensor<1x?xi64, "N">
+    %1 = "kiln.weight"() {name = "model.embed_tokens.weight"} : () -> tensor<64x32xf32>
+    %2 = "kiln.embedding"(%1, %input_ids) : (tensor<64x32xf32>, tensor<1x?xi64, "N">) -> tensor<1x?x32xf32, "N">
+    %3 = "kiln.weight"() {name = "model.rotary_emb.inv_freq"} : () -> tensor<4xf32>
+    %4 = "kiln.weight"() {name = "model.layers.0.input_layernorm.weight"} : () -> tensor<32xf32>
+    %5 = "kiln.rms_norm"(%2, %4) {eps = 1.0e-05, kernel = "rowwise0"} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
+    %6 = "kiln.weight"() {name = "model.layers.0.self_attn.qkv_proj.weight"} : () -> tensor<64x32xf32>
+    %7 = "kiln.linear"(%5, %6) {kernel = "gemm1"} : (tensor<1x?x32xf32, "N">, tensor<64x32xf32>) -> tensor<1x?x64xf32, "N">
+    %8 = "kiln.slice"(%7) {dim = 2, end = 32, start = 0} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %9 = "kiln.slice"(%7) {dim = 2, end = 48, start = 32} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x16xf32, "N">
+    %10 = "kiln.slice"(%7) {dim = 2, end = 64, start = 48} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x16xf32, "N">
+    %11 = "kiln.reshape"(%8) {shape = [1, "N", 4, 8]} : (tensor<1x?x32xf32, "N">) -> tensor<1x?x4x8xf32, "N">
+    %12 = "kiln.transpose"(%11) {dim0 = 1, dim1 = 2} : (tensor<1x?x4x8xf32, "N">) -> tensor<1x4x?x8xf32, "N">
+    %13 = "kiln.reshape"(%9) {shape = [1, "N", 2, 8]} : (tensor<1x?x16xf32, "N">) -> tensor<1x?x2x8xf32, "N">
+    %14 = "kiln.transpose"(%13) {dim0 = 1, dim1 = 2} : (tensor<1x?x2x8xf32, "N">) -> tensor<1x2x?x8xf32, "N">
+    %15 = "kiln.reshape"(%10) {shape = [1, "N", 2, 8]} : (tensor<1x?x16xf32, "N">) -> tensor<1x?x2x8xf32, "N">
+    %16 = "kiln.transpose"(%15) {dim0 = 1, dim1 = 2} : (tensor<1x?x2x8xf32, "N">) -> tensor<1x2x?x8xf32, "N">
+    %17 = "kiln.rope_cos"(%0, %3) {scale = 1.0} : (tensor<1x?xi64, "N">, tensor<4xf32>) -> tensor<1x?x8xf32, "N">
+    %18 = "kiln.rope_sin"(%0, %3) {scale = 1.0} : (tensor<1x?xi64, "N">, tensor<4xf32>) -> tensor<1x?x8xf32, "N">
+    %19 = "kiln.rope"(%12, %17, %18) {kernel = "rope2"} : (tensor<1x4x?x8xf32, "N">, tensor<1x?x8xf32, "N">, tensor<1x?x8xf32, "N">) -> tensor<1x4x?x8xf32, "N">
+    %20 = "kiln.rope"(%14, %17, %18) {kernel = "rope2"} : (tensor<1x2x?x8xf32, "N">, tensor<1x?x8xf32, "N">, tensor<1x?x8xf32, "N">) -> tensor<1x2x?x8xf32, "N">
+    %21 = "kiln.cache_write"(%k_cache, %20, %pos, %seq, %block_table) {kernel = "cache_write3", layer = 0, layout = "contiguous"} : (tensor<1x?x2x64x8xf32, "NB">, tensor<1x2x?x8xf32, "N">, tensor<?xi64, "N">, tensor<?xi64, "N">, tensor<?x?xi64, "S,MB">) -> tensor<1x?x2x64x8xf32, "NB">
+    %22 = "kiln.cache_write"(%v_cache, %16, %pos, %seq, %block_table) {kernel = "cache_write3", layer = 0, layout = "contiguous"} : (tensor<1x?x2x64x8xf32, "NB">, tensor<1x2x?x8xf32, "N">, tensor<?xi64, "N">, tensor<?xi64, "N">, tensor<?x?xi64, "S,MB">) -> tensor<1x?x2x64x8xf32, "NB">
+    %23 = "kiln.cache_attention"(%19, %21, %22, %pos, %seq, %block_table) {kernel = "cache_attention4", layer = 0, layout = "contiguous", scale = 0.3535533905932738} : (tensor<1x4x?x8xf32, "N">, tensor<1x?x2x64x8xf32, "NB">, tensor<1x?x2x64x8xf32, "NB">, tensor<?xi64, "N">, tensor<?xi64, "N">, tensor<?x?xi64, "S,MB">) -> tensor<1x4x?x8xf32, "N">
+    %24 = "kiln.transpose"(%23) {dim0 = 1, dim1 = 2} : (tensor<1x4x?x8xf32, "N">) -> tensor<1x?x4x8xf32, "N">
+    %25 = "kiln.reshape"(%24) {shape = [1, "N", 32]} : (tensor<1x?x4x8xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %26 = "kiln.weight"() {name = "model.layers.0.self_attn.o_proj.weight"} : () -> tensor<32x32xf32>
+    %27 = "kiln.linear"(%25, %26) {kernel = "gemm5"} : (tensor<1x?x32xf32, "N">, tensor<32x32xf32>) -> tensor<1x?x32xf32, "N">
+    %28 = "kiln.add"(%2, %27) {kernel = "rowwise6"} : (tensor<1x?x32xf32, "N">, tensor<1x?x32xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %29 = "kiln.weight"() {name = "model.layers.0.post_attention_layernorm.weight"} : () -> tensor<32xf32>
+    %30 = "kiln.rms_norm"(%28, %29) {eps = 1.0e-05, kernel = "rowwise6"} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
+    %31 = "kiln.weight"() {name = "model.layers.0.mlp.gate_up_proj.weight"} : () -> tensor<128x32xf32>
+    %32 = "kiln.linear"(%30, %31) {kernel = "gemm7"} : (tensor<1x?x32xf32, "N">, tensor<128x32xf32>) -> tensor<1x?x128xf32, "N">
+    %33 = "kiln.slice"(%32) {dim = 2, end = 64, kernel = "rowwise8", start = 0} : (tensor<1x?x128xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %34 = "kiln.slice"(%32) {dim = 2, end = 128, kernel = "rowwise8", start = 64} : (tensor<1x?x128xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %35 = "kiln.silu"(%33) {kernel = "rowwise8"} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %36 = "kiln.mul"(%35, %34) {kernel = "rowwise8"} : (tensor<1x?x64xf32, "N">, tensor<1x?x64xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %37 = "kiln.weight"() {name = "model.layers.0.mlp.down_proj.weight"} : () -> tensor<32x64xf32>
+    %38 = "kiln.linear"(%36, %37) {kernel = "gemm9"} : (tensor<1x?x64xf32, "N">, tensor<32x64xf32>) -> tensor<1x?x32xf32, "N">
+    %39 = "kiln.add"(%28, %38) {kernel = "rowwise10"} : (tensor<1x?x32xf32, "N">, tensor<1x?x32xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %40 = "kiln.weight"() {name = "model.norm.weight"} : () -> tensor<32xf32>
+    %41 = "kiln.rms_norm"(%39, %40) {eps = 1.0e-05, kernel = "rowwise10"} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
+    %42 = "kiln.weight"() {name = "lm_head.weight"} : () -> tensor<64x32xf32>
+    %43 = "kiln.gather"(%41, %logits_at) {dim = 1} : (tensor<1x?x32xf32, "N">, tensor<?xi64, "K">) -> tensor<1x?x32xf32, "K">
+    %44 = "kiln.linear"(%43, %42) {kernel = "gemm11"} : (tensor<1x?x32xf32, "K">, tensor<64x32xf32>) -> tensor<1x?x64xf32, "K">
+    "kiln.return"(%44) : (tensor<1x?x64xf32, "K">) -> ()
+  }) {sym_name = "prefill"} : () -> ()
+  "kiln.program"() ({
+  ^bb0(%input_ids: tensor<1x?xi64, "N">, %pos: tensor<?xi64, "N">, %seq: tensor<?xi64, "N">, %block_table: tensor<?x?xi64, "S,MB">, %k_cache: tensor<1x?x2x64x8xf32, "NB">, %v_cache: tensor<1x?x2x64x8xf32, "NB">):
+    %0 = "kiln.reshape"(%pos) {shape = [1, "N"]} : (tensor<?xi64, "N">) -> tensor<1x?xi64, "N">
+    %1 = "kiln.weight"() {name = "model.embed_tokens.weight"} : () -> tensor<64x32xf32>
+    %2 = "kiln.embedding"(%1, %input_ids) : (tensor<64x32xf32>, tensor<1x?xi64, "N">) -> tensor<1x?x32xf32, "N">
+    %3 = "kiln.weight"() {name = "model.rotary_emb.inv_freq"} : () -> tensor<4xf32>
+    %4 = "kiln.weight"() {name = "model.layers.0.input_layernorm.weight"} : () -> tensor<32xf32>
+    %5 = "kiln.rms_norm"(%2, %4) {eps = 1.0e-05, kernel = "rowwise0"} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
+    %6 = "kiln.weight"() {name = "model.layers.0.self_attn.qkv_proj.weight"} : () -> tensor<64x32xf32>
+    %7 = "kiln.linear"(%5, %6) {kernel = "gemm1"} : (tensor<1x?x32xf32, "N">, tensor<64x32xf32>) -> tensor<1x?x64xf32, "N">
+    %8 = "kiln.slice"(%7) {dim = 2, end = 32, start = 0} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %9 = "kiln.slice"(%7) {dim = 2, end = 48, start = 32} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x16xf32, "N">
+    %10 = "kiln.slice"(%7) {dim = 2, end = 64, start = 48} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x16xf32, "N">
+    %11 = "kiln.reshape"(%8) {shape = [1, "N", 4, 8]} : (tensor<1x?x32xf32, "N">) -> tensor<1x?x4x8xf32, "N">
+    %12 = "kiln.transpose"(%11) {dim0 = 1, dim1 = 2} : (tensor<1x?x4x8xf32, "N">) -> tensor<1x4x?x8xf32, "N">
+    %13 = "kiln.reshape"(%9) {shape = [1, "N", 2, 8]} : (tensor<1x?x16xf32, "N">) -> tensor<1x?x2x8xf32, "N">
+    %14 = "kiln.transpose"(%13) {dim0 = 1, dim1 = 2} : (tensor<1x?x2x8xf32, "N">) -> tensor<1x2x?x8xf32, "N">
+    %15 = "kiln.reshape"(%10) {shape = [1, "N", 2, 8]} : (tensor<1x?x16xf32, "N">) -> tensor<1x?x2x8xf32, "N">
+    %16 = "kiln.transpose"(%15) {dim0 = 1, dim1 = 2} : (tensor<1x?x2x8xf32, "N">) -> tensor<1x2x?x8xf32, "N">
+    %17 = "kiln.rope_cos"(%0, %3) {scale = 1.0} : (tensor<1x?xi64, "N">, tensor<4xf32>) -> tensor<1x?x8xf32, "N">
+    %18 = "kiln.rope_sin"(%0, %3) {scale = 1.0} : (tensor<1x?xi64, "N">, tensor<4xf32>) -> tensor<1x?x8xf32, "N">
+    %19 = "kiln.rope"(%12, %17, %18) {kernel = "rope2"} : (tensor<1x4x?x8xf32, "N">, tensor<1x?x8xf32, "N">, tensor<1x?x8xf32, "N">) -> tensor<1x4x?x8xf32, "N">
+    %20 = "kiln.rope"(%14, %17, %18) {kernel = "rope2"} : (tensor<1x2x?x8xf32, "N">, tensor<1x?x8xf32, "N">, tensor<1x?x8xf32, "N">) -> tensor<1x2x?x8xf32, "N">
+    %21 = "kiln.cache_write"(%k_cache, %20, %pos, %seq, %block_table) {kernel = "cache_write3", layer = 0, layout = "contiguous"} : (tensor<1x?x2x64x8xf32, "NB">, tensor<1x2x?x8xf32, "N">, tensor<?xi64, "N">, tensor<?xi64, "N">, tensor<?x?xi64, "S,MB">) -> tensor<1x?x2x64x8xf32, "NB">
+    %22 = "kiln.cache_write"(%v_cache, %16, %pos, %seq, %block_table) {kernel = "cache_write3", layer = 0, layout = "contiguous"} : (tensor<1x?x2x64x8xf32, "NB">, tensor<1x2x?x8xf32, "N">, tensor<?xi64, "N">, tensor<?xi64, "N">, tensor<?x?xi64, "S,MB">) -> tensor<1x?x2x64x8xf32, "NB">
+    %23 = "kiln.cache_attention"(%19, %21, %22, %pos, %seq, %block_table) {kernel = "cache_attention4", layer = 0, layout = "contiguous", scale = 0.3535533905932738} : (tensor<1x4x?x8xf32, "N">, tensor<1x?x2x64x8xf32, "NB">, tensor<1x?x2x64x8xf32, "NB">, tensor<?xi64, "N">, tensor<?xi64, "N">, tensor<?x?xi64, "S,MB">) -> tensor<1x4x?x8xf32, "N">
+    %24 = "kiln.transpose"(%23) {dim0 = 1, dim1 = 2} : (tensor<1x4x?x8xf32, "N">) -> tensor<1x?x4x8xf32, "N">
+    %25 = "kiln.reshape"(%24) {shape = [1, "N", 32]} : (tensor<1x?x4x8xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %26 = "kiln.weight"() {name = "model.layers.0.self_attn.o_proj.weight"} : () -> tensor<32x32xf32>
+    %27 = "kiln.linear"(%25, %26) {kernel = "gemm5"} : (tensor<1x?x32xf32, "N">, tensor<32x32xf32>) -> tensor<1x?x32xf32, "N">
+    %28 = "kiln.add"(%2, %27) {kernel = "rowwise6"} : (tensor<1x?x32xf32, "N">, tensor<1x?x32xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %29 = "kiln.weight"() {name = "model.layers.0.post_attention_layernorm.weight"} : () -> tensor<32xf32>
+    %30 = "kiln.rms_norm"(%28, %29) {eps = 1.0e-05, kernel = "rowwise6"} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
+    %31 = "kiln.weight"() {name = "model.layers.0.mlp.gate_up_proj.weight"} : () -> tensor<128x32xf32>
+    %32 = "kiln.linear"(%30, %31) {kernel = "gemm7"} : (tensor<1x?x32xf32, "N">, tensor<128x32xf32>) -> tensor<1x?x128xf32, "N">
+    %33 = "kiln.slice"(%32) {dim = 2, end = 64, kernel = "rowwise8", start = 0} : (tensor<1x?x128xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %34 = "kiln.slice"(%32) {dim = 2, end = 128, kernel = "rowwise8", start = 64} : (tensor<1x?x128xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %35 = "kiln.silu"(%33) {kernel = "rowwise8"} : (tensor<1x?x64xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %36 = "kiln.mul"(%35, %34) {kernel = "rowwise8"} : (tensor<1x?x64xf32, "N">, tensor<1x?x64xf32, "N">) -> tensor<1x?x64xf32, "N">
+    %37 = "kiln.weight"() {name = "model.layers.0.mlp.down_proj.weight"} : () -> tensor<32x64xf32>
+    %38 = "kiln.linear"(%36, %37) {kernel = "gemm9"} : (tensor<1x?x64xf32, "N">, tensor<32x64xf32>) -> tensor<1x?x32xf32, "N">
+    %39 = "kiln.add"(%28, %38) {kernel = "rowwise10"} : (tensor<1x?x32xf32, "N">, tensor<1x?x32xf32, "N">) -> tensor<1x?x32xf32, "N">
+    %40 = "kiln.weight"() {name = "model.norm.weight"} : () -> tensor<32xf32>
+    %41 = "kiln.rms_norm"(%39, %40) {eps = 1.0e-05, kernel = "rowwise10"} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
+    %42 = "kiln.weight"() {name = "lm_head.weight"} : () -> tensor<64x32xf32>
+    %43 = "kiln.linear"(%41, %42) {kernel = "gemm11"} : (tensor<1x?x32xf32, "N">, tensor<64x32xf32>) -> tensor<1x?x64xf32, "N">
+    "kiln.return"(%43) : (tensor<1x?x64xf32, "N">) -> ()
+  }) {sym_name = "decode"} : () -> ()
+}) {kiln.meta = {bos_token_id = 1, eos_token_id = 2, family = "llama", kv_cache = {block_size = 64, bytes_per_token = 128, dtype = "f32", head_dim = 8, kv_heads = 2, layers = 1, layout = "contiguous"}, max_positions = 64, vocab_size = 64}} : () -> ()

@@ -1,0 +1,60 @@
+// Golden output: quantize-weights-int4.input.mlir after the one pass below (tests/test_golden.py compares
+// the printed IR with this file's IR exactly). Regenerate: python tools/golden.py --write
+// case: quantize-weights-int4
+// pass: quantize-weights{format=int4,group_size=32}
+"builtin.module"() ({
+  "kiln.program"() ({
+  ^bb0(%input_ids: tensor<?x?xi64, "B,T">):
+    %0 = "kiln.weight"() {name = "model.embed_tokens.weight.int4"} : () -> tensor<64x16xui8>
+    %1 = "kiln.weight"() {name = "model.embed_tokens.weight.int4_scales"} : () -> tensor<64x1xf16>
+    %2 = "kiln.qembedding"(%0, %1, %input_ids) {format = "int4", group_size = 32, symmetric = true} : (tensor<64x16xui8>, tensor<64x1xf16>, tensor<?x?xi64, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %3 = "kiln.weight"() {name = "model.rotary_emb.inv_freq"} : () -> tensor<4xf32>
+    %4 = "kiln.weight"() {name = "model.layers.0.input_layernorm.weight"} : () -> tensor<32xf32>
+    %5 = "kiln.rms_norm"(%2, %4) {eps = 1.0e-05} : (tensor<?x?x32xf32, "B,T">, tensor<32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %6 = "kiln.weight"() {name = "model.layers.0.self_attn.qkv_proj.weight.int4"} : () -> tensor<64x16xui8>
+    %7 = "kiln.weight"() {name = "model.layers.0.self_attn.qkv_proj.weight.int4_scales"} : () -> tensor<64x1xf16>
+    %8 = "kiln.qlinear"(%5, %6, %7) {format = "int4", group_size = 32, symmetric = true} : (tensor<?x?x32xf32, "B,T">, tensor<64x16xui8>, tensor<64x1xf16>) -> tensor<?x?x64xf32, "B,T">
+    %9 = "kiln.slice"(%8) {dim = 2, end = 32, start = 0} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %10 = "kiln.slice"(%8) {dim = 2, end = 48, start = 32} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x16xf32, "B,T">
+    %11 = "kiln.slice"(%8) {dim = 2, end = 64, start = 48} : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x16xf32, "B,T">
+    %12 = "kiln.reshape"(%9) {shape = ["B", "T", 4, 8]} : (tensor<?x?x32xf32, "B,T">) -> tensor<?x?x4x8xf32, "B,T">
+    %13 = "kiln.transpose"(%12) {dim0 = 1, dim1 = 2} : (tensor<?x?x4x8xf32, "B,T">) -> tensor<?x4x?x8xf32, "B,T">
+    %14 = "kiln.reshape"(%10) {shape = ["B", "T", 2, 8]} : (tensor<?x?x16xf32, "B,T">) -> tensor<?x?x2x8xf32, "B,T">
+    %15 = "kiln.transpose"(%14) {dim0 = 1, dim1 = 2} : (tensor<?x?x2x8xf32, "B,T">) -> tensor<?x2x?x8xf32, "B,T">
+    %16 = "kiln.reshape"(%11) {shape = ["B", "T", 2, 8]} : (tensor<?x?x16xf32, "B,T">) -> tensor<?x?x2x8xf32, "B,T">
+    %17 = "kiln.transpose"(%16) {dim0 = 1, dim1 = 2} : (tensor<?x?x2x8xf32, "B,T">) -> tensor<?x2x?x8xf32, "B,T">
+    %18 = "kiln.positions"(%input_ids) : (tensor<?x?xi64, "B,T">) -> tensor<?x?xi64, "B,T">
+    %19 = "kiln.rope_cos"(%18, %3) {scale = 1.0} : (tensor<?x?xi64, "B,T">, tensor<4xf32>) -> tensor<?x?x8xf32, "B,T">
+    %20 = "kiln.slice"(%19) {dim = 0, end = 1, start = 0} : (tensor<?x?x8xf32, "B,T">) -> tensor<1x?x8xf32, "T">
+    %21 = "kiln.rope_sin"(%18, %3) {scale = 1.0} : (tensor<?x?xi64, "B,T">, tensor<4xf32>) -> tensor<?x?x8xf32, "B,T">
+    %22 = "kiln.slice"(%21) {dim = 0, end = 1, start = 0} : (tensor<?x?x8xf32, "B,T">) -> tensor<1x?x8xf32, "T">
+    %23 = "kiln.rope"(%13, %20, %22) : (tensor<?x4x?x8xf32, "B,T">, tensor<1x?x8xf32, "T">, tensor<1x?x8xf32, "T">) -> tensor<?x4x?x8xf32, "B,T">
+    %24 = "kiln.rope"(%15, %20, %22) : (tensor<?x2x?x8xf32, "B,T">, tensor<1x?x8xf32, "T">, tensor<1x?x8xf32, "T">) -> tensor<?x2x?x8xf32, "B,T">
+    %25 = "kiln.attention"(%23, %24, %17) {causal = true, scale = 0.3535533905932738} : (tensor<?x4x?x8xf32, "B,T">, tensor<?x2x?x8xf32, "B,T">, tensor<?x2x?x8xf32, "B,T">) -> tensor<?x4x?x8xf32, "B,T">
+    %26 = "kiln.transpose"(%25) {dim0 = 1, dim1 = 2} : (tensor<?x4x?x8xf32, "B,T">) -> tensor<?x?x4x8xf32, "B,T">
+    %27 = "kiln.reshape"(%26) {shape = ["B", "T", 32]} : (tensor<?x?x4x8xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %28 = "kiln.weight"() {name = "model.layers.0.self_attn.o_proj.weight.int4"} : () -> tensor<32x16xui8>
+    %29 = "kiln.weight"() {name = "model.layers.0.self_attn.o_proj.weight.int4_scales"} : () -> tensor<32x1xf16>
+    %30 = "kiln.qlinear"(%27, %28, %29) {format = "int4", group_size = 32, symmetric = true} : (tensor<?x?x32xf32, "B,T">, tensor<32x16xui8>, tensor<32x1xf16>) -> tensor<?x?x32xf32, "B,T">
+    %31 = "kiln.add"(%2, %30) : (tensor<?x?x32xf32, "B,T">, tensor<?x?x32xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %32 = "kiln.weight"() {name = "model.layers.0.post_attention_layernorm.weight"} : () -> tensor<32xf32>
+    %33 = "kiln.rms_norm"(%31, %32) {eps = 1.0e-05} : (tensor<?x?x32xf32, "B,T">, tensor<32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %34 = "kiln.weight"() {name = "model.layers.0.mlp.gate_up_proj.weight.int4"} : () -> tensor<128x16xui8>
+    %35 = "kiln.weight"() {name = "model.layers.0.mlp.gate_up_proj.weight.int4_scales"} : () -> tensor<128x1xf16>
+    %36 = "kiln.qlinear"(%33, %34, %35) {format = "int4", group_size = 32, symmetric = true} : (tensor<?x?x32xf32, "B,T">, tensor<128x16xui8>, tensor<128x1xf16>) -> tensor<?x?x128xf32, "B,T">
+    %37 = "kiln.slice"(%36) {dim = 2, end = 64, start = 0} : (tensor<?x?x128xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %38 = "kiln.slice"(%36) {dim = 2, end = 128, start = 64} : (tensor<?x?x128xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %39 = "kiln.silu"(%37) : (tensor<?x?x64xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %40 = "kiln.mul"(%39, %38) : (tensor<?x?x64xf32, "B,T">, tensor<?x?x64xf32, "B,T">) -> tensor<?x?x64xf32, "B,T">
+    %41 = "kiln.weight"() {name = "model.layers.0.mlp.down_proj.weight.int4"} : () -> tensor<32x32xui8>
+    %42 = "kiln.weight"() {name = "model.layers.0.mlp.down_proj.weight.int4_scales"} : () -> tensor<32x2xf16>
+    %43 = "kiln.qlinear"(%40, %41, %42) {format = "int4", group_size = 32, symmetric = true} : (tensor<?x?x64xf32, "B,T">, tensor<32x32xui8>, tensor<32x2xf16>) -> tensor<?x?x32xf32, "B,T">
+    %44 = "kiln.add"(%31, %43) : (tensor<?x?x32xf32, "B,T">, tensor<?x?x32xf32, "B,T">) -> tensor<?x?x32xf32, "B,T">
+    %45 = "kiln.weight"() {name = "model.norm.weight"} : () -> tensor<32xf32>
+    %46 = "kiln.rms_norm"(%44, %45) {eps = 1.0e-05} : (tensor<?x?x32xf32, "B,T">, tensor<32xf32>) -> tensor<?x?x32xf32, "B,T">
+    %47 = "kiln.weight"() {name = "lm_head.weight.int4"} : () -> tensor<64x16xui8>
+    %48 = "kiln.weight"() {name = "lm_head.weight.int4_scales"} : () -> tensor<64x1xf16>
+    %49 = "kiln.qlinear"(%46, %47, %48) {format = "int4", group_size = 32, symmetric = true} : (tensor<?x?x32xf32, "B,T">, tensor<64x16xui8>, tensor<64x1xf16>) -> tensor<?x?x64xf32, "B,T">
+    "kiln.return"(%49) : (tensor<?x?x64xf32, "B,T">) -> ()
+  }) {sym_name = "forward"} : () -> ()
+}) {kiln.meta = {bos_token_id = 1, eos_token_id = 2, family = "llama", max_positions = 64, quantization = {weights = {exclude = [], format = "int4", full_precision = {}, group_size = 32, quantized = ["lm_head", "model.embed_tokens", "model.layers.0.mlp.down_proj", "model.layers.0.mlp.gate_up_proj", "model.layers.0.self_attn.o_proj", "model.layers.0.self_attn.qkv_proj"], symmetric = true, warnings = []}}, vocab_size = 64}} : () -> ()
