@@ -130,7 +130,7 @@ def at(pipeline: str, spec: str, nth: int = 1) -> dict[str, Any]:
     items = _items(pipeline)
     hits = [i for i, s in enumerate(items) if s == spec]
     if len(hits) < nth:
-        raise SystemExit(f"golden: pipeline {pipeline!r} has no {nth}. {spec!r} any more; update CASES in {__file__}")
+        raise ValueError(f"golden: pipeline {pipeline!r} has no {nth}. {spec!r} any more; update cases() in {__file__}")
     i = hits[nth - 1]
     where = f"pipeline {pipeline!r}, its first {i} passes" if i else f"the first pass of pipeline {pipeline!r}"
     return {"pass_spec": spec, "before": tuple(items[:i]), "before_desc": where}
