@@ -8,9 +8,9 @@
     rt.generate(ids, max_new_tokens=16)       # prompt + new ids
 """
 
+from kiln._version import __version__
 from kiln.compiler import compile
 from kiln.errors import KilnError
 from kiln.runtime.artifact import Artifact, load
 
-__version__ = "0.1.0"
 __all__ = ["Artifact", "KilnError", "__version__", "compile", "load"]

@@ -54,7 +54,7 @@ def decode_weight_bytes(module) -> int:
     for op in prog.walk("kiln.weight"):
         w = unpacked(module.weights[op.attrs["name"]])  # the weight's own bytes, not its panel padding
         # a table only looked up (float or quantized, with its scales) costs one row per token
-        rows_only = all(u.name in ("kiln.embedding", "kiln.qembedding") and u.operands[-1] is not op.result
+        rows_only = all(u.name in ("kiln.embedding", "kiln.qembedding") and u.operand("ids") is not op.result
                         for u in op.result.users)
         total += (w[0].numel() if rows_only and w.dim() >= 1 else w.numel()) * w.element_size()
     return total

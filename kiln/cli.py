@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
+from kiln._version import __version__
 from kiln.errors import ExecError, KilnError
-from kiln.ir.core import IRError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -396,7 +396,7 @@ VERIFY_HELP = ("refuse the artifact unless it was signed with this key (kiln com
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="kiln", description="kiln: a compiler for transformer language models")
-    p.add_argument("--version", action="version", version="kiln 0.1.0")
+    p.add_argument("--version", action="version", version=f"kiln {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("compile", help="compile a model (preset or HF directory) into an artifact")
@@ -515,16 +515,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.fn(args) or 0)
-    except (KilnError, IRError) as e:  # IRError: an artifact's program is malformed or refused at run time
+    except KilnError as e:  # every failure kiln knows (kiln/errors.py): one line
         if os.environ.get("KILN_DEBUG"):
             raise
-        sys.stderr.write(f"kiln: error: {_one_line(str(e))}\n")
-        return 1
-    except ExecError as e:  # an op of a program failed: a corrupt or tampered artifact (or a kiln bug)
-        if os.environ.get("KILN_DEBUG"):
-            raise
-        sys.stderr.write(f"kiln: error: {_one_line(str(e))} (is the artifact corrupt or modified? "
-                         "KILN_DEBUG=1 shows a traceback)\n")
+        hint = (" (is the artifact corrupt or modified? KILN_DEBUG=1 shows a traceback)"
+                if isinstance(e, ExecError) else "")  # an op failed while a program ran
+        sys.stderr.write(f"kiln: error: {_one_line(str(e))}{hint}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("kiln: interrupted\n")

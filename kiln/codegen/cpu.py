@@ -10,7 +10,6 @@ use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,22 +17,19 @@ import torch
 
 from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
 from kiln.errors import ExecError, KilnError
-from kiln.ir import ops as _ops  # noqa: F401
 from kiln.ir.core import IRError, Program
-from kiln.ir.ops import FROM_TORCH
-from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, lookup
+from kiln.ir.interpret import PreparedOp
+from kiln.ir.registry import ExecContext
+from kiln.ir.semantics import FROM_TORCH
 from kiln.ir.types import free_symbols
 
 
 @dataclass
 class _Step:
-    fn: Callable[..., Any]
-    name: str
+    op: PreparedOp  # the function, its attributes and result types (kiln/ir/interpret.py)
     inputs: list[int]
-    attrs: dict[str, Any]
     outputs: list[int]
     free: list[int]
-    result_types: list
     index: int
 
 
@@ -76,18 +72,15 @@ class CpuProgram:
             if op.name == "kiln.return":
                 self.outputs = [slot[id(v)] for v in op.operands]
                 continue
-            d = lookup(op.name)
-            if d.reference is None:
+            if op.opdef.reference is None:
                 raise IRError(f"{op.name} has no CPU lowering (no reference semantics)")
             for r in op.results:
                 slot[id(r)] = self.n_slots
                 self.n_slots += 1
-            attrs = {k: v for k, v in {**d.defaults, **op.attrs}.items() if k not in DISCARDABLE_ATTRS}
             ins = [slot[id(v)] for v in op.operands]
             outs = [slot[id(r)] for r in op.results]
             free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})
-            fn = KERNELS.get(op.name, d.reference) if native else d.reference
-            self.steps.append(_Step(fn, op.name, ins, attrs, outs, free, [r.type for r in op.results], i))
+            self.steps.append(_Step(PreparedOp(op, KERNELS.get(op.name) if native else None), ins, outs, free, i))
         self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
 
     def bind(self, args: tuple[torch.Tensor, ...]) -> dict[str, int]:
@@ -121,19 +114,15 @@ class CpuProgram:
         slots: list[Any] = [None] * self.n_slots
         slots[: len(args)] = args
         for s in self.steps:
-            ctx.result_types = s.result_types
             try:
-                out = s.fn(ctx, *[slots[i] for i in s.inputs], **s.attrs)
-            except (IRError, KilnError):
+                outs = s.op.run(ctx, [slots[i] for i in s.inputs])
+            except KilnError:
                 raise
             except Exception as e:  # name the op that failed
-                raise ExecError(f"op #{s.index} {s.name} in program {self.program.name!r} failed: "
+                raise ExecError(f"op #{s.index} {s.op.name} in program {self.program.name!r} failed: "
                                 f"{type(e).__name__}: {e}") from e
-            if len(s.outputs) == 1:
-                slots[s.outputs[0]] = out
-            else:
-                for o, t in zip(s.outputs, out):
-                    slots[o] = t
+            for o, t in zip(s.outputs, outs):
+                slots[o] = t
             for i in s.free:
                 slots[i] = None
         return [slots[i] for i in self.outputs]

@@ -24,10 +24,10 @@ import torch
 from kiln.errors import KilnError
 from kiln.ir.core import IRError, Module, Program, Value
 from kiln.ir.ops import FROM_TORCH
-from kiln.ir.types import DType, Ref, Sym, TensorType, canon_dim
+from kiln.ir.types import INT64_MAX, DType, Ref, Sym, TensorType, canon_dim
 
 aten = torch.ops.aten
-INT64_MAX = 2**63 - 1
+
 
 
 class _Wrapper(torch.nn.Module):

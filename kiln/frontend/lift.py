@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import torch
 
 from kiln.ir.core import Module, Op, Program, Value
+from kiln.ir.interpret import ExecContext, run_op
 from kiln.ir.match import erase_unused, operand_pairs, producer, scalar
-from kiln.ir.registry import ExecContext, lookup
 from kiln.ir.types import DType, TensorType
 
 PROBE_SIZES = [{"B": 1, "T": 1}, {"B": 2, "T": 5}, {"B": 3, "T": 9}, {"B": 2, "T": 17}, {"B": 1, "T": 160}]
@@ -65,11 +65,7 @@ def evaluate(program: Program, values: list[Value], env: dict[str, int], weights
                                                          for d in a.type.shape], dtype=torch.int64)
                                      for a in program.args if a.type.dtype == DType.i64}
     for op in backward_slice(program, values):
-        d = lookup(op.name)
-        ctx.result_types = [r.type for r in op.results]
-        out = d.reference(ctx, *[vals[id(o)] for o in op.operands], **{**d.defaults, **op.attrs})
-        outs = out if isinstance(out, list) else [out]
-        for r, t in zip(op.results, outs):
+        for r, t in zip(op.results, run_op(op, [vals[id(o)] for o in op.operands], ctx)):
             vals[id(r)] = t
     return [vals[id(v)] for v in values]
 
@@ -190,11 +186,11 @@ def _classify(module: Module, program: Program, v: Value, consumers: list[Op], w
     except Exception:  # noqa: BLE001 - not evaluable on its own (depends on something we cannot bind)
         return False
     # 1. causal attention masks
-    if all(c.name == "kiln.attention" and len(c.operands) == 4 and c.operands[3] is v for c in consumers):
+    if all(c.name == "kiln.attention" and c.operand("mask") is v for c in consumers):
         kind = _is_causal_mask(samples)
         if kind is not None:
             for c in consumers:
-                new = program.create("kiln.attention", c.operands[:3],
+                new = program.create("kiln.attention", [c.operand("q"), c.operand("k"), c.operand("v")],
                                      {**c.attrs, "causal": kind == "causal" or c.attrs.get("causal", False)},
                                      before=c, loc=c.loc)
                 program.replace_op(c, [new.result])
@@ -259,34 +255,34 @@ def _fit_scale(samples, inv: torch.Tensor, fn) -> float | None:
 
 def _strip_views(v: Value) -> Value:
     while v.owner is not None and v.owner.name in ("kiln.unsqueeze", "kiln.reshape"):
-        v = v.owner.operands[0]
+        v = v.owner.operand("x")
     return v
 
 
 def rule_rms_norm(program: Program, op: Op) -> Value | None:
     # w * cast?(h * rsqrt(mean(h^2, -1, keepdim) + eps)), h = cast?(x)  ==>  rms_norm(x, w)
-    if op.name != "kiln.mul" or len(op.operands) != 2:
+    if op.name != "kiln.mul" or op.operand("b") is None:
         return None
     for w, y in operand_pairs(op):
         if producer(w, "kiln.weight") is None or w.type.rank != 1:
             continue
-        z = y.owner.operands[0] if producer(y, "kiln.cast") else y
+        z = y.owner.operand("x") if producer(y, "kiln.cast") else y
         mul = producer(z, "kiln.mul")
-        if mul is None or len(mul.operands) != 2:
+        if mul is None or mul.operand("b") is None:
             continue
         for h, r in operand_pairs(mul):
             rs = producer(r, "kiln.rsqrt")
-            add = producer(rs.operands[0], "kiln.add") if rs else None
+            add = producer(rs.operand("x"), "kiln.add") if rs else None
             eps = scalar(add)
-            mean = producer(add.operands[0], "kiln.mean") if add else None
+            mean = producer(add.operand("a"), "kiln.mean") if add else None
             if eps is None or mean is None or not mean.attrs.get("keepdim"):
                 continue
             if [d % h.type.rank for d in mean.attrs["dims"]] != [h.type.rank - 1]:
                 continue
-            pw = producer(mean.operands[0], "kiln.pow")
-            if pw is None or scalar(pw) != 2 or pw.operands[0] is not h:
+            pw = producer(mean.operand("x"), "kiln.pow")
+            if pw is None or scalar(pw) != 2 or pw.operand("a") is not h:
                 continue
-            x = h.owner.operands[0] if producer(h, "kiln.cast") else h
+            x = h.owner.operand("x") if producer(h, "kiln.cast") else h
             new = program.create("kiln.rms_norm", [x, w], {"eps": float(eps)}, before=op, loc=op.loc)
             if new.result.type == op.result.type:
                 return new.result
@@ -296,29 +292,30 @@ def rule_rms_norm(program: Program, op: Op) -> Value | None:
 
 def rule_rope(program: Program, op: Op) -> Value | None:
     # x * cos + cat(-x[..., h:], x[..., :h]) * sin  ==>  rope(x, cos, sin)
-    if op.name != "kiln.add" or len(op.operands) != 2:
+    if op.name != "kiln.add" or op.operand("b") is None:
         return None
     for m1, m2 in operand_pairs(op):
         a, b = producer(m1, "kiln.mul"), producer(m2, "kiln.mul")
-        if a is None or b is None or len(a.operands) != 2 or len(b.operands) != 2:
+        if a is None or b is None or a.operand("b") is None or b.operand("b") is None:
             continue
         for x, c in operand_pairs(a):
             cos = _strip_views(c)
             if producer(cos, "kiln.rope_cos") is None and not (
-                    producer(cos, "kiln.slice") and producer(cos.owner.operands[0], "kiln.rope_cos")):
+                    producer(cos, "kiln.slice") and producer(cos.owner.operand("x"), "kiln.rope_cos")):
                 continue
             for rot, s in operand_pairs(b):
                 sin = _strip_views(s)
                 cat = producer(rot, "kiln.cat")
-                if cat is None or len(cat.operands) != 2 or x.type.rank != 4:
+                if cat is None or len(cat.group("xs")) != 2 or x.type.rank != 4:
                     continue
-                neg = producer(cat.operands[0], "kiln.neg")
-                lo = producer(cat.operands[1], "kiln.slice")
-                hi = producer(neg.operands[0], "kiln.slice") if neg else None
+                first, second = cat.group("xs")
+                neg = producer(first, "kiln.neg")
+                lo = producer(second, "kiln.slice")
+                hi = producer(neg.operand("x"), "kiln.slice") if neg else None
                 half = x.type.shape[-1] // 2 if isinstance(x.type.shape[-1], int) else None
                 if hi is None or lo is None or half is None:
                     continue
-                if not (hi.operands[0] is x and lo.operands[0] is x and hi.attrs["start"] == half
+                if not (hi.operand("x") is x and lo.operand("x") is x and hi.attrs["start"] == half
                         and lo.attrs["start"] == 0 and lo.attrs["end"] == half
                         and hi.attrs["dim"] % 4 == 3 and lo.attrs["dim"] % 4 == 3):
                     continue
@@ -333,24 +330,24 @@ def rule_rope(program: Program, op: Op) -> Value | None:
 
 def rule_gelu_tanh(program: Program, op: Op) -> Value | None:
     # (0.5 x) * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  ==>  gelu(x, tanh)
-    if op.name != "kiln.mul" or len(op.operands) != 2:
+    if op.name != "kiln.mul" or op.operand("b") is None:
         return None
     for a, b in operand_pairs(op):
         half, one = producer(a, "kiln.mul"), producer(b, "kiln.add")
         if scalar(half) != 0.5 or scalar(one) != 1.0:
             continue
-        x = half.operands[0]
-        th = producer(one.operands[0], "kiln.tanh")
-        k = producer(th.operands[0], "kiln.mul") if th else None
+        x = half.operand("a")
+        th = producer(one.operand("a"), "kiln.tanh")
+        k = producer(th.operand("x"), "kiln.mul") if th else None
         if k is None or scalar(k) is None or abs(scalar(k) - math.sqrt(2 / math.pi)) > 1e-6:
             continue
-        u = producer(k.operands[0], "kiln.add")
-        if u is None or len(u.operands) != 2:
+        u = producer(k.operand("a"), "kiln.add")
+        if u is None or u.operand("b") is None:
             continue
         for xx, p in operand_pairs(u):
             c = producer(p, "kiln.mul")
-            pw = producer(c.operands[0], "kiln.pow") if c and len(c.operands) == 1 else None
-            if xx is x and pw is not None and pw.operands[0] is x and scalar(pw) == 3.0 and \
+            pw = producer(c.operand("a"), "kiln.pow") if c and c.operand("b") is None else None
+            if xx is x and pw is not None and pw.operand("a") is x and scalar(pw) == 3.0 and \
                     abs(scalar(c) - 0.044715) < 1e-9:
                 new = program.create("kiln.gelu", [x], {"approximate": "tanh"}, before=op, loc=op.loc)
                 return new.result
@@ -360,20 +357,21 @@ def rule_gelu_tanh(program: Program, op: Op) -> Value | None:
 def _unrepeat(v: Value) -> Value | None:
     # reshape(expand(unsqueeze(k, 2), [B, Hkv, n, T, D]), [B, Hkv*n, T, D])  ==>  k
     r = producer(v, "kiln.reshape")
-    e = producer(r.operands[0], "kiln.expand") if r else None
-    u = producer(e.operands[0], "kiln.unsqueeze") if e else None
-    if u is None or u.attrs["dim"] % 5 != 2 or u.operands[0].type.rank != 4:
+    e = producer(r.operand("x"), "kiln.expand") if r else None
+    u = producer(e.operand("x"), "kiln.unsqueeze") if e else None
+    if u is None or u.attrs["dim"] % 5 != 2 or u.operand("x").type.rank != 4:
         return None
-    return u.operands[0]
+    return u.operand("x")
 
 
 def rule_attention_gqa(program: Program, op: Op) -> Value | None:
     if op.name != "kiln.attention":
         return None
-    k, v = _unrepeat(op.operands[1]), _unrepeat(op.operands[2])
+    k, v = _unrepeat(op.operand("k")), _unrepeat(op.operand("v"))
     if k is None or v is None:
         return None
-    new = program.create("kiln.attention", [op.operands[0], k, v] + op.operands[3:], dict(op.attrs),
+    mask = [m for m in (op.operand("mask"),) if m is not None]
+    new = program.create("kiln.attention", [op.operand("q"), k, v, *mask], dict(op.attrs),
                          before=op, loc=op.loc)
     return new.result
 

@@ -26,7 +26,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kiln.ir.core import IRError
+import torch
+
+from kiln.errors import IRError
+from kiln.ir.semantics import TORCH_DTYPE
+from kiln.ir.types import DType, Ref, Sym, eval_dim
+from kiln.limits import check_fits
 
 # Pure, functional ATen ops (base names; every overload passes the schema checks below or is refused).
 _ALLOWED_NAMES = """
@@ -61,9 +66,24 @@ INT64 = (-(1 << 63), (1 << 63) - 1)
 _FORBIDDEN_TYPES = ("Generator", "Storage", "Stream", "Dimname", "Any")
 
 
-def _schema(target: str):
-    from kiln.ir.ops import resolve_aten
+def resolve_aten(target: str):
+    """Find ``torch.ops.aten.<name>.<overload>`` by name; only the aten namespace is reachable."""
+    if not target.startswith("aten::"):
+        raise IRError(f"kiln.aten: target {target!r} is not an aten op")
+    name, _, overload = target[len("aten::"):].partition(".")
+    overload = overload or "default"
+    if not (name.isidentifier() and overload.isidentifier()) or name.startswith("__") or overload.startswith("_"):
+        raise IRError(f"kiln.aten: {target!r} is not an aten op name")
+    try:
+        op = getattr(getattr(torch.ops.aten, name), overload)
+    except (AttributeError, RuntimeError):
+        raise IRError(f"kiln.aten: torch has no op {target}") from None
+    if not isinstance(op, torch._ops.OpOverload):
+        raise IRError(f"kiln.aten: {target!r} is not an aten op")
+    return op
 
+
+def _schema(target: str):
     return resolve_aten(target)
 
 
@@ -90,8 +110,6 @@ def _check_aten_op(target: Any, args: Any, kwargs: Any) -> None:
         raise IRError(f"kiln.aten: {target} is not on kiln's allowlist of generic ATen ops "
                       "(pure, functional ops only; see docs/security.md)")
     op = _schema(target)
-    import torch
-
     if torch.Tag.nondeterministic_seeded in op.tags:
         raise IRError(f"kiln.aten: {target} draws random numbers; generic ops must be deterministic")
     schema = op._schema
@@ -115,7 +133,6 @@ def _check_aten_op(target: Any, args: Any, kwargs: Any) -> None:
 
 
 def _check_arg(target: str, param, value: Any, depth: int = 0) -> None:
-    from kiln.ir.types import DType, Ref, Sym
 
     ty = str(param.type)
     where = f"kiln.aten {target}: argument {param.name!r}"
@@ -171,11 +188,6 @@ def dry_run(fn, call_args: list, call_kwargs: dict, result_types: list, env: dic
             device: str = "cpu") -> None:
     """Run ``fn`` on meta tensors and check its results against the IR's declared types and the
     machine's memory before it runs for real (IRError / KilnError otherwise)."""
-    import torch
-
-    from kiln.ir.ops import TORCH_DTYPE
-    from kiln.ir.types import eval_dim
-    from kiln.limits import check_fits
 
     def meta(a):
         if isinstance(a, torch.Tensor):

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiln.errors import IRError
+from kiln.ir.registry import OpDef, infer_types, lookup
 from kiln.ir.types import TensorType
 
-
-class IRError(Exception):
-    """A malformed program; the message names the op and what is wrong."""
+__all__ = ["IRError", "Module", "Op", "Program", "Value"]
 
 
 class Value:
@@ -68,7 +68,53 @@ class Op:
             raise IRError(f"{self.name} has {len(self.results)} results, not one")
         return self.results[0]
 
-    def set_operand(self, i: int, v: Value) -> None:
+    # -- operands and attributes by name (the declaration in kiln/ir/ops*.py names them) -------------
+    @property
+    def opdef(self) -> OpDef:
+        return lookup(self.name)
+
+    def _binding(self, name: str):
+        b = self.opdef.bind(len(self.operands), self.attrs)
+        if name not in b:
+            raise IRError(f"{self.name} has no operand {name!r}; its operands are "
+                          f"{', '.join(self.opdef.operand_names) or 'none'}")
+        return b[name]
+
+    def operand(self, name: str) -> Value | None:
+        """The operand declared as ``name``; None when it is optional and absent."""
+        at = self._binding(name)
+        if isinstance(at, slice):
+            raise IRError(f"{self.name}: {name!r} is a group of operands; use group({name!r})")
+        return None if at is None else self.operands[at]
+
+    def group(self, name: str) -> list[Value]:
+        """The operands of the variadic group declared as ``name``."""
+        at = self._binding(name)
+        if not isinstance(at, slice):
+            raise IRError(f"{self.name}: {name!r} is a single operand; use operand({name!r})")
+        return self.operands[at]
+
+    def operand_index(self, name: str) -> int:
+        at = self._binding(name)
+        if not isinstance(at, int):
+            raise IRError(f"{self.name}: operand {name!r} is absent or a group")
+        return at
+
+    def operand_map(self) -> dict[str, Value | list[Value] | None]:
+        """Every declared operand name -> its value (a list for groups, None when absent)."""
+        out: dict[str, Value | list[Value] | None] = {}
+        for name, at in self.opdef.bind(len(self.operands), self.attrs).items():
+            out[name] = self.operands[at] if isinstance(at, slice | int) else None
+        return out
+
+    def attr(self, key: str) -> Any:
+        """Attribute ``key``, or its declared default."""
+        return self.opdef.attr(self.attrs, key)
+
+    def set_operand(self, i: int | str, v: Value) -> None:
+        """Point operand ``i`` (a position, or a declared name) at ``v``, keeping use lists right."""
+        if isinstance(i, str):
+            i = self.operand_index(i)
         old = self.operands[i]
         old.uses.remove((self, i))
         self.operands[i] = v
@@ -92,10 +138,25 @@ class Program:
     ops: list[Op] = field(default_factory=list)
 
     # -- construction ---------------------------------------------------
-    def add_arg(self, type: TensorType, hint: str = "") -> Value:
+    def add_arg(self, type: TensorType, hint: str = "", at: int | None = None) -> Value:
+        """A new argument, last or at position ``at``."""
         v = Value(type, None, len(self.args), hint)
-        self.args.append(v)
+        if at is None:
+            self.args.append(v)
+        else:
+            self.args.insert(at, v)
+            for i, a in enumerate(self.args):
+                a.index = i
         return v
+
+    def retype(self, value: Value, type: TensorType) -> None:
+        """Give an argument or op result of this program a new type (the verifier then checks its users)."""
+        if value.owner is None:
+            if not any(a is value for a in self.args):
+                raise IRError(f"retype: {value!r} is not an argument of program {self.name!r}")
+        elif value.owner.program is not self:
+            raise IRError(f"retype: {value!r} is not defined in program {self.name!r}")
+        value.type = type
 
     def append(self, op: Op) -> Op:
         op.program = self
@@ -113,8 +174,6 @@ class Program:
         """Build an op, inferring result types from the registry unless given.
 
         Without ``before`` it goes in front of the return (or at the end)."""
-        from kiln.ir.registry import infer_types
-
         attrs = dict(attrs or {})
         if result_types is None:
             result_types = infer_types(name, [v.type for v in operands], attrs)

@@ -24,7 +24,7 @@ def scalar(op: Op | None) -> Any:
 
 def operand_pairs(op: Op) -> Iterator[tuple[Value, Value]]:
     """(a, b) and, for commutative ops, (b, a) too."""
-    a, b = op.operands[0], op.operands[1]
+    a, b = op.operand("a"), op.operand("b")
     yield a, b
     if has_trait(op.name, "commutative"):
         yield b, a

@@ -13,19 +13,36 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kiln.ir.core import IRError
+from kiln.errors import IRError
+from kiln.ir.aten_policy import check_aten_op, dry_run, resolve_aten
 from kiln.ir.registry import ExecContext, declare
-from kiln.ir.types import Dim, DType, Ref, Sym, TensorType, canon_dim, dim_add, dim_mul, dims_equal, eval_dim
+from kiln.ir.semantics import (
+    FROM_TORCH,
+    TORCH_DTYPE,
+    cache_keys,
+    check_cache_operands,
+    concrete,
+    seq_runs,
+)
+from kiln.ir.types import (
+    SLICE_TO_END,
+    Dim,
+    DType,
+    Ref,
+    Sym,
+    TensorType,
+    canon_dim,
+    dim_add,
+    dim_mul,
+    dims_equal,
+    eval_dim,
+)
+
+__all__ = ["FROM_TORCH", "TORCH_DTYPE", "cache_keys", "concrete", "resolve_aten", "seq_runs"]  # re-exported
 
 # ---------------------------------------------------------------------------
 # dtype helpers
 
-TORCH_DTYPE = {
-    DType.f32: torch.float32, DType.f16: torch.float16, DType.bf16: torch.bfloat16,
-    DType.f64: torch.float64, DType.i64: torch.int64, DType.i32: torch.int32,
-    DType.i16: torch.int16, DType.i8: torch.int8, DType.u8: torch.uint8, DType.i1: torch.bool,
-}
-FROM_TORCH = {v: k for k, v in TORCH_DTYPE.items()}
 
 _FLOAT_RANK = {DType.f16: 1, DType.bf16: 1, DType.f32: 2, DType.f64: 3}
 _INT_RANK = {DType.i1: 0, DType.u8: 1, DType.i8: 1, DType.i16: 2, DType.i32: 3, DType.i64: 4}
@@ -80,14 +97,12 @@ def _norm_dim(d: int, rank: int) -> int:
     return d % rank if rank else 0
 
 
-def concrete(shape, env: dict[str, int]) -> list[int]:
-    return [eval_dim(d, env) if isinstance(d, str) else d for d in shape]
 
 
 # ---------------------------------------------------------------------------
 # sources, terminator
 
-declare("kiln.weight", "A named weight of the module (parameter or buffer).", operands=(0, 0),
+declare("kiln.weight", "A named weight of the module (parameter or buffer).", operands=(),
         attrs={"name": str}, traits=("pure", "source"),
         reference=lambda ctx, *, name: ctx.weights[name])
 
@@ -98,10 +113,10 @@ def _constant_ref(ctx: ExecContext, *, value):
 
 
 declare("kiln.constant", "A tensor filled with one scalar `value` (its type gives shape and dtype).",
-        operands=(0, 0), attrs={"value": (int, float, bool)},
+        operands=(), attrs={"value": (int, float, bool)},
         traits=("pure", "source"), reference=_constant_ref)
 
-declare("kiln.return", "Ends a program; its operands are the program's outputs.", operands=(0, -1),
+declare("kiln.return", "Ends a program; its operands are the program's outputs.", operands=("values*",),
         traits=("terminator",), shape=lambda ts, a: [])
 
 # ---------------------------------------------------------------------------
@@ -132,12 +147,13 @@ def _reduce_ref(f):
 
 
 for _n, _f in UNARY.items():
-    declare(f"kiln.{_n}", f"Elementwise {_n}.", traits=("pure", "elementwise"),
+    declare(f"kiln.{_n}", f"Elementwise {_n}.",
+            traits=("pure", "elementwise") + (("row-kernel",) if _n != "logical_not" else ()),
             shape=_unary_shape if _n in ("neg", "abs", "relu", "logical_not") else _float_unary_shape,
             reference=_unary_ref(_f))
 
 declare("kiln.gelu", "Elementwise GELU; approximate is 'none' (erf) or 'tanh'.", defaults={"approximate": "none"},
-        traits=("pure", "elementwise"), shape=_float_unary_shape,
+        traits=("pure", "elementwise", "row-kernel"), shape=_float_unary_shape,
         reference=lambda ctx, x, *, approximate: F.gelu(x, approximate=approximate))
 
 BINARY = {
@@ -148,6 +164,7 @@ BINARY = {
 }
 COMPARE = {"eq", "ne", "lt", "le", "gt", "ge", "and", "or"}
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "and", "or", "eq", "ne"}
+ROW_BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "pow"}  # float math (pow: x ** 2 only)
 
 
 def _binary_shape(kind: str):
@@ -179,17 +196,18 @@ def _binary_ref(f):
 for _n, _f in BINARY.items():
     declare(f"kiln.{_n}", f"Elementwise {_n} of two tensors, or of a tensor and the attribute `scalar` "
             "(`reverse = true` puts the scalar first).",
-            operands=(1, 2), defaults={"scalar": None, "reverse": False},
-            traits=("pure", "elementwise") + (("commutative",) if _n in COMMUTATIVE else ()),
+            operands=("a", "b?"), defaults={"scalar": None, "reverse": False},
+            traits=("pure", "elementwise") + (("commutative",) if _n in COMMUTATIVE else ()) +
+            (("row-kernel",) if _n in ROW_BINARY else ()),
             shape=_binary_shape(_n), reference=_binary_ref(_f))
 
-declare("kiln.where", "Select `a` where `cond` else `b` (broadcasting).", operands=(3, 3),
+declare("kiln.where", "Select `a` where `cond` else `b` (broadcasting).", operands=("cond", "a", "b"),
         traits=("pure", "elementwise"),
         shape=lambda ts, a: [TensorType(promote(ts[1].dtype, ts[2].dtype),
                                         broadcast(ts[0].shape, broadcast(ts[1].shape, ts[2].shape)))],
         reference=lambda ctx, c, x, y: torch.where(c, x, y))
 
-declare("kiln.cast", "Convert to `dtype`.", attrs={"dtype": DType}, traits=("pure", "elementwise"),
+declare("kiln.cast", "Convert to `dtype`.", attrs={"dtype": DType}, traits=("pure", "elementwise", "row-kernel"),
         shape=lambda ts, a: [ts[0].with_dtype(a["dtype"])],
         reference=lambda ctx, x, *, dtype: x.to(TORCH_DTYPE[dtype]))
 
@@ -206,10 +224,10 @@ def _reduce_shape(ts, a):
 
 for _n, _f in {"sum": torch.sum, "mean": torch.mean, "amax": torch.amax}.items():
     declare(f"kiln.{_n}", f"Reduce by {_n} over `dims`.", attrs={"dims": list}, defaults={"keepdim": False},
-            shape=_reduce_shape, reference=_reduce_ref(_f))
+            traits=("pure", "reduction"), shape=_reduce_shape, reference=_reduce_ref(_f))
 
 declare("kiln.softmax", "Softmax along `dim` (computed in the input dtype).", attrs={"dim": int},
-        shape=_unary_shape, reference=lambda ctx, x, *, dim: torch.softmax(x, dim=dim))
+        traits=("pure", "reduction", "row-kernel"), shape=_unary_shape, reference=lambda ctx, x, *, dim: torch.softmax(x, dim=dim))
 
 # ---------------------------------------------------------------------------
 # layout
@@ -224,7 +242,7 @@ def _reshape_shape(ts, a):
 
 
 declare("kiln.reshape", "View with a new `shape` (static ints or symbolic dims) of equal size.",
-        attrs={"shape": list}, shape=_reshape_shape,
+        attrs={"shape": list}, traits=("pure", "layout"), shape=_reshape_shape,
         reference=lambda ctx, x, *, shape: x.reshape(concrete(shape, ctx.env)))
 
 
@@ -237,7 +255,7 @@ def _transpose_shape(ts, a):
 
 
 declare("kiln.transpose", "Swap dimensions `dim0` and `dim1`.", attrs={"dim0": int, "dim1": int},
-        shape=_transpose_shape, reference=lambda ctx, x, *, dim0, dim1: x.transpose(dim0, dim1))
+        traits=("pure", "layout"), shape=_transpose_shape, reference=lambda ctx, x, *, dim0, dim1: x.transpose(dim0, dim1))
 
 
 def _permute_shape(ts, a):
@@ -248,7 +266,7 @@ def _permute_shape(ts, a):
     return [t.with_shape([t.shape[d] for d in dims])]
 
 
-declare("kiln.permute", "Reorder dimensions as `dims`.", attrs={"dims": list}, shape=_permute_shape,
+declare("kiln.permute", "Reorder dimensions as `dims`.", attrs={"dims": list}, traits=("pure", "layout"), shape=_permute_shape,
         reference=lambda ctx, x, *, dims: x.permute(dims))
 
 
@@ -261,7 +279,7 @@ def _unsqueeze_shape(ts, a):
 
 
 declare("kiln.unsqueeze", "Insert a dimension of size 1 at `dim`.", attrs={"dim": int},
-        shape=_unsqueeze_shape, reference=lambda ctx, x, *, dim: x.unsqueeze(dim))
+        traits=("pure", "layout"), shape=_unsqueeze_shape, reference=lambda ctx, x, *, dim: x.unsqueeze(dim))
 
 
 def _squeeze_shape(ts, a):
@@ -273,7 +291,7 @@ def _squeeze_shape(ts, a):
 
 
 declare("kiln.squeeze", "Remove the size-1 dimension `dim`.", attrs={"dim": int},
-        shape=_squeeze_shape, reference=lambda ctx, x, *, dim: x.squeeze(dim))
+        traits=("pure", "layout"), shape=_squeeze_shape, reference=lambda ctx, x, *, dim: x.squeeze(dim))
 
 
 def _expand_shape(ts, a):
@@ -295,18 +313,18 @@ def _expand_shape(ts, a):
 
 
 declare("kiln.expand", "Broadcast to `shape` (-1 keeps a dimension).", attrs={"shape": list},
-        shape=_expand_shape, reference=lambda ctx, x, *, shape: x.expand(concrete(shape, ctx.env)))
+        traits=("pure", "layout"), shape=_expand_shape, reference=lambda ctx, x, *, shape: x.expand(concrete(shape, ctx.env)))
 
 
 def _slice_len(size: Dim, start: int, end: int, step: int) -> Dim:
     if isinstance(size, int):
         return len(range(*slice(start, end, step).indices(size)))
     # symbolic size: handle the forms the frontend produces
-    if step == 1 and start >= 0 and end >= 2**62:
+    if step == 1 and start >= 0 and end >= SLICE_TO_END:
         return dim_add(size, -start)
     if step == 1 and start == 0 and end == 1:
         return 1  # a symbolic dim is at least 1
-    if step == 1 and 0 <= start <= end < 2**62:
+    if step == 1 and 0 <= start <= end < SLICE_TO_END:
         raise IRError("kiln.slice: a static range of a symbolic dimension has a size that depends on it")
     raise IRError(f"kiln.slice: cannot size slice({start}, {end}, {step}) of symbolic dim {size}")
 
@@ -326,7 +344,7 @@ def _slice_ref(ctx, x, *, dim, start, end, step):
 
 
 declare("kiln.slice", "Elements `start:end:step` along `dim` (end 2**63-1 means to the end).",
-        attrs={"dim": int, "start": int, "end": int}, defaults={"step": 1}, shape=_slice_shape, reference=_slice_ref)
+        attrs={"dim": int, "start": int, "end": int}, defaults={"step": 1}, traits=("pure", "layout", "row-kernel"), shape=_slice_shape, reference=_slice_ref)
 
 
 def _cat_shape(ts, a):
@@ -344,7 +362,8 @@ def _cat_shape(ts, a):
     return [TensorType(dt, s)]
 
 
-declare("kiln.cat", "Concatenate the operands along `dim`.", operands=(1, -1), attrs={"dim": int},
+declare("kiln.cat", "Concatenate the operands along `dim`.", operands=("xs+",), attrs={"dim": int},
+        traits=("pure", "layout"),
         shape=_cat_shape, reference=lambda ctx, *xs, dim: torch.cat(xs, dim=dim))
 
 # ---------------------------------------------------------------------------
@@ -358,7 +377,7 @@ def _embedding_shape(ts, a):
     return [TensorType(table.dtype, ids.shape + (table.shape[1],))]
 
 
-declare("kiln.embedding", "Rows of `table` [V, D] picked by integer `ids` [...] -> [..., D].", operands=(2, 2),
+declare("kiln.embedding", "Rows of `table` [V, D] picked by integer `ids` [...] -> [..., D].", operands=("table", "ids"),
         shape=_embedding_shape, reference=lambda ctx, table, ids: F.embedding(ids, table))
 
 
@@ -371,7 +390,8 @@ def _linear_shape(ts, a):
     return [TensorType(promote(x.dtype, w.dtype), x.shape[:-1] + (w.shape[0],))]
 
 
-declare("kiln.linear", "x [..., K] @ w[N, K]^T (+ bias [N]) -> [..., N].", operands=(2, 3),
+declare("kiln.linear", "x [..., K] @ w[N, K]^T (+ bias [N]) -> [..., N].", operands=("x", "weight", "bias?"),
+        traits=("pure", "gemm"),
         shape=_linear_shape, reference=lambda ctx, x, w, b=None: F.linear(x, w, b))
 
 
@@ -385,7 +405,7 @@ def _matmul_shape(ts, a):
     return [TensorType(promote(x.dtype, y.dtype), batch + (x.shape[-2], y.shape[-1]))]
 
 
-declare("kiln.matmul", "Batched matrix product a [..., M, K] @ b [..., K, N].", operands=(2, 2),
+declare("kiln.matmul", "Batched matrix product a [..., M, K] @ b [..., K, N].", operands=("a", "b"),
         shape=_matmul_shape, reference=lambda ctx, x, y: torch.matmul(x, y))
 
 
@@ -396,7 +416,7 @@ def _rms_norm_ref(ctx, x, w, *, eps):
 
 
 declare("kiln.rms_norm", "w * x / sqrt(mean(x^2, -1) + eps), computed in float32 (Llama's order).",
-        operands=(2, 2), attrs={"eps": float},
+        operands=("x", "weight"), attrs={"eps": float}, traits=("pure", "norm", "row-kernel"),
         shape=lambda ts, a: [ts[0].with_dtype(promote(ts[0].dtype, ts[1].dtype))], reference=_rms_norm_ref)
 
 
@@ -404,8 +424,8 @@ def _layer_norm_ref(ctx, x, w=None, b=None, *, eps):
     return F.layer_norm(x, (x.shape[-1],), w, b, eps)
 
 
-declare("kiln.layer_norm", "LayerNorm over the last dim with optional weight and bias.", operands=(1, 3),
-        attrs={"eps": float}, shape=_unary_shape, reference=_layer_norm_ref)
+declare("kiln.layer_norm", "LayerNorm over the last dim with optional weight and bias.",
+        operands=("x", "weight?", "bias?"), attrs={"eps": float}, traits=("pure", "norm", "row-kernel"), shape=_unary_shape, reference=_layer_norm_ref)
 
 
 def _positions_shape(ts, a):
@@ -421,7 +441,7 @@ def _positions_ref(ctx, ids, *, offset):
 
 
 declare("kiln.positions", "Positions offset + arange(T), broadcast to the ids' shape [B, T].",
-        defaults={"offset": 0}, shape=_positions_shape, reference=_positions_ref)
+        operands=("ids",), defaults={"offset": 0}, shape=_positions_shape, reference=_positions_ref)
 
 
 def _rope_table_shape(ts, a):
@@ -437,10 +457,10 @@ def _rope_angles(pos, inv):
 
 
 declare("kiln.rope_cos", "scale * cos(positions ⊗ inv_freq), halves repeated: [..., D] (rotate-half layout).",
-        operands=(2, 2), defaults={"scale": 1.0}, shape=_rope_table_shape,
+        operands=("pos", "inv_freq"), defaults={"scale": 1.0}, shape=_rope_table_shape,
         reference=lambda ctx, pos, inv, *, scale: torch.cos(_rope_angles(pos, inv)) * scale)
 declare("kiln.rope_sin", "scale * sin(positions ⊗ inv_freq), halves repeated: [..., D] (rotate-half layout).",
-        operands=(2, 2), defaults={"scale": 1.0}, shape=_rope_table_shape,
+        operands=("pos", "inv_freq"), defaults={"scale": 1.0}, shape=_rope_table_shape,
         reference=lambda ctx, pos, inv, *, scale: torch.sin(_rope_angles(pos, inv)) * scale)
 
 
@@ -460,7 +480,7 @@ def _rope_shape(ts, a):
 
 
 declare("kiln.rope", "Rotary embedding (rotate-half): x * cos + rotate_half(x) * sin; x [B, H, T, D], "
-        "tables [B, T, D].", operands=(3, 3), shape=_rope_shape, reference=_rope_ref)
+        "tables [B, T, D].", operands=("x", "cos", "sin"), shape=_rope_shape, reference=_rope_ref)
 
 
 def _attention_shape(ts, a):
@@ -486,7 +506,7 @@ def _attention_ref(ctx, q, k, v, mask=None, *, scale, causal):
 
 
 declare("kiln.attention", "softmax(q k^T * scale [+ mask]) v with grouped-query heads; `causal` masks "
-        "keys after each query (bottom-right aligned).", operands=(3, 4), attrs={"scale": float},
+        "keys after each query (bottom-right aligned).", operands=("q", "k", "v", "mask?"), attrs={"scale": float},
         defaults={"causal": False}, shape=_attention_shape, reference=_attention_ref)
 
 def _gather_shape(ts, a):
@@ -498,7 +518,7 @@ def _gather_shape(ts, a):
 
 
 declare("kiln.gather", "The slices of `x` at positions `index` [K] along `dim` (index_select).",
-        operands=(2, 2), attrs={"dim": int}, shape=_gather_shape,
+        operands=("x", "index"), attrs={"dim": int}, traits=("pure", "layout"), shape=_gather_shape,
         reference=lambda ctx, x, idx, *, dim: torch.index_select(x, dim, idx))
 
 # ---------------------------------------------------------------------------
@@ -512,21 +532,11 @@ declare("kiln.gather", "The slices of `x` at positions `index` [K] along `dim` (
 # one sequence are adjacent.
 
 
-def _cache_check(name, cache, x, pos, seq, table):
-    if cache.rank != 5:
-        raise IRError(f"{name}: cache must be [L, NB, KVH, BS, D], got {cache.shape}")
-    if x.rank != 4:
-        raise IRError(f"{name}: expects [1, heads, N, D] tokens, got {x.shape}")
-    for t, what in ((pos, "pos"), (seq, "seq")):
-        if t.rank != 1 or t.dtype != DType.i64:
-            raise IRError(f"{name}: {what} must be a 1-d i64 tensor, got {t}")
-    if table.rank != 2 or table.dtype != DType.i64:
-        raise IRError(f"{name}: table must be a 2-d i64 tensor, got {table}")
 
 
 def _cache_write_shape(ts, a):
     cache, x, pos, seq, table = ts
-    _cache_check("kiln.cache_write", cache, x, pos, seq, table)
+    check_cache_operands("kiln.cache_write", cache, x, pos, seq, table)
     if not (dims_equal(x.shape[1], cache.shape[2]) and dims_equal(x.shape[3], cache.shape[4])):
         raise IRError(f"kiln.cache_write: tokens {x.shape} do not fit cache {cache.shape}")
     return [cache]
@@ -541,40 +551,20 @@ def _cache_write_ref(ctx, cache, x, pos, seq, table, *, layer, layout):
 
 declare("kiln.cache_write", "Write K or V of packed tokens x [1, KVH, N, D] into `cache` at (seq, pos) of "
         "`layer`, in place; the result is the cache (it orders later reads after this write).",
-        operands=(5, 5), attrs={"layer": int, "layout": str}, traits=("inplace",),
+        operands=("cache", "x", "pos", "seq", "table"), attrs={"layer": int, "layout": str},
+        traits=("inplace", "writes-cache"),
         shape=_cache_write_shape, reference=_cache_write_ref)
 
 
 def _cache_attention_shape(ts, a):
     q, kc, vc, pos, seq, table = ts
-    _cache_check("kiln.cache_attention", kc, q, pos, seq, table)
+    check_cache_operands("kiln.cache_attention", kc, q, pos, seq, table)
     if kc.shape != vc.shape:
         raise IRError(f"kiln.cache_attention: K and V caches differ: {kc.shape} vs {vc.shape}")
     hq, hk = q.shape[1], kc.shape[2]
     if isinstance(hq, int) and isinstance(hk, int) and hq % hk:
         raise IRError(f"kiln.cache_attention: {hq} query heads is not a multiple of {hk} kv heads")
     return [q]
-
-
-def seq_runs(seq: list[int]) -> list[tuple[int, int, int]]:
-    """(sequence row, first token, end token) for each run of adjacent tokens of one sequence."""
-    runs, i = [], 0
-    while i < len(seq):
-        j = i + 1
-        while j < len(seq) and seq[j] == seq[i]:
-            j += 1
-        runs.append((seq[i], i, j))
-        i = j
-    return runs
-
-
-def cache_keys(cache_l: torch.Tensor, blocks: torch.Tensor, length: int) -> torch.Tensor:
-    """[KVH, length, D]: a sequence's first `length` positions from one layer's pool [NB, KVH, BS, D]."""
-    _, kvh, bs, d = cache_l.shape
-    if len(blocks) == 1 or length <= bs:
-        return cache_l[int(blocks[0]), :, :length]  # a view: no copy
-    nb = -(-length // bs)
-    return cache_l[blocks[:nb]].transpose(0, 1).reshape(kvh, nb * bs, d)[:, :length]
 
 
 def _cache_attention_ref(ctx, q, kc, vc, pos, seq, table, *, layer, scale, layout):
@@ -600,7 +590,8 @@ def _cache_attention_ref(ctx, q, kc, vc, pos, seq, table, *, layer, scale, layou
 
 declare("kiln.cache_attention", "Attention of packed queries q [1, H, N, D] over the cached keys and values "
         "of `layer`: the query at (seq s, pos p) sees positions 0..p of sequence s (causal), with "
-        "grouped-query heads.", operands=(6, 6), attrs={"layer": int, "scale": float, "layout": str},
+        "grouped-query heads.", operands=("q", "k_cache", "v_cache", "pos", "seq", "table"),
+        attrs={"layer": int, "scale": float, "layout": str}, traits=("pure", "reads-cache"),
         shape=_cache_attention_shape, reference=_cache_attention_ref)
 
 # ---------------------------------------------------------------------------
@@ -621,26 +612,9 @@ def _aten_arg(ctx: ExecContext, a, tensors):
     return a
 
 
-def resolve_aten(target: str):
-    """Find ``torch.ops.aten.<name>.<overload>`` by name; only the aten namespace is reachable."""
-    if not target.startswith("aten::"):
-        raise IRError(f"kiln.aten: target {target!r} is not an aten op")
-    name, _, overload = target[len("aten::"):].partition(".")
-    overload = overload or "default"
-    if not (name.isidentifier() and overload.isidentifier()) or name.startswith("__") or overload.startswith("_"):
-        raise IRError(f"kiln.aten: {target!r} is not an aten op name")
-    try:
-        op = getattr(getattr(torch.ops.aten, name), overload)
-    except (AttributeError, RuntimeError):
-        raise IRError(f"kiln.aten: torch has no op {target}") from None
-    if not isinstance(op, torch._ops.OpOverload):
-        raise IRError(f"kiln.aten: {target!r} is not an aten op")
-    return op
 
 
 def _aten_ref(ctx, *tensors, target, args, kwargs):
-    from kiln.ir.aten_policy import check_aten_op, dry_run
-
     check_aten_op(target, args, kwargs)  # the verifier ran it too; a hand-built program may not have been verified
     fn = resolve_aten(target)
     call_args = _aten_arg(ctx, args, tensors)
@@ -653,8 +627,5 @@ def _aten_ref(ctx, *tensors, target, args, kwargs):
 declare("kiln.aten", "An ATen op kiln does not lift, run through torch: `target` names it, `args`/`kwargs` "
         "hold its arguments with {operand = i} for tensors and {sym = \"..\"} for symbolic sizes. Only "
         "allowlisted pure ops run, after a dry run on meta tensors (kiln/ir/aten_policy.py).",
-        operands=(0, -1), attrs={"target": str}, defaults={"args": [], "kwargs": {}},
+        operands=("tensors*",), attrs={"target": str}, defaults={"args": [], "kwargs": {}},
         traits=("pure",), shape=None, reference=_aten_ref)
-
-from kiln.ir import ops_quant as _ops_quant  # noqa: F401  (quantized ops: int8/int4 weights, int8 KV)
-from kiln.ir import ops_spec as _ops_spec  # noqa: F401  (speculative decoding: tree attention, accept, commit)

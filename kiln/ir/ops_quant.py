@@ -24,9 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kiln.ir.core import IRError
-from kiln.ir.ops import _cache_check, cache_keys, seq_runs
+from kiln.errors import IRError
 from kiln.ir.registry import declare
+from kiln.ir.semantics import cache_keys, check_cache_operands, seq_runs
 from kiln.ir.types import DType, TensorType, dims_equal
 
 FORMATS = ("int8", "int4")
@@ -132,10 +132,15 @@ def quantize_rows_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # shape rules
 
 
+def has_offsets(attrs: dict) -> bool:
+    """Whether a quantized weight carries f16 offsets (zero points): int4 that is not symmetric."""
+    return attrs["format"] == "int4" and not attrs["symmetric"]
+
+
 def _split_quant_operands(ts_or_vals: list, symmetric: bool, format: str):
     """(q, scales, offsets or None, rest) from the operand list after the activation."""
     q, s = ts_or_vals[0], ts_or_vals[1]
-    has_off = format == "int4" and not symmetric
+    has_off = has_offsets({"format": format, "symmetric": symmetric})
     off = ts_or_vals[2] if has_off else None
     rest = ts_or_vals[3:] if has_off else ts_or_vals[2:]
     return q, s, off, rest
@@ -184,7 +189,8 @@ def _qlinear_ref(ctx, x, *ops, format, group_size, symmetric):
 declare("kiln.qlinear", "x [..., K] @ dequantize(q, scales[, offsets])^T (+ bias [N]) -> [..., N]: a linear "
         "with a quantized weight; `format` int8 (per output channel) or int4 (`group_size` columns per "
         "scale, `symmetric` or with f16 offsets). Layouts in kiln/ir/ops_quant.py.",
-        operands=(3, 5), attrs={"format": str, "group_size": int, "symmetric": bool},
+        operands=("x", "q", "scales", "offsets?", "bias?"), when={"offsets": has_offsets},
+        attrs={"format": str, "group_size": int, "symmetric": bool}, traits=("pure", "gemm", "quantized"),
         shape=_qlinear_shape, reference=_qlinear_ref)
 
 
@@ -209,8 +215,9 @@ def _qembedding_ref(ctx, *ops, format, group_size, symmetric):
 
 
 declare("kiln.qembedding", "Rows of a quantized table [V, D] (same formats as kiln.qlinear) picked by integer "
-        "ids [...] and dequantized -> [..., D] f32.", operands=(3, 4),
-        attrs={"format": str, "group_size": int, "symmetric": bool},
+        "ids [...] and dequantized -> [..., D] f32.", operands=("q", "scales", "offsets?", "ids"),
+        when={"offsets": has_offsets}, attrs={"format": str, "group_size": int, "symmetric": bool},
+        traits=("pure", "quantized"),
         shape=_qembedding_shape, reference=_qembedding_ref)
 
 # ---------------------------------------------------------------------------
@@ -235,7 +242,7 @@ def _scale_check(name: str, cache: TensorType, scales: TensorType) -> None:
 
 def _cache_write_q8_shape(ts, a):
     cache, scales, x, pos, seq, table = ts
-    _cache_check("kiln.cache_write_q8", cache, x, pos, seq, table)
+    check_cache_operands("kiln.cache_write_q8", cache, x, pos, seq, table)
     _scale_check("kiln.cache_write_q8", cache, scales)
     if not (dims_equal(x.shape[1], cache.shape[2]) and dims_equal(x.shape[3], cache.shape[4])):
         raise IRError(f"kiln.cache_write_q8: tokens {x.shape} do not fit cache {cache.shape}")
@@ -253,13 +260,14 @@ def _cache_write_q8_ref(ctx, cache, scales, x, pos, seq, table, *, layer, layout
 
 declare("kiln.cache_write_q8", "kiln.cache_write into an int8 cache: each (token, kv head) row of x [1, KVH, N, D] "
         "is stored as int8 with its f32 scale max|row| / 127 in `scales` [L, NB, KVH, BS]; in place, the "
-        "results are the cache and the scales.", operands=(6, 6), attrs={"layer": int, "layout": str},
-        traits=("inplace",), shape=_cache_write_q8_shape, reference=_cache_write_q8_ref)
+        "results are the cache and the scales.", operands=("cache", "scales", "x", "pos", "seq", "table"),
+        attrs={"layer": int, "layout": str},
+        traits=("inplace", "writes-cache", "quantized"), shape=_cache_write_q8_shape, reference=_cache_write_q8_ref)
 
 
 def _cache_attention_q8_shape(ts, a):
     q, kc, ks, vc, vs, pos, seq, table = ts
-    _cache_check("kiln.cache_attention_q8", kc, q, pos, seq, table)
+    check_cache_operands("kiln.cache_attention_q8", kc, q, pos, seq, table)
     _scale_check("kiln.cache_attention_q8", kc, ks)
     _scale_check("kiln.cache_attention_q8", vc, vs)
     if kc.shape != vc.shape:
@@ -289,6 +297,7 @@ def _cache_attention_q8_ref(ctx, q, kc, ks, vc, vs, pos, seq, table, *, layer, s
 
 
 declare("kiln.cache_attention_q8", "kiln.cache_attention over an int8 cache: keys and values are dequantized "
-        "(int8 row * its scale) as they are read.", operands=(8, 8),
-        attrs={"layer": int, "scale": float, "layout": str},
+        "(int8 row * its scale) as they are read.",
+        operands=("q", "k_cache", "k_scales", "v_cache", "v_scales", "pos", "seq", "table"),
+        attrs={"layer": int, "scale": float, "layout": str}, traits=("pure", "reads-cache", "quantized"),
         shape=_cache_attention_q8_shape, reference=_cache_attention_q8_ref)

@@ -22,15 +22,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kiln.ir.core import IRError
-from kiln.ir.ops import _cache_check, cache_keys, seq_runs
+from kiln.errors import IRError
 from kiln.ir.registry import declare
-from kiln.ir.types import DType, TensorType, dims_equal
+from kiln.ir.semantics import cache_keys, check_cache_operands, seq_runs
+from kiln.ir.types import DType, TensorType, canon_dim, dims_equal
+
+MAX_DRAFT = 32  # the most tokens a draft may propose per sequence and step (kiln.chain_tree's `k`)
 
 
 def _tree_attention_shape(ts, a):
     q, kc, vc, slot, seq, table, mask = ts
-    _cache_check("kiln.cache_tree_attention", kc, q, slot, seq, table)
+    check_cache_operands("kiln.cache_tree_attention", kc, q, slot, seq, table)
     if kc.shape != vc.shape:
         raise IRError(f"kiln.cache_tree_attention: K and V caches differ: {kc.shape} vs {vc.shape}")
     if mask.rank != 2 or mask.dtype != DType.i1 or not dims_equal(mask.shape[0], q.shape[2]):
@@ -63,7 +65,8 @@ def _tree_attention_ref(ctx, q, kc, vc, slot, seq, table, mask, *, layer, scale,
 declare("kiln.cache_tree_attention",
         "Attention of packed tree nodes q [1, H, N, D] over `layer` of the cache: node i of sequence s sees "
         "the slots below its run's first slot and the slots of the nodes j of its run with mask[i, j].",
-        operands=(7, 7), attrs={"layer": int, "scale": float, "layout": str},
+        operands=("q", "k_cache", "v_cache", "slot", "seq", "table", "mask"),
+        attrs={"layer": int, "scale": float, "layout": str}, traits=("pure", "reads-cache", "speculative"),
         shape=_tree_attention_shape, reference=_tree_attention_ref)
 
 
@@ -84,7 +87,9 @@ def _tree_attention_q8_ref(ctx, q, kc, ks, vc, vs, slot, seq, table, mask, *, la
 declare("kiln.cache_tree_attention_q8",
         "kiln.cache_tree_attention over an int8 cache (operands q, k_cache, k_scale, v_cache, v_scale, slot, "
         "seq, table, mask): keys and values are dequantized (int8 row * its scale) as they are read.",
-        operands=(9, 9), attrs={"layer": int, "scale": float, "layout": str},
+        operands=("q", "k_cache", "k_scales", "v_cache", "v_scales", "slot", "seq", "table", "mask"),
+        attrs={"layer": int, "scale": float, "layout": str},
+        traits=("pure", "reads-cache", "quantized", "speculative"),
         shape=_tree_attention_q8_shape, reference=_tree_attention_q8_ref)
 
 
@@ -182,14 +187,15 @@ declare("kiln.tree_accept",
         "temperature 0 is greedy; `draft_q` [N, V] is each node's draft distribution ([N, 0]: one-hot). "
         "Results: accepted [N] (1 on the accepted path, root included) and next [N] (the new token at "
         "the node where the walk stopped, -1 elsewhere).",
-        operands=(7, 7), shape=_accept_shape, reference=_accept_ref)
+        operands=("logits", "tokens", "parent", "seq", "draft_q", "sampling", "seed"),
+        traits=("pure", "speculative"), shape=_accept_shape, reference=_accept_ref)
 
 
 def _commit_shape(ts, a):
     cache, _accepted, slot, _pos, seq, table = ts
     if cache.rank == 4:  # an int8 cache's scales [L, NB, KVH, BS] move with its rows
         cache = TensorType(cache.dtype, (*cache.shape, 1))
-    _cache_check("kiln.cache_commit", cache, TensorType(cache.dtype, (1, 1, "N", 1)), slot, seq, table)
+    check_cache_operands("kiln.cache_commit", cache, TensorType(cache.dtype, (1, 1, "N", 1)), slot, seq, table)
     return [ts[0]]
 
 
@@ -211,7 +217,8 @@ declare("kiln.cache_commit",
         "Move the keys or values of the accepted nodes (accepted [N] != 0) of every layer from their `slot` "
         "to their position `pos`, in place; the result is the cache. Also takes an int8 cache's scales "
         "[L, NB, KVH, BS].",
-        operands=(6, 6), traits=("inplace",), shape=_commit_shape, reference=_commit_ref)
+        operands=("cache", "accepted", "slot", "pos", "seq", "table"),
+        traits=("inplace", "writes-cache", "speculative"), shape=_commit_shape, reference=_commit_ref)
 
 
 # ---------------------------------------------------------------------------
@@ -242,11 +249,14 @@ declare("kiln.draft_pick",
         "A draft model's token per sequence from its logits [1, B, V]: the argmax when `sampling`'s "
         "temperature is 0, else a sample of the filtered distribution (seeded by `seed` and `step`). "
         "Results: tokens [B] and the distribution q [B, V] drawn from (zeros when greedy).",
-        operands=(3, 3), attrs={"step": int}, shape=_pick_shape, reference=_pick_ref)
+        operands=("logits", "sampling", "seed"), attrs={"step": int}, traits=("pure", "speculative"),
+        shape=_pick_shape, reference=_pick_ref)
 
 
 def _chain_shape(ts, a):
     k = a["k"]
+    if not 1 <= k <= MAX_DRAFT:
+        raise IRError(f"kiln.chain_tree: k = {k} drafted tokens is outside [1, {MAX_DRAFT}]")
     roots, root_pos, seqs = ts[0], ts[1], ts[2]
     toks, qs = ts[3:3 + k], ts[3 + k:]
     if len(toks) != k or len(qs) != k:
@@ -257,8 +267,6 @@ def _chain_shape(ts, a):
             raise IRError(f"kiln.chain_tree: every per-sequence operand must be [{b}], got {t}")
     v = qs[0].shape[1]
     n = f"{k + 1}*{b}" if isinstance(b, str) else (k + 1) * b
-    from kiln.ir.types import canon_dim
-
     n = canon_dim(n) if isinstance(n, str) else n
     i64 = DType.i64
     return [TensorType(i64, (1, n)), TensorType(i64, (n,)), TensorType(i64, (n,)), TensorType(i64, (n,)),
@@ -285,4 +293,5 @@ declare("kiln.chain_tree",
         "seqs [B], then k token tensors [B] and k draft distributions [B, V]) as a chain per sequence for "
         "verification: ids [1, N], pos [N], seq [N], slot [N] (= pos), tree mask [N, N] (lower-triangular "
         "per sequence), parent [N] and draft_q [N, V], N = (k + 1) B.",
-        operands=(5, 67), attrs={"k": int}, shape=_chain_shape, reference=_chain_ref)
+        operands=("roots", "root_pos", "seqs", "tokens*k", "draft_q*k"), attrs={"k": int},
+        traits=("pure", "speculative"), shape=_chain_shape, reference=_chain_ref)

@@ -42,6 +42,7 @@ import re
 import struct
 from typing import Any, NamedTuple
 
+from kiln.errors import ParseError
 from kiln.ir.core import Module, Op, Program, Value
 from kiln.ir.types import INT64_MAX, DimSyntaxError, DType, Ref, Sym, TensorType, canon_dim
 
@@ -53,13 +54,6 @@ MAX_SYMBOLIC_DIMS = 256  # distinct symbolic dim expressions in one text (each c
 _MAX_FLOAT_TEXT = 128  # characters of a decimal float literal
 
 
-class ParseError(Exception):
-    """Malformed input; ``line`` and ``col`` (1-based) locate the problem."""
-
-    def __init__(self, msg: str, line: int, col: int):
-        super().__init__(f"{line}:{col}: {msg}")
-        self.line = line
-        self.col = col
 
 
 class Token(NamedTuple):

@@ -31,12 +31,7 @@ _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]*$")
 
 
 def format_type(t: TensorType) -> str:
-    dims = ["?" if isinstance(d, str) else str(d) for d in t.shape]
-    body = "x".join(dims + [t.dtype.value]) if dims else t.dtype.value
-    syms = [d for d in t.shape if isinstance(d, str)]
-    if syms:
-        return f'tensor<{body}, "{",".join(syms)}">'
-    return f"tensor<{body}>"
+    return str(t)  # the spelling lives with the type (kiln/ir/types.py)
 
 
 def format_string(s: str) -> str:

@@ -57,6 +57,10 @@ MAX_DIM_EXPONENT = 8
 MAX_DIM_FLOORS = 4  # floor divisions, floor(..) and ceiling(..) in one expression: sympy is slow on them
 MAX_DIM_BITS = 4096  # bound on any value the expression takes when every symbol is below 2**63
 INT64_MAX = 2**63 - 1
+SLICE_TO_END = 2**62  # a slice `end` at least this large runs to the end of its dim (torch's ``x[a:]``)
+
+# The float element types kernels are generated for (f64 runs through the reference semantics only)
+KERNEL_FLOATS = frozenset({DType.f32, DType.f16, DType.bf16})
 
 _DIM_TOKEN = re.compile(r"[ \t]*(?:([0-9]+)|([A-Za-z_][A-Za-z0-9_]*)|(\*\*|//|[-+*/()]))")
 _DIM_FUNCS = ("floor", "ceiling")
@@ -377,9 +381,13 @@ class TensorType:
         return tuple(eval_dim(d, env) for d in self.shape)
 
     def __str__(self) -> str:
-        from kiln.ir.printer import format_type
-
-        return format_type(self)
+        """MLIR's spelling, ``tensor<2x?xf32, "T">``: a ``?`` per symbolic dim, whose names follow in order."""
+        dims = ["?" if isinstance(d, str) else str(d) for d in self.shape]
+        body = "x".join(dims + [self.dtype.value]) if dims else self.dtype.value
+        syms = [d for d in self.shape if isinstance(d, str)]
+        if syms:
+            return f'tensor<{body}, "{",".join(syms)}">'
+        return f"tensor<{body}>"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ are present. Errors name the program, the op's position and its name.
 
 from __future__ import annotations
 
-from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import IRError, Module, Program
 from kiln.ir.registry import lookup
 
@@ -39,6 +38,10 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         n = len(op.operands)
         if n < lo or (hi >= 0 and n > hi):
             raise VerifyError(f"{where}: {n} operands, expected {lo}..{'any' if hi < 0 else hi}")
+        try:
+            d.bind(n, op.attrs)  # optional operands an attribute decides, groups an attribute counts
+        except IRError as e:
+            raise VerifyError(f"{where}: {e}") from None
         for j, v in enumerate(op.operands):
             if id(v) not in defined:
                 raise VerifyError(f"{where}: operand {j} is not defined before its use")

@@ -17,16 +17,15 @@ from typing import Any
 
 import torch
 
-from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Op, Program, Value
+from kiln.ir.interpret import ExecContext, PreparedOp
 from kiln.ir.match import erase_unused, producer
-from kiln.ir.ops import FROM_TORCH
-from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, has_trait, is_pure, lookup
-from kiln.ir.types import TensorType, canon_dim, dim_mul, dims_equal
+from kiln.ir.registry import has_trait, is_pure, lookup
+from kiln.ir.semantics import FROM_TORCH
+from kiln.ir.types import SLICE_TO_END, TensorType, canon_dim, dim_mul, dims_equal
 from kiln.passes.base import Pass, register
 
 SOURCES = ("kiln.weight", "kiln.constant")
-TO_END = 2**62  # a slice `end` at least this large runs to the end of the dim
 
 # ---------------------------------------------------------------------------
 # shared helpers
@@ -149,8 +148,7 @@ def _source_tensor(op: Op, weights: dict[str, Any]) -> torch.Tensor | None:
         t = weights.get(op.attrs["name"])
         return t if isinstance(t, torch.Tensor) else None
     if op.name == "kiln.constant" and op.result.type.is_static:
-        ctx = ExecContext({}, weights, result_types=[op.result.type])
-        return lookup(op.name).reference(ctx, **op.attrs)
+        return PreparedOp(op).run(ExecContext({}, weights), [])[0]
     return None
 
 
@@ -222,15 +220,13 @@ class FoldConstants(Pass):
         return True
 
     def _evaluate(self, module: Module, op: Op, d, inputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
-        ctx = ExecContext({}, module.weights, result_types=[r.type for r in op.results])
+        ctx = ExecContext({}, module.weights)
         with torch.no_grad():
             try:
-                out = d.reference(ctx, *inputs, **{k: v for k, v in {**d.defaults, **op.attrs}.items()
-                                                   if k not in DISCARDABLE_ATTRS})
+                outs = PreparedOp(op).run(ctx, inputs)
             except KeyError:  # needs a symbolic size bound only at run time
                 self.stats["skipped-symbolic"] += 1
                 return None
-        outs = out if isinstance(out, (list, tuple)) else [out]
         if len(outs) != len(op.results) or not all(isinstance(t, torch.Tensor) for t in outs):
             return None
         if not all(tensor_matches(t, r.type) for t, r in zip(outs, op.results)):
@@ -245,8 +241,8 @@ class FoldConstants(Pass):
 Rule = Callable[[Program, Op], "Value | None"]
 
 
-def _same_type_input(op: Op) -> Value | None:
-    x = op.operands[0]
+def _same_type_input(op: Op, name: str = "x") -> Value | None:
+    x = op.operand(name)
     return x if x.type == op.result.type else None
 
 
@@ -267,42 +263,43 @@ def rule_identity_expand(program: Program, op: Op) -> Value | None:
 
 def rule_identity_transpose(program: Program, op: Op) -> Value | None:
     # transpose(x, d, d) == x
-    r = op.operands[0].type.rank
-    return op.operands[0] if op.attrs["dim0"] % max(r, 1) == op.attrs["dim1"] % max(r, 1) else None
+    r = op.operand("x").type.rank
+    return op.operand("x") if op.attrs["dim0"] % max(r, 1) == op.attrs["dim1"] % max(r, 1) else None
 
 
 def rule_identity_permute(program: Program, op: Op) -> Value | None:
     # permute(x, [0, 1, ..., n-1]) == x
-    r = op.operands[0].type.rank
-    return op.operands[0] if [d % max(r, 1) for d in op.attrs["dims"]] == list(range(r)) else None
+    r = op.operand("x").type.rank
+    return op.operand("x") if [d % max(r, 1) for d in op.attrs["dims"]] == list(range(r)) else None
 
 
 def rule_transpose_pair(program: Program, op: Op) -> Value | None:
     # transpose(transpose(x, a, b), a, b) == x (also with a, b swapped)
-    inner = producer(op.operands[0], "kiln.transpose")
+    inner = producer(op.operand("x"), "kiln.transpose")
     if inner is None:
         return None
     r = op.result.type.rank
     if {op.attrs["dim0"] % r, op.attrs["dim1"] % r} != {inner.attrs["dim0"] % r, inner.attrs["dim1"] % r}:
         return None
-    x = inner.operands[0]
+    x = inner.operand("x")
     return x if x.type == op.result.type else None
 
 
 def rule_reshape_reshape(program: Program, op: Op) -> Value | None:
     # reshape(reshape(x, s1), s2) == reshape(x, s2)
-    inner = producer(op.operands[0], "kiln.reshape")
+    inner = producer(op.operand("x"), "kiln.reshape")
     if inner is None:
         return None
-    new = program.create("kiln.reshape", [inner.operands[0]], dict(op.attrs), before=op, loc=op.loc)
+    new = program.create("kiln.reshape", [inner.operand("x")], dict(op.attrs), before=op, loc=op.loc)
     return new.result
 
 
 def _scalar_identity(op: Op, unit: int) -> Value | None:
     s = op.attrs.get("scalar")
-    if len(op.operands) != 1 or op.attrs.get("reverse") or isinstance(s, bool) or not isinstance(s, (int, float)):
+    if op.operand("b") is not None or op.attrs.get("reverse") or isinstance(s, bool) or \
+            not isinstance(s, (int, float)):
         return None
-    return _same_type_input(op) if s == unit else None
+    return _same_type_input(op, "a") if s == unit else None
 
 
 def rule_add_sub_zero(program: Program, op: Op) -> Value | None:
@@ -317,25 +314,25 @@ def rule_mul_div_one(program: Program, op: Op) -> Value | None:
 
 def rule_full_slice(program: Program, op: Op) -> Value | None:
     # x[..., 0:end] == x when end reaches the end of the dim
-    x = op.operands[0]
+    x = op.operand("x")
     if op.attrs["start"] != 0 or op.attrs.get("step", 1) != 1:
         return None
     size = x.type.shape[op.attrs["dim"] % x.type.rank]
     end = op.attrs["end"]
-    if end >= TO_END or (isinstance(size, int) and end >= size):
+    if end >= SLICE_TO_END or (isinstance(size, int) and end >= size):
         return _same_type_input(op)
     return None
 
 
 def rule_flattened_linear(program: Program, op: Op) -> Value | None:
     # reshape(linear(reshape(x, [M, K]), w, b), S + [N]) == linear(reshape(x, S + [K]), w, b) if prod(S) == M
-    lin = producer(op.operands[0], "kiln.linear")
+    lin = producer(op.operand("x"), "kiln.linear")
     if lin is None or len(lin.result.users) != 1:
         return None
-    flat = producer(lin.operands[0], "kiln.reshape")
+    flat = producer(lin.operand("x"), "kiln.reshape")
     if flat is None or flat.result.type.rank != 2 or lin.result.type.rank != 2:
         return None
-    x = flat.operands[0]
+    x = flat.operand("x")
     m, k = flat.result.type.shape
     out = op.result.type.shape
     if not out or not dims_equal(out[-1], lin.result.type.shape[-1]) or not dims_equal(dim_mul(*out[:-1]), m):
@@ -345,7 +342,8 @@ def rule_flattened_linear(program: Program, op: Op) -> Value | None:
         if len(flat.result.users) != 1:  # the flat view stays anyway: rewriting would add an op
             return None
         x = program.create("kiln.reshape", [x], {"shape": list(target)}, before=op, loc=flat.loc).result
-    new = program.create("kiln.linear", [x] + lin.operands[1:], {**lin.attrs}, before=op, loc=lin.loc)
+    params = [v for v in (lin.operand("weight"), lin.operand("bias")) if v is not None]
+    new = program.create("kiln.linear", [x, *params], {**lin.attrs}, before=op, loc=lin.loc)
     if new.result.type != op.result.type:
         erase_dead(program, [new])
         return None

@@ -84,18 +84,23 @@ def _weight(module: Module, v: Value) -> tuple[str, torch.Tensor] | None:
 
 def fusable(module: Module, lins: list[Op]) -> bool:
     """Linears on one x with weight (and bias) tensors of one dtype and K, all with bias or none."""
-    x = lins[0].operands[0]
-    if any(lin.operands[0] is not x for lin in lins) or len({id(lin) for lin in lins}) != len(lins):
+    x = lins[0].operand("x")
+    if any(lin.operand("x") is not x for lin in lins) or len({id(lin) for lin in lins}) != len(lins):
         return False
-    if len({len(lin.operands) for lin in lins}) != 1:
+    if len({lin.operand("bias") is None for lin in lins}) != 1:
         return False
-    for j in range(1, len(lins[0].operands)):
-        found = [_weight(module, lin.operands[j]) for lin in lins]
+    for name in _params(lins[0]):
+        found = [_weight(module, lin.operand(name)) for lin in lins]
         if any(f is None for f in found) or len({f[1].dtype for f in found}) != 1:
             return False
-        if j == 1 and (any(f[1].dim() != 2 for f in found) or len({f[1].shape[1] for f in found}) != 1):
+        if name == "weight" and (any(f[1].dim() != 2 for f in found) or len({f[1].shape[1] for f in found}) != 1):
             return False
     return True
+
+
+def _params(lin: Op) -> list[str]:
+    """The names of a linear's parameter operands: its weight, and its bias when it has one."""
+    return ["weight"] if lin.operand("bias") is None else ["weight", "bias"]
 
 
 class LinearFuser:
@@ -129,18 +134,18 @@ class LinearFuser:
         anchor = min(lins, key=program.index_of)
         created: list[Op] = []
         params = []
-        for j in range(1, len(anchor.operands)):
-            name, typ = self._concat([lin.operands[j] for lin in lins])
+        for param in _params(anchor):
+            name, typ = self._concat([lin.operand(param) for lin in lins])
             w = program.create("kiln.weight", [], {"name": name}, result_types=[typ], before=anchor, loc=anchor.loc)
             created.append(w)
             params.append(w.result)
-        x = anchor.operands[0]
+        x = anchor.operand("x")
         fused = program.create("kiln.linear", [x] + params, before=anchor, loc=anchor.loc)
         created.append(fused)
         last = fused.result.type.rank - 1
         slices, offset = [], 0
         for lin in lins:
-            n = lin.operands[1].type.shape[0]
+            n = lin.operand("weight").type.shape[0]
             s = program.create("kiln.slice", [fused.result], {"dim": last, "start": offset, "end": offset + n},
                                before=anchor, loc=lin.loc)
             created.append(s)
@@ -152,7 +157,7 @@ class LinearFuser:
                     program.erase(op)
             return False
         for lin, s in zip(lins, slices):
-            inputs = [v.owner for v in lin.operands[1:]]
+            inputs = [lin.operand(p).owner for p in _params(lin)]
             program.replace_op(lin, [s])
             erase_dead(program, inputs)
         return True
@@ -166,7 +171,7 @@ def qkv_groups(program: Program) -> list[list[Op]]:
     """The linears of each value read by exactly three linears (as their input x)."""
     by_x: dict[int, list[Op]] = {}
     for op in program.walk("kiln.linear"):
-        by_x.setdefault(id(op.operands[0]), []).append(op)
+        by_x.setdefault(id(op.operand("x")), []).append(op)
     return [lins for lins in by_x.values() if len(lins) == 3]
 
 
@@ -193,16 +198,17 @@ class FuseQKV(Pass):
 
 def gate_up_pair(op: Op) -> tuple[Op, Op] | None:
     """(gate, up) linears when ``op`` is act(linear(x, wg)) * linear(x, wu) (either operand order)."""
-    if op.name != "kiln.mul" or len(op.operands) != 2:
+    if op.name != "kiln.mul" or op.operand("b") is None:
         return None
-    for a, b in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
+    a0, b0 = op.operand("a"), op.operand("b")
+    for a, b in ((a0, b0), (b0, a0)):
         act = a.owner
         if act is None or act.name not in ACTIVATIONS:
             continue
-        gate, up = producer(act.operands[0], "kiln.linear"), producer(b, "kiln.linear")
-        if gate is None or up is None or gate is up or gate.operands[0] is not up.operands[0]:
+        gate, up = producer(act.operand("x"), "kiln.linear"), producer(b, "kiln.linear")
+        if gate is None or up is None or gate is up or gate.operand("x") is not up.operand("x"):
             continue
-        if len(gate.operands) == 2 and len(up.operands) == 2:
+        if gate.operand("bias") is None and up.operand("bias") is None:
             return gate, up
     return None
 

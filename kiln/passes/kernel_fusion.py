@@ -30,9 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiln.codegen.triton.rowwise import REDUCTIONS, lowerable
 from kiln.ir.core import Module, Op, Program, Value
-from kiln.ir.registry import has_trait
+from kiln.ir.types import KERNEL_FLOATS
 from kiln.passes.base import Pass, register
 
 KERNEL_ATTR = "kernel"
@@ -51,6 +50,34 @@ def kernel_kind(label: str) -> str:
     return label.rstrip("0123456789").removesuffix("_")
 
 
+def lowerable(op: Op) -> bool:
+    """Whether a generated row-wise kernel can compute ``op``: an op with the ``row-kernel`` trait and a
+    float result, within each op's own limits (shapes are the grouping's job). Backends that generate row
+    kernels (``kiln/codegen/triton/rowwise.py``) cover every such op."""
+    traits = op.opdef.traits
+    if "row-kernel" not in traits or len(op.results) != 1 or op.result.type.dtype not in KERNEL_FLOATS:
+        return False
+    if op.name == "kiln.pow":
+        return op.operand("b") is None and op.attrs.get("scalar") == 2 and not op.attrs.get("reverse")
+    if "b" in op.opdef.operand_names and op.operand("b") is None:  # tensor op scalar
+        s = op.attrs.get("scalar")
+        return isinstance(s, (int, float)) and not isinstance(s, bool)
+    if op.name == "kiln.cast":
+        return op.operand("x").type.dtype in KERNEL_FLOATS
+    if op.name == "kiln.softmax":
+        return op.attrs["dim"] in (-1, op.result.type.rank - 1)
+    if op.name == "kiln.slice":
+        r = op.result.type.rank
+        return op.attrs["dim"] in (-1, r - 1) and op.attrs.get("step", 1) == 1 and \
+            op.operand("x").type.dtype in KERNEL_FLOATS
+    return True
+
+
+def _reduces(op: Op) -> bool:
+    """A row kernel op that reads the whole row (norms, softmax): not an epilogue, which sees one tile."""
+    return bool(op.opdef.traits & {"norm", "reduction"})
+
+
 def _row_shape(v: Value):
     s = v.type.shape
     return (tuple(s[:-1]), s[-1]) if s and isinstance(s[-1], int) else None
@@ -65,13 +92,13 @@ def _fits_row(op: Op) -> bool:
         return False
     lead, w = rs
     if op.name == "kiln.slice":
-        src = op.operands[0].type.shape
+        src = op.operand("x").type.shape
         return tuple(src[:-1]) == lead and isinstance(src[-1], int)
     for v in op.operands:
         s = v.type.shape
         if tuple(s) != lead + (w,) and not (tuple(s) == (w,) and lead):
             return False
-        if v.type.dtype.value not in ("f32", "f16", "bf16"):
+        if v.type.dtype not in KERNEL_FLOATS:
             return False
     return True
 
@@ -113,7 +140,7 @@ class _Grouper:
 
     def merge_rowwise(self) -> None:
         for op in self.p.ops:
-            if op.name == "kiln.return" or has_trait(op.name, "source") or not _fits_row(op):
+            if not _fits_row(op):
                 continue
             shape = _row_shape(op.result)
             cands = []
@@ -157,15 +184,15 @@ class GroupKernels(Pass):
         rowwise = list(g.members.values())
         by_op = {id(o): ops for ops in rowwise for o in ops}
         for op in prog.ops:
-            if op.name in GEMM_KINDS and all(isinstance(d, int) for d in op.operands[1].type.shape) and \
-                    op.result.type.dtype.value in ("f32", "f16", "bf16") and \
-                    op.operands[0].type.dtype.value in ("f32", "f16", "bf16"):
+            weight = op.operand("weight" if op.name == "kiln.linear" else "q") if op.name in GEMM_KINDS else None
+            if weight is not None and all(isinstance(d, int) for d in weight.type.shape) and \
+                    op.result.type.dtype in KERNEL_FLOATS and op.operand("x").type.dtype in KERNEL_FLOATS:
                 ops = [op]
                 users = op.result.users
                 if len(users) == 1 and id(op.result) not in escaping and id(users[0]) in by_op:
                     epi = by_op[id(users[0])]
                     if id(epi[0]) not in absorbed and all(
-                            has_trait(o.name, "elementwise") and o.name not in REDUCTIONS for o in epi) and \
+                            "elementwise" in o.opdef.traits and not _reduces(o) for o in epi) and \
                             _row_shape(epi[0].result) == _row_shape(op.result) and g.convex([op, *epi]):
                         ops += epi
                         absorbed.add(id(epi[0]))
@@ -177,28 +204,28 @@ class GroupKernels(Pass):
             groups.append(("rowwise", ops))
         ropes: dict[tuple[int, int], list[list[Op]]] = {}  # tables -> groups (q and k of one layer share one)
         for op in prog.walk("kiln.rope"):
-            if op.result.type.dtype.value in ("f32", "f16", "bf16") and isinstance(op.result.type.shape[-1], int):
-                same = ropes.setdefault((id(op.operands[1]), id(op.operands[2])), [])
+            if op.result.type.dtype in KERNEL_FLOATS and isinstance(op.result.type.shape[-1], int):
+                same = ropes.setdefault((id(op.operand("cos")), id(op.operand("sin"))), [])
                 if same and g.convex([*same[-1], op]):
                     same[-1].append(op)
                 else:
                     same.append([op])
         groups += [("rope", ops) for lists in ropes.values() for ops in lists]
         for op in prog.walk("kiln.attention"):
-            if len(op.operands) == 3 and isinstance(op.result.type.shape[-1], int):
+            if op.operand("mask") is None and isinstance(op.result.type.shape[-1], int):
                 groups.append(("attention", [op]))
         groups += [("cache_attention", [op]) for op in prog.walk("kiln.cache_attention")]
         groups += [("cache_attention_q8", [op]) for op in prog.walk("kiln.cache_attention_q8")
-                   if op.operands[0].type.dtype.value in ("f32", "f16", "bf16")]
-        for kind, x_at in (("cache_write", 1), ("cache_write_q8", 2)):  # x is operand 1 (float) or 2 (int8)
+                   if op.operand("q").type.dtype in KERNEL_FLOATS]
+        for kind in ("cache_write", "cache_write_q8"):
             writes: list[list[Op]] = []  # K and V of one layer: same positions, one launch
             for op in prog.walk(f"kiln.{kind}"):
-                if op.operands[x_at].type.dtype.value not in ("f32", "f16", "bf16") or \
-                        (kind == "cache_write" and op.operands[0].type.dtype.value not in ("f32", "f16", "bf16")):
+                if op.operand("x").type.dtype not in KERNEL_FLOATS or \
+                        (kind == "cache_write" and op.operand("cache").type.dtype not in KERNEL_FLOATS):
                     continue
                 last = writes[-1] if writes else None
                 if last is not None and len(last) == 1 and last[0].attrs["layer"] == op.attrs["layer"] and \
-                        [id(v) for v in last[0].operands[x_at + 1:]] == [id(v) for v in op.operands[x_at + 1:]] and \
+                        all(last[0].operand(n) is op.operand(n) for n in ("pos", "seq", "table")) and \
                         g.convex([last[0], op]):
                     last.append(op)
                 else:

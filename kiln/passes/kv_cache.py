@@ -68,7 +68,7 @@ def _subst_attr(x, mapping, shape_like: bool):
 def specialize(program: Program, mapping: dict[str, int | str]) -> None:
     """Substitute symbolic sizes everywhere: value types, shape attributes and symbolic scalars."""
     def retype(v: Value) -> None:
-        v.type = TensorType(v.type.dtype, tuple(subst_dim(d, mapping) for d in v.type.shape))
+        program.retype(v, TensorType(v.type.dtype, tuple(subst_dim(d, mapping) for d in v.type.shape)))
 
     for a in program.args:
         retype(a)
@@ -104,16 +104,16 @@ class KVCache(Pass):
         if not attn:
             raise KilnError("kv-cache: the forward program has no kiln.attention op to cache")
         for op in attn:
-            if not op.attrs.get("causal") or len(op.operands) != 3:
+            if not op.attrs.get("causal") or op.operand("mask") is not None:
                 raise KilnError("kv-cache: only causal attention without an extra mask can use the cache "
                                 f"(found {op.name} with causal={op.attrs.get('causal')}, "
-                                f"{len(op.operands) - 3} mask operand(s))")
-        k0 = attn[0].operands[1].type
+                                f"{int(op.operand('mask') is not None)} mask operand(s))")
+        k0 = attn[0].operand("k").type
         kvh, hd = k0.shape[1], k0.shape[3]
         if not (isinstance(kvh, int) and isinstance(hd, int)):
             raise KilnError(f"kv-cache: kv heads and head dim must be static, got {k0.shape}")
         for op in attn:
-            for v in op.operands[1:]:
+            for v in (op.operand("k"), op.operand("v")):
                 if v.type.shape[1] != kvh or v.type.shape[3] != hd or v.type.dtype != k0.dtype:
                     raise KilnError("kv-cache: layers with different kv-head shapes are not supported")
         max_pos = module.meta.get("max_positions")
@@ -166,7 +166,7 @@ class KVCache(Pass):
                             "cached decoding could not give new tokens their positions")
         layout = self.layout
         for layer, op in enumerate(list(prog.walk("kiln.attention"))):
-            q, k, v = op.operands
+            q, k, v = op.operand("q"), op.operand("k"), op.operand("v")
             kc = prog.create("kiln.cache_write", [kc, k, pos, seq, table], {"layer": layer, "layout": layout},
                              before=op).result
             vc = prog.create("kiln.cache_write", [vc, v, pos, seq, table], {"layer": layer, "layout": layout},
@@ -180,9 +180,10 @@ class KVCache(Pass):
             head = logits.owner
             if head is not None and head.name == "kiln.linear" and len(logits.uses) == 1:
                 # select rows before the vocabulary projection: only K rows pay for it
-                h = head.operands[0]
-                picked = prog.create("kiln.gather", [h, at], {"dim": 1}, before=head).result
-                new = prog.create("kiln.linear", [picked, *head.operands[1:]], dict(head.attrs), before=head).result
+                picked = prog.create("kiln.gather", [head.operand("x"), at], {"dim": 1}, before=head).result
+                bias = [b for b in (head.operand("bias"),) if b is not None]
+                new = prog.create("kiln.linear", [picked, head.operand("weight"), *bias], dict(head.attrs),
+                                  before=head).result
                 self.stats["select-before-lm-head"] += 1
             else:
                 new = prog.create("kiln.gather", [logits, at], {"dim": 1}, before=prog.ops[-1]).result

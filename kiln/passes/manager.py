@@ -158,7 +158,7 @@ class PassManager:
             t0 = time.perf_counter()
             try:
                 changed = bool(p.apply(module))
-            except (IRError, KilnError) as e:
+            except KilnError as e:
                 raise KilnError(f"pass {p.name!r} failed: {e}") from None
             dt = time.perf_counter() - t0
             if self.verify:

@@ -110,10 +110,10 @@ class QuantizeWeights(Pass):
             wvals = [prog.create("kiln.weight", [], {"name": n},
                                  [_wtype(module.weights[n])], before=op).result for n in parts]
             if kind == "embedding":
-                new = prog.create("kiln.qembedding", [*wvals, op.operands[1]], dict(fmt_attrs), before=op)
+                new = prog.create("kiln.qembedding", [*wvals, op.operand("ids")], dict(fmt_attrs), before=op)
             else:
-                new = prog.create("kiln.qlinear", [op.operands[0], *wvals, *op.operands[2:]], dict(fmt_attrs),
-                                  before=op)
+                bias = [b for b in (op.operand("bias"),) if b is not None]
+                new = prog.create("kiln.qlinear", [op.operand("x"), *wvals, *bias], dict(fmt_attrs), before=op)
             if new.result.type != op.result.type:
                 raise KilnError(f"quantize-weights: {layer} computes {op.result.type}; quantized layers compute "
                                 f"f32 ({new.result.type})")
@@ -135,7 +135,7 @@ class QuantizeWeights(Pass):
             for op in prog.ops:
                 if op.name not in ("kiln.linear", "kiln.embedding"):
                     continue
-                w = op.operands[1] if op.name == "kiln.linear" else op.operands[0]
+                w = op.operand("weight") if op.name == "kiln.linear" else op.operand("table")
                 if w.owner is None or w.owner.name != "kiln.weight" or not w.type.dtype.is_float or w.type.rank != 2:
                     self.stats["skipped-not-a-weight"] += 1
                     continue
@@ -201,16 +201,16 @@ class QuantizeKV(Pass):
         info = module.meta.get("kv_cache")
         if "decode" not in module.programs or not isinstance(info, dict):
             raise KilnError("quantize-kv: the module has no KV cache; run the kv-cache pass first")
-        if info.get("dtype") == DType.i8.value or any(op.name in QUANT_OPS[2:] for p in module.programs.values()
-                                                      for op in p.ops):
+        if info.get("dtype") == DType.i8.value or any(
+                {"quantized", "writes-cache"} <= op.opdef.traits for p in module.programs.values() for op in p.ops):
             raise KilnError("quantize-kv: the KV cache is already int8")
         for prog in module.programs.values():
             if any(op.name == "kiln.cache_write" for op in prog.ops):
                 self._rewrite_cached(prog)
             for op in list(prog.walk("kiln.attention")):
-                for i in (1, 2):  # keys and values, rounded as the cache would store them
-                    fq = prog.create("kiln.fake_quant_int8", [op.operands[i]], {}, before=op).result
-                    op.set_operand(i, fq)
+                for name in ("k", "v"):  # keys and values, rounded as the cache would store them
+                    fq = prog.create("kiln.fake_quant_int8", [op.operand(name)], {}, before=op).result
+                    op.set_operand(name, fq)
                     self.stats["forward-kv-rounded"] += 1
         layers, kvh, hd = int(info["layers"]), int(info["kv_heads"]), int(info["head_dim"])
         info.update({"dtype": DType.i8.value, "scales": "f32 per token and kv head",
@@ -226,10 +226,8 @@ class QuantizeKV(Pass):
         q8 = TensorType(DType.i8, kc.type.shape)
         st = TensorType(DType.f32, kc.type.shape[:4])
         at = hints.index("v_cache") + 1
-        ks, vs = Value(st, None, 0, "k_scale"), Value(st, None, 0, "v_scale")
-        prog.args[at:at] = [ks, vs]
-        for i, a in enumerate(prog.args):
-            a.index = i
+        ks = prog.add_arg(st, "k_scale", at=at)
+        vs = prog.add_arg(st, "v_scale", at=at + 1)
         old_ops = [op for op in prog.ops if op.name in ("kiln.cache_write", "kiln.cache_attention")]
         known = {id(op) for op in old_ops}
         for v in [kc, vc] + [op.result for op in old_ops if op.name == "kiln.cache_write"]:
@@ -239,19 +237,22 @@ class QuantizeKV(Pass):
                                     "no int8 form; run quantize-kv right after kv-cache")
         # a float cache value -> (the int8 cache value, its scales) standing for it
         new: dict[int, tuple[Value, Value]] = {}
-        kc.type = q8
-        vc.type = q8
+        prog.retype(kc, q8)
+        prog.retype(vc, q8)
         new[id(kc)], new[id(vc)] = (kc, ks), (vc, vs)
         for op in old_ops:
             if op.name == "kiln.cache_write":
-                c, s = new[id(op.operands[0])]
-                w = prog.create("kiln.cache_write_q8", [c, s, *op.operands[1:]], dict(op.attrs), before=op)
+                o = op.operand_map()
+                c, s = new[id(o["cache"])]
+                w = prog.create("kiln.cache_write_q8", [c, s, o["x"], o["pos"], o["seq"], o["table"]], dict(op.attrs),
+                                before=op)
                 new[id(op.result)] = (w.results[0], w.results[1])
                 self.stats["cache_write->cache_write_q8"] += 1
             else:
-                q, kold, vold, *rest = op.operands
-                (k8, ks8), (v8, vs8) = new[id(kold)], new[id(vold)]
-                a = prog.create("kiln.cache_attention_q8", [q, k8, ks8, v8, vs8, *rest], dict(op.attrs), before=op)
+                o = op.operand_map()
+                (k8, ks8), (v8, vs8) = new[id(o["k_cache"])], new[id(o["v_cache"])]
+                a = prog.create("kiln.cache_attention_q8", [o["q"], k8, ks8, v8, vs8, o["pos"], o["seq"], o["table"]],
+                                dict(op.attrs), before=op)
                 prog.replace_all_uses(op.result, a.result)
                 self.stats["cache_attention->cache_attention_q8"] += 1
         for op in reversed(old_ops):

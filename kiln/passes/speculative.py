@@ -62,11 +62,11 @@ def cache_chain_end(prog: Program, cache: Value) -> Value:
     an int8 cache or its scales, which ``kiln.cache_write_q8`` writes and returns together)."""
     cur = cache
     for op in prog.ops:
-        if op.name == "kiln.cache_write" and op.operands[0] is cur:
+        if op.name == "kiln.cache_write" and op.operand("cache") is cur:
             cur = op.result
         elif op.name == "kiln.cache_write_q8":
-            for i in (0, 1):
-                if op.operands[i] is cur:
+            for i, name in enumerate(("cache", "scales")):  # its results are the cache and the scales
+                if op.operand(name) is cur:
                     cur = op.results[i]
                     break
     return cur
@@ -85,19 +85,18 @@ def build_verify(decode: Program) -> Program:
     draft_q = prog.add_arg(TensorType(DType.f32, (n, "Q")), "draft_q")
     sampling = prog.add_arg(TensorType(DType.f32, (3,)), "sampling")
     seed = prog.add_arg(TensorType(DType.i64, (1,)), "seed")
-    for op in prog.walk("kiln.cache_write"):
-        op.set_operand(2, slot)  # nodes are written to their slots, not their positions
-    for op in prog.walk("kiln.cache_write_q8"):
-        op.set_operand(3, slot)
+    for op in prog.walk():
+        if op.opdef.traits >= {"writes-cache"}:
+            op.set_operand("pos", slot)  # nodes are written to their slots, not their positions
     for op in prog.walk("kiln.cache_attention"):
-        q, k, v = op.operands[:3]
-        new = prog.create("kiln.cache_tree_attention", [q, k, v, slot, seq, table, mask], dict(op.attrs),
-                          before=op).result
+        o = op.operand_map()
+        new = prog.create("kiln.cache_tree_attention", [o["q"], o["k_cache"], o["v_cache"], slot, seq, table, mask],
+                          dict(op.attrs), before=op).result
         prog.replace_op(op, [new])
     for op in prog.walk("kiln.cache_attention_q8"):  # an int8 cache (quantize-kv)
-        q, k, ks, v, vs = op.operands[:5]
-        new = prog.create("kiln.cache_tree_attention_q8", [q, k, ks, v, vs, slot, seq, table, mask],
-                          dict(op.attrs), before=op).result
+        o = op.operand_map()
+        new = prog.create("kiln.cache_tree_attention_q8", [o["q"], o["k_cache"], o["k_scales"], o["v_cache"],
+                          o["v_scales"], slot, seq, table, mask], dict(op.attrs), before=op).result
         prog.replace_op(op, [new])
     acc = prog.create("kiln.tree_accept", [logits, ids, parent, seq, draft_q, sampling, seed])
     accepted, nxt = acc.results
@@ -197,10 +196,10 @@ def layer_inputs(prog: Program) -> dict[int, Value]:
                     first[int(m.group(1))] = (j, u)
     out = {}
     for layer, (_, op) in sorted(first.items()):
-        if op.name not in ("kiln.rms_norm", "kiln.layer_norm"):
+        if "norm" not in op.opdef.traits:
             raise KilnError(f"speculative: layer {layer} does not start with a norm ({op.name}); "
                             "cannot find its residual input to skip it")
-        out[layer] = op.operands[0]
+        out[layer] = op.operand("x")
     return out
 
 
@@ -221,20 +220,20 @@ def skip_layers(prog: Program, skip: set[int]) -> int:
     for layer in sorted(skip):
         prog.replace_all_uses(ins[layer + 1], resolved(layer))
     erase_unused(prog)
-    for op in [o for o in prog.ops if o.name in ("kiln.cache_write", "kiln.cache_write_q8")]:
+    for op in [o for o in prog.ops if o.opdef.traits >= {"writes-cache"}]:
         if op.attrs["layer"] in skip:
-            for i, r in enumerate(op.results):  # the cache (and an int8 cache's scales) pass through
-                prog.replace_all_uses(r, op.operands[i])
+            for r, name in zip(op.results, ("cache", "scales")):  # the cache (and an int8 cache's scales)
+                prog.replace_all_uses(r, op.operand(name))  # pass through: each result is its operand, written
             prog.erase(op)
     erase_unused(prog)
     kept = [layer for layer in range(n_layers) if layer not in skip]
     renum = {old: new for new, old in enumerate(kept)}
     for op in prog.ops:
-        if "layer" in op.attrs and op.name.startswith("kiln.cache"):
+        if "layer" in op.attrs and op.opdef.traits & {"reads-cache", "writes-cache"}:
             op.attrs["layer"] = renum[op.attrs["layer"]]
     for v in [*prog.args, *(r for op in prog.ops for r in op.results)]:
         if v.type.rank in (4, 5) and v.type.shape[0] == n_layers and v.type.shape[1] == "NB":  # caches, scales
-            v.type = TensorType(v.type.dtype, (len(kept), *v.type.shape[1:]))
+            prog.retype(v, TensorType(v.type.dtype, (len(kept), *v.type.shape[1:])))
     return len(kept)
 
 

@@ -31,13 +31,14 @@ from typing import Any
 
 import torch
 
+from kiln._version import __version__
 from kiln.codegen.native import unpacked
-from kiln.errors import KilnError
+from kiln.errors import ArtifactError, KilnError
 from kiln.ir.core import IRError, Module
 from kiln.ir.printer import print_module
 
 FORMAT_VERSION = 1
-KILN_VERSION = "0.1.0"
+KILN_VERSION = __version__
 
 
 def _sha256(data: bytes) -> str:
@@ -349,12 +350,12 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
         except OSError:
             recovered = False
         if not recovered:
-            raise KilnError(f"no artifact at {str(root)!r}")
+            raise ArtifactError(f"no artifact at {str(root)!r}")
     mpath = root / "manifest.json"
     if not root.is_dir() or not mpath.is_file():
-        raise KilnError(f"{str(root)!r} is not a kiln artifact (no manifest.json); make one with `kiln compile`")
+        raise ArtifactError(f"{str(root)!r} is not a kiln artifact (no manifest.json); make one with `kiln compile`")
     if mpath.stat().st_size > MAX_MANIFEST_BYTES:
-        raise KilnError(f"{mpath} is over {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest kiln wrote")
+        raise ArtifactError(f"{mpath} is over {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest kiln wrote")
     raw = mpath.read_bytes()
     if verify_key is not None:
         from kiln.runtime import signing
@@ -364,40 +365,40 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise KilnError(f"{mpath} is corrupt: {_short(e)}") from None
+        raise ArtifactError(f"{mpath} is corrupt: {_short(e)}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise KilnError(f"{mpath} is not a kiln manifest")
+        raise ArtifactError(f"{mpath} is not a kiln manifest")
     version = manifest.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise KilnError(f"{mpath} has no format_version")
+        raise ArtifactError(f"{mpath} has no format_version")
     if version > FORMAT_VERSION:
-        raise KilnError(f"{str(root)!r} uses artifact format {version}, newer than this kiln reads "
+        raise ArtifactError(f"{str(root)!r} uses artifact format {version}, newer than this kiln reads "
                         f"({FORMAT_VERSION}); upgrade kiln or recompile the model")
     if version != FORMAT_VERSION:  # there is no format before 1, and none between
-        raise KilnError(f"{mpath} has an invalid format_version {version} (this kiln reads format "
+        raise ArtifactError(f"{mpath} has an invalid format_version {version} (this kiln reads format "
                         f"{FORMAT_VERSION}); recompile the model")
     for key in ("model", "source", "pipeline"):
         if not isinstance(manifest.get(key, {}), dict):
-            raise KilnError(f"{mpath}: {key!r} is not an object")
+            raise ArtifactError(f"{mpath}: {key!r} is not an object")
     snap_labels = manifest.get("snapshots", [])
     if not isinstance(snap_labels, list) or not all(isinstance(s, str) for s in snap_labels):
-        raise KilnError(f"{mpath}: 'snapshots' is not a list of names")
+        raise ArtifactError(f"{mpath}: 'snapshots' is not a list of names")
     for rel, digest in manifest["files"].items():
         if not isinstance(digest, str) or "\x00" in rel:
-            raise KilnError(f"{mpath}: bad entry for {rel!r} in 'files'")
+            raise ArtifactError(f"{mpath}: bad entry for {rel!r} in 'files'")
         if rel != posixpath.normpath(rel) or rel.startswith("/"):  # one name per file: no aliases to hash twice
-            raise KilnError(f"{mpath}: 'files' lists {rel!r}, which is not a plain relative path")
+            raise ArtifactError(f"{mpath}: 'files' lists {rel!r}, which is not a plain relative path")
         f = (root / rel).resolve()
         if root.resolve() not in f.parents:
-            raise KilnError(f"{mpath} lists a file outside the artifact: {rel!r}")
+            raise ArtifactError(f"{mpath} lists a file outside the artifact: {rel!r}")
         if not f.is_file():
-            raise KilnError(f"artifact {str(root)!r} is missing {rel}")
+            raise ArtifactError(f"artifact {str(root)!r} is missing {rel}")
         if _file_sha256(f) != digest:
-            raise KilnError(f"artifact file {rel} does not match its hash in manifest.json (corrupt or modified); "
+            raise ArtifactError(f"artifact file {rel} does not match its hash in manifest.json (corrupt or modified); "
                             "recompile the model")
     for required in ("ir/module.mlir", "weights.safetensors"):
         if required not in manifest["files"]:
-            raise KilnError(f"{mpath} does not list {required}")
+            raise ArtifactError(f"{mpath} does not list {required}")
     module = _parse_file(root / "ir/module.mlir", parse_module, ParseError)
     from safetensors import safe_open
 
@@ -411,14 +412,14 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
             for k in f.keys():  # noqa: SIM118 - safe_open is not iterable
                 weights[k] = f.get_tensor(k)
     except Exception as e:  # noqa: BLE001 - any failure here is reported as a KilnError
-        raise KilnError(f"cannot read {root / 'weights.safetensors'}: {e}") from None
+        raise ArtifactError(f"cannot read {root / 'weights.safetensors'}: {e}") from None
     module.weights = weights
     module.meta = dict(manifest.get("model", {}))
     try:
         for program in module.programs.values():
             verify_program(program, weights)  # every weight op must name a tensor of its type
     except IRError as e:
-        raise KilnError(f"artifact {str(root)!r} holds invalid IR: {e}") from None
+        raise ArtifactError(f"artifact {str(root)!r} holds invalid IR: {e}") from None
     _check_signature(root, module)
     _check_manifest_against_ir(root, manifest, module)
     tok = {p.name: p.read_bytes() for p in sorted((root / "tokenizer").glob("*")) if f"tokenizer/{p.name}" in
@@ -430,14 +431,14 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
             try:
                 snaps.append((label, (root / rel).read_text()))
             except UnicodeDecodeError:
-                raise KilnError(f"artifact file {rel} is not UTF-8 text") from None
+                raise ArtifactError(f"artifact file {rel} is not UTF-8 text") from None
     kernels = {}
     for rel in manifest["files"]:
         if rel.startswith("kernels/"):
             try:
                 kernels[rel.removeprefix("kernels/")] = (root / rel).read_text()
             except UnicodeDecodeError:
-                raise KilnError(f"artifact file {rel} is not UTF-8 text") from None
+                raise ArtifactError(f"artifact file {rel} is not UTF-8 text") from None
     return Artifact(module, manifest, tok, snaps, root, kernels)
 
 
@@ -465,7 +466,7 @@ def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> No
     listed = manifest.get("generic_ops", {})
     actual = generic_ops(module)
     if not isinstance(listed, dict) or set(listed) != set(actual):
-        raise KilnError(f"{where}: its IR runs generic ops {sorted(actual) or 'none'} but its manifest lists "
+        raise ArtifactError(f"{where}: its IR runs generic ops {sorted(actual) or 'none'} but its manifest lists "
                         f"{sorted(listed) if isinstance(listed, dict) else listed!r}; refusing a modified artifact")
     meta = manifest.get("model", {})
     from kiln.limits import SIZE_LIMITS
@@ -475,10 +476,10 @@ def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> No
         if v is None:
             continue
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= limit:
-            raise KilnError(f"{where}: manifest model.{key} = {v!r} is not an integer in [1, {limit}]")
+            raise ArtifactError(f"{where}: manifest model.{key} = {v!r} is not an integer in [1, {limit}]")
     vocab = module["forward"].outputs[0].type.shape[-1]
     if isinstance(vocab, int) and meta.get("vocab_size") not in (None, vocab):
-        raise KilnError(f"{where}: manifest model.vocab_size = {meta['vocab_size']} but 'forward' returns "
+        raise ArtifactError(f"{where}: manifest model.vocab_size = {meta['vocab_size']} but 'forward' returns "
                         f"{vocab} logits per token")
     info = meta.get("kv_cache")
     if info is not None:
@@ -496,15 +497,15 @@ def _parse_file(path: Path, parse, parse_error: type[Exception]):
     if path.stat().st_size > MAX_IR_BYTES:
         from kiln.limits import fmt_bytes
 
-        raise KilnError(f"{path} is over {fmt_bytes(MAX_IR_BYTES)}; not IR kiln wrote")
+        raise ArtifactError(f"{path} is over {fmt_bytes(MAX_IR_BYTES)}; not IR kiln wrote")
     try:
         return parse(path.read_text())
     except UnicodeDecodeError:
-        raise KilnError(f"{path} is not UTF-8 text") from None
+        raise ArtifactError(f"{path} is not UTF-8 text") from None
     except RecursionError:
-        raise KilnError(f"{path}: the IR is nested too deeply to parse") from None
+        raise ArtifactError(f"{path}: the IR is nested too deeply to parse") from None
     except (parse_error, ValueError) as e:
-        raise KilnError(f"{path}: {e}") from None
+        raise ArtifactError(f"{path}: {e}") from None
 
 
 def _check_signature(root: Path, module: Module) -> None:
@@ -513,10 +514,10 @@ def _check_signature(root: Path, module: Module) -> None:
 
     where = f"artifact {str(root)!r}"
     if "forward" not in module.programs:
-        raise KilnError(f"{where} has no 'forward' program (it has: {', '.join(module.programs) or 'none'})")
+        raise ArtifactError(f"{where} has no 'forward' program (it has: {', '.join(module.programs) or 'none'})")
     p = module.programs["forward"]
     if len(p.args) != 1 or p.args[0].type.dtype != DType.i64 or p.args[0].type.rank != 2:
-        raise KilnError(f"{where}: 'forward' must take token ids [B, T] (i64)")
+        raise ArtifactError(f"{where}: 'forward' must take token ids [B, T] (i64)")
     outs = p.outputs
     if len(outs) != 1 or outs[0].type.rank != 3 or not outs[0].type.dtype.is_float:
-        raise KilnError(f"{where}: 'forward' must return logits [B, T, V]")
+        raise ArtifactError(f"{where}: 'forward' must return logits [B, T, V]")

@@ -16,7 +16,7 @@ import hmac
 import os
 from pathlib import Path
 
-from kiln.errors import KilnError
+from kiln.errors import ArtifactError, KilnError
 
 SIGNATURE_FILE = "manifest.sig"
 MIN_KEY_BYTES = 16
@@ -62,10 +62,10 @@ def verify(root: Path, manifest_bytes: bytes, key: bytes) -> None:
     try:
         got = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise KilnError(f"artifact {str(root)!r} is not signed ({SIGNATURE_FILE} is missing) and a verify key "
+        raise ArtifactError(f"artifact {str(root)!r} is not signed ({SIGNATURE_FILE} is missing) and a verify key "
                         "was given; sign it with `kiln compile ... --sign KEYFILE`") from None
     except (OSError, UnicodeDecodeError):
-        raise KilnError(f"artifact {str(root)!r}: {SIGNATURE_FILE} is unreadable") from None
+        raise ArtifactError(f"artifact {str(root)!r}: {SIGNATURE_FILE} is unreadable") from None
     if not hmac.compare_digest(got, signature(manifest_bytes, key)):
-        raise KilnError(f"artifact {str(root)!r}: its signature does not match the verify key (signed with "
+        raise ArtifactError(f"artifact {str(root)!r}: its signature does not match the verify key (signed with "
                         "another key, or modified after signing); refusing to load it")

@@ -16,18 +16,19 @@ import hashlib
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from kiln.codegen.triton import ProgramKernels, generate_program
+from kiln.codegen.triton import KINDS, ProgramKernels, generate_program
 from kiln.codegen.triton.rowwise import KernelSource, next_pow2
 from kiln.codegen.triton.templates import DEFAULTS, head_block
 from kiln.errors import KilnError
 from kiln.ir.core import IRError, Op, Program
-from kiln.ir.ops import TORCH_DTYPE
-from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext, lookup
+from kiln.ir.interpret import ExecContext, run_op
+from kiln.ir.semantics import TORCH_DTYPE
 from kiln.ir.types import eval_dim
 
 
@@ -358,11 +359,7 @@ class TritonProgram:
         for label, ops in self.schedule:
             if label is None:
                 op = ops[0]
-                d = lookup(op.name)
-                ctx.result_types = [r.type for r in op.results]
-                attrs = {k: v for k, v in {**d.defaults, **op.attrs}.items() if k not in DISCARDABLE_ATTRS}
-                out = d.reference(ctx, *[vals[id(v)] for v in op.operands], **attrs)
-                outs = out if len(op.results) > 1 else [out]
+                outs = run_op(op, [vals[id(v)] for v in op.operands], ctx, where=f"program {p.name!r}")
                 for r, t in zip(op.results, outs):
                     vals[id(r)] = t
                 continue
@@ -378,72 +375,118 @@ class TritonProgram:
     def _run_kernel(self, label: str, ops: list[Op], vals: dict[int, Any], env: dict[str, int]) -> None:
         ks = self.kernels.kernels[label]
         kind = ks.meta["kind"]
-        self.launched[kind] = self.launched.get(kind, 0) + 1
-        mod = self.module
-        if kind == "rowwise":
-            outs = [self._empty(v, env) for v in ks.outputs]
-            launch_rowwise(getattr(mod, label), ks, [vals[id(i.value)] for i in ks.inputs], outs)
-        elif kind == "gemm":
-            lin = ops[0]
-            x, w = vals[id(lin.operands[0])], vals[id(lin.operands[1])]
-            b = vals[id(lin.operands[2])] if len(lin.operands) == 3 else None
-            outs = [self._empty(v, env) for v in ks.outputs]
-            launch_gemm(mod, ks, x, w, b, [vals[id(i.value)] for i in ks.inputs], outs)
-        elif kind == "qgemm":
-            lin = ops[0]
-            x, q, sc = (vals[id(v)] for v in lin.operands[:3])
-            rest = [vals[id(v)] for v in lin.operands[3:]]
-            o = rest.pop(0) if ks.meta["offsets"] else None
-            b = rest[0] if rest else None
-            outs = [self._empty(v, env) for v in ks.outputs]
-            launch_qgemm(mod, ks, x, q, sc, o, b, [vals[id(i.value)] for i in ks.inputs], outs)
-        elif kind == "rope":
-            outs = [self._empty(v, env) for v in ks.outputs]
-            launch_rope(getattr(mod, label), ks, [vals[id(o.operands[0])] for o in ops],
-                        vals[id(ops[0].operands[1])], vals[id(ops[0].operands[2])], outs)
-        elif kind == "attention":
-            op = ops[0]
-            q, k, v = (vals[id(x)] for x in op.operands)
-            outs = [self._empty(op.result, env)]
-            launch_attention(mod, q, k, v, outs[0], op.attrs["scale"], op.attrs.get("causal", False))
-        elif kind == "cache_attention":
-            op = ops[0]
-            q, kc, vc, pos, seq, table = (vals[id(x)] for x in op.operands)
-            guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True,
-                                self._checked_indices)
-            outs = [self._empty(op.result, env)]
-            launch_cache_attention(mod, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
-        elif kind == "cache_attention_q8":
-            op = ops[0]
-            q, kc, kscale, vc, vscale, pos, seq, table = (vals[id(x)] for x in op.operands)
-            guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True,
-                                self._checked_indices)
-            if kscale.shape != kc.shape[:4] or vscale.shape != vc.shape[:4]:
-                raise IRError(f"kernel {label}: the cache scales do not match the caches")
-            outs = [self._empty(op.result, env)]
-            launch_cache_attention_q8(mod, q, kc, kscale, vc, vscale, pos, seq, table, outs[0], op.attrs["layer"],
-                                      op.attrs["scale"])
-        elif kind == "cache_write_q8":  # in place: the results are the caches and scales themselves
-            outs = [vals[id(v)] for op in ops for v in op.operands[:2]]
-            pos, seq, table = (vals[id(x)] for x in ops[0].operands[3:6])
-            xs = [vals[id(op.operands[2])] for op in ops]
-            guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False,
-                                self._checked_indices)
-            if any(sc.shape != c.shape[:4] for c, sc in zip(outs[0::2], outs[1::2])):
-                raise IRError(f"kernel {label}: the cache scales do not match the caches")
-            launch_cache_write_q8(mod, [vals[id(op.operands[2])] for op in ops], outs[0::2], outs[1::2], pos, seq,
-                                  table, ops[0].attrs["layer"])
-        elif kind == "cache_write":  # in place: the results are the caches themselves
-            outs = [vals[id(op.operands[0])] for op in ops]
-            pos, seq, table = (vals[id(x)] for x in ops[0].operands[2:5])
-            guard_cache_indices(label, outs, [vals[id(op.operands[1])] for op in ops], pos, seq, table,
-                                ops[0].attrs["layer"], False, self._checked_indices)
-            launch_cache_write(mod, [vals[id(op.operands[1])] for op in ops], outs, pos, seq, table,
-                               ops[0].attrs["layer"])
-        else:
+        launch = LAUNCHERS.get(kind)
+        if launch is None:
             raise IRError(f"kernel {label}: unknown kind {kind!r}")
+        self.launched[kind] = self.launched.get(kind, 0) + 1
+        outs = launch(self, label, ops, ks, vals, env)
         for v, t in zip(ks.outputs, outs):
             vals[id(v)] = t
+
+
+# kind -> launcher(program, label, ops, kernel source, values by id, sizes) -> the kernel's outputs; one per
+# kind of the target's registry (kiln.codegen.triton.KINDS), which a test checks
+Launcher = Callable[["TritonProgram", str, list[Op], KernelSource, dict[int, Any], dict[str, int]], list]
+LAUNCHERS: dict[str, Launcher] = {}
+
+
+def launcher(kind: str):
+    def register(fn: Launcher) -> Launcher:
+        if kind not in KINDS:
+            raise IRError(f"launcher for {kind!r}: no such kernel kind in kiln.codegen.triton.KINDS")
+        LAUNCHERS[kind] = fn
+        return fn
+    return register
+
+
+@launcher("rowwise")
+def _launch_rowwise(tp, label, ops, ks, vals, env):
+    outs = [tp._empty(v, env) for v in ks.outputs]
+    launch_rowwise(getattr(tp.module, label), ks, [vals[id(i.value)] for i in ks.inputs], outs)
+    return outs
+
+
+@launcher("gemm")
+def _launch_gemm(tp, label, ops, ks, vals, env):
+    lin = ops[0]
+    b = lin.operand("bias")
+    outs = [tp._empty(v, env) for v in ks.outputs]
+    launch_gemm(tp.module, ks, vals[id(lin.operand("x"))], vals[id(lin.operand("weight"))],
+                vals[id(b)] if b is not None else None, [vals[id(i.value)] for i in ks.inputs], outs)
+    return outs
+
+
+@launcher("qgemm")
+def _launch_qgemm(tp, label, ops, ks, vals, env):
+    lin = ops[0]
+    x, q, sc, o, b = (vals[id(v)] if v is not None else None
+                      for v in (lin.operand(n) for n in ("x", "q", "scales", "offsets", "bias")))
+    outs = [tp._empty(v, env) for v in ks.outputs]
+    launch_qgemm(tp.module, ks, x, q, sc, o, b, [vals[id(i.value)] for i in ks.inputs], outs)
+    return outs
+
+
+@launcher("rope")
+def _launch_rope(tp, label, ops, ks, vals, env):
+    outs = [tp._empty(v, env) for v in ks.outputs]
+    launch_rope(getattr(tp.module, label), ks, [vals[id(o.operand("x"))] for o in ops],
+                vals[id(ops[0].operand("cos"))], vals[id(ops[0].operand("sin"))], outs)
+    return outs
+
+
+@launcher("attention")
+def _launch_attention(tp, label, ops, ks, vals, env):
+    op = ops[0]
+    q, k, v = (vals[id(op.operand(n))] for n in ("q", "k", "v"))
+    outs = [tp._empty(op.result, env)]
+    launch_attention(tp.module, q, k, v, outs[0], op.attrs["scale"], op.attrs.get("causal", False))
+    return outs
+
+
+@launcher("cache_attention")
+def _launch_cache_attention(tp, label, ops, ks, vals, env):
+    op = ops[0]
+    q, kc, vc, pos, seq, table = (vals[id(op.operand(n))] for n in ("q", "k_cache", "v_cache", "pos", "seq", "table"))
+    guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp._checked_indices)
+    outs = [tp._empty(op.result, env)]
+    launch_cache_attention(tp.module, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
+    return outs
+
+
+@launcher("cache_attention_q8")
+def _launch_cache_attention_q8(tp, label, ops, ks, vals, env):
+    op = ops[0]
+    q, kc, kscale, vc, vscale, pos, seq, table = (
+        vals[id(op.operand(n))] for n in ("q", "k_cache", "k_scales", "v_cache", "v_scales", "pos", "seq", "table"))
+    guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp._checked_indices)
+    if kscale.shape != kc.shape[:4] or vscale.shape != vc.shape[:4]:
+        raise IRError(f"kernel {label}: the cache scales do not match the caches")
+    outs = [tp._empty(op.result, env)]
+    launch_cache_attention_q8(tp.module, q, kc, kscale, vc, vscale, pos, seq, table, outs[0], op.attrs["layer"],
+                              op.attrs["scale"])
+    return outs
+
+
+@launcher("cache_write_q8")
+def _launch_cache_write_q8(tp, label, ops, ks, vals, env):  # in place: the results are the caches and scales
+    outs = [vals[id(op.operand(n))] for op in ops for n in ("cache", "scales")]
+    pos, seq, table = (vals[id(ops[0].operand(n))] for n in ("pos", "seq", "table"))
+    xs = [vals[id(op.operand("x"))] for op in ops]
+    guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False, tp._checked_indices)
+    if any(sc.shape != c.shape[:4] for c, sc in zip(outs[0::2], outs[1::2])):
+        raise IRError(f"kernel {label}: the cache scales do not match the caches")
+    launch_cache_write_q8(tp.module, xs, outs[0::2], outs[1::2], pos, seq, table, ops[0].attrs["layer"])
+    return outs
+
+
+@launcher("cache_write")
+def _launch_cache_write(tp, label, ops, ks, vals, env):  # in place: the results are the caches themselves
+    outs = [vals[id(op.operand("cache"))] for op in ops]
+    pos, seq, table = (vals[id(ops[0].operand(n))] for n in ("pos", "seq", "table"))
+    xs = [vals[id(op.operand("x"))] for op in ops]
+    guard_cache_indices(label, outs, xs, pos, seq, table, ops[0].attrs["layer"], False, tp._checked_indices)
+    launch_cache_write(tp.module, xs, outs, pos, seq, table, ops[0].attrs["layer"])
+    return outs
 
 
 __all__ = ["TritonProgram", "launch_attention", "launch_cache_attention", "launch_cache_attention_q8",

@@ -35,12 +35,11 @@ from kiln.ir.types import DType
 def qlinear_parts(op: Op) -> tuple[int, int, bool, bool]:
     """(N, K, has offsets, has bias) of a ``kiln.qlinear``; operands are x, q, scales[, offsets][, bias]."""
     fmt = op.attrs["format"]
-    q = op.operands[1].type.shape
+    q = op.operand("q").type.shape
     if not all(isinstance(d, int) for d in q):
         raise IRError(f"kiln.qlinear: the quantized weight shape {q} is not static")
     n, k = (q[0], q[1]) if fmt == "int8" else (q[0], 2 * q[1])
-    has_off = fmt == "int4" and not op.attrs["symmetric"]
-    return n, k, has_off, len(op.operands) == 3 + has_off + 1
+    return n, k, op.operand("offsets") is not None, op.operand("bias") is not None
 
 
 def _int8_steps(n: int, k: int, gemv: bool, dot: str) -> list[str]:
@@ -132,7 +131,7 @@ def qgemm_source(name: str, ops: list[Op], escaping: set[int]) -> KernelSource:
     outputs = [op.result for op in ops if id(op.result) in escaping]
     if not outputs:
         raise IRError(f"quantized GEMM kernel {name}: no result is read outside the kernel")
-    dot = ', input_precision="ieee"' if lin.operands[0].type.dtype == DType.f32 else ""
+    dot = ', input_precision="ieee"' if lin.operand("x").type.dtype == DType.f32 else ""
     inputs: list[RowInput] = []
     e2 = _epilogue(name, epi, lin.result, "rm[:, None]", "rn[None, :]", "mask", inputs, {})
     e1 = _epilogue(name, epi, lin.result, "m", "rn", "nmask", [], {})

@@ -8,7 +8,7 @@ projection without a copy). One program handles one row: it loads every input ro
 ops in program order in float32 registers, and stores each result that someone outside the group reads.
 
 ``EXPR`` is the lowering table, keyed by op name: text of a Triton expression for the op's result given
-its operands' expressions. ``lowerable(op)`` is what the pass asks; a group that reaches
+its operands' expressions. ``lowerable(op)`` (the pass's, from the ``row-kernel`` trait) is what the pass asks; a group that reaches
 ``generate_rowwise`` with an op outside the table is a loud error, never a silent fallback. This module
 only writes text; it does not import Triton.
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 from kiln.ir.core import IRError, Op, Value
 from kiln.ir.types import DType
+from kiln.passes.kernel_fusion import lowerable  # what the grouping pass put in a row kernel
 
 TL_DTYPE = {DType.f32: "tl.float32", DType.f16: "tl.float16", DType.bf16: "tl.bfloat16"}
 
@@ -87,29 +88,6 @@ EXPR: dict[str, Callable[[Op, list[str]], str]] = {
     "kiln.pow": _pow,
     "kiln.cast": _cast,
 }
-
-
-def _float(v: Value) -> bool:
-    return v.type.dtype in TL_DTYPE
-
-
-def lowerable(op: Op) -> bool:
-    """Whether a row-wise kernel can compute ``op`` (its own constraints; shapes are the pass's job)."""
-    if not op.results or not all(_float(r) for r in op.results) or len(op.results) != 1:
-        return False
-    if op.name == "kiln.pow":
-        return len(op.operands) == 1 and op.attrs.get("scalar") == 2 and not op.attrs.get("reverse")
-    if op.name in _BINARY and len(op.operands) == 1:
-        s = op.attrs.get("scalar")
-        return isinstance(s, (int, float)) and not isinstance(s, bool)
-    if op.name == "kiln.cast":
-        return op.operands[0].type.dtype in TL_DTYPE
-    if op.name == "kiln.softmax":
-        return op.attrs["dim"] in (-1, op.result.type.rank - 1)
-    if op.name == "kiln.slice":
-        r = op.result.type.rank
-        return op.attrs["dim"] in (-1, r - 1) and op.attrs.get("step", 1) == 1 and _float(op.operands[0])
-    return op.name in EXPR or op.name in ("kiln.rms_norm", "kiln.layer_norm")
 
 
 def next_pow2(n: int) -> int:
@@ -180,30 +158,30 @@ def generate_rowwise(name: str, ops: list[Op], escaping: set[int]) -> KernelSour
             raise IRError(f"row-wise kernel {name}: {op.name} has no Triton lowering (kiln/codegen/triton/rowwise.py)")
         out = f"v{j}"
         if op.name == "kiln.slice":
-            if id(op.operands[0]) in members:
+            if id(op.operand("x")) in members:
                 raise IRError(f"row-wise kernel {name}: a slice of a value computed in the group")
-            body.append(f"{out} = {load(op.operands[0], 'slice', op.attrs['start'])}")
+            body.append(f"{out} = {load(op.operand('x'), 'slice', op.attrs['start'])}")
         elif op.name == "kiln.rms_norm":  # w * (x * rsqrt(mean(x^2) + eps)), rounded to x's dtype first
-            x, w = operand(op.operands[0]), operand(op.operands[1])
+            x, w = operand(op.operand("x")), operand(op.operand("weight"))
             body.append(f"ms{j} = tl.sum(tl.where(mask, {x} * {x}, 0.0), axis=0) / {width}")
             h = f"({x} * tl.rsqrt(ms{j} + {float(op.attrs['eps'])!r}))"
-            dt = op.operands[0].type.dtype
+            dt = op.operand("x").type.dtype
             if dt != DType.f32:
                 h = f"{h}.to({TL_DTYPE[dt]}).to(tl.float32)"
             body.append(f"{out} = {w} * {h}")
         elif op.name == "kiln.layer_norm":  # (x - mean) * rsqrt(var + eps) [* w] [+ b]
-            x = operand(op.operands[0])
+            x = operand(op.operand("x"))
             body.append(f"mu{j} = tl.sum(tl.where(mask, {x}, 0.0), axis=0) / {width}")
             body.append(f"xc{j} = tl.where(mask, {x} - mu{j}, 0.0)")
             body.append(f"var{j} = tl.sum(xc{j} * xc{j}, axis=0) / {width}")
             e = f"xc{j} * tl.rsqrt(var{j} + {float(op.attrs['eps'])!r})"
-            if len(op.operands) > 1:
-                e = f"{e} * {operand(op.operands[1])}"
-            if len(op.operands) > 2:
-                e = f"{e} + {operand(op.operands[2])}"
+            if op.operand("weight") is not None:
+                e = f"{e} * {operand(op.operand('weight'))}"
+            if op.operand("bias") is not None:
+                e = f"{e} + {operand(op.operand('bias'))}"
             body.append(f"{out} = {e}")
         elif op.name == "kiln.softmax":  # exp(x - max) / sum(exp(x - max)) over the row
-            x = operand(op.operands[0])
+            x = operand(op.operand("x"))
             body.append(f"mx{j} = tl.max(tl.where(mask, {x}, float('-inf')), axis=0)")
             body.append(f"ex{j} = tl.where(mask, tl.exp({x} - mx{j}), 0.0)")
             body.append(f"{out} = ex{j} / tl.sum(ex{j}, axis=0)")

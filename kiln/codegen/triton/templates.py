@@ -63,14 +63,14 @@ def gemm_source(name: str, ops: list[Op], escaping: set[int]) -> KernelSource:
     lin = ops[0]
     if lin.name != "kiln.linear":
         raise IRError(f"GEMM kernel {name}: starts with {lin.name}, not kiln.linear")
-    n, k = lin.operands[1].type.shape
+    n, k = lin.operand("weight").type.shape
     if not isinstance(n, int) or not isinstance(k, int):
-        raise IRError(f"GEMM kernel {name}: the weight shape {lin.operands[1].type.shape} is not static")
+        raise IRError(f"GEMM kernel {name}: the weight shape {lin.operand('weight').type.shape} is not static")
     epi = ops[1:]
     outputs = [op.result for op in ops if id(op.result) in escaping]
     if not outputs:
         raise IRError(f"GEMM kernel {name}: no result is read outside the kernel")
-    ieee = ', input_precision="ieee"' if lin.operands[0].type.dtype == DType.f32 else ""
+    ieee = ', input_precision="ieee"' if lin.operand("x").type.dtype == DType.f32 else ""
     inputs: list[RowInput] = []
     in_names: dict[int, str] = {}
     e2 = _epilogue(name, epi, lin.result, "rm[:, None]", "rn[None, :]", "mask", inputs, in_names)
