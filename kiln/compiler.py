@@ -127,7 +127,10 @@ def _prepare_speculative(passes, before, imported, draft, seed, progress) -> Non
             p.draft_module = d.module
             p.draft_source = d.loaded.source
         elif p.drafter == "self":
+            from kiln.codegen.cpu import CpuProgram
+
             p.calibration = calibration_windows(imported.loaded.tokenizer_files)
+            p.evaluate = lambda program, weights, *args: CpuProgram(program, weights)(*args)  # the CPU target
 
 
 def calibration_windows(tokenizer_files: dict, windows: int = 4, length: int = 128):

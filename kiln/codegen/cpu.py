@@ -18,10 +18,8 @@ import torch
 from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
 from kiln.errors import ExecError, KilnError
 from kiln.ir.core import IRError, Program
-from kiln.ir.interpret import PreparedOp
+from kiln.ir.interpret import PreparedOp, bind_inputs
 from kiln.ir.registry import ExecContext
-from kiln.ir.semantics import FROM_TORCH
-from kiln.ir.types import free_symbols
 
 
 @dataclass
@@ -81,33 +79,9 @@ class CpuProgram:
             outs = [slot[id(r)] for r in op.results]
             free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})
             self.steps.append(_Step(PreparedOp(op, KERNELS.get(op.name) if native else None), ins, outs, free, i))
-        self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
 
     def bind(self, args: tuple[torch.Tensor, ...]) -> dict[str, int]:
-        p = self.program
-        if len(args) != len(p.args):
-            raise ExecError(f"program {p.name!r} takes {len(p.args)} inputs, got {len(args)}")
-        env: dict[str, int] = {}
-        for j, a in enumerate(p.args):
-            t = args[j]
-            if t.dim() != a.type.rank:
-                raise ExecError(f"input {j} ({a.hint}) has rank {t.dim()}, expected {a.type}")
-            if FROM_TORCH.get(t.dtype) != a.type.dtype:
-                raise ExecError(f"input {j} ({a.hint}) has dtype {t.dtype}, expected {a.type.dtype.value}")
-        for j, k, d in self._symbols:
-            size = int(args[j].shape[k])
-            if isinstance(d, int):
-                if size != d:
-                    raise ExecError(f"input {j} dim {k} is {size}, expected {d}")
-            elif d.isidentifier() and env.setdefault(d, size) != size:
-                raise ExecError(f"symbolic dim {d} bound to both {env[d]} and {size}")
-        for j, k, d in self._symbols:  # derived expressions must agree with the bound symbols
-            if isinstance(d, str) and not d.isidentifier() and free_symbols(d) <= env.keys():
-                from kiln.ir.types import eval_dim
-
-                if eval_dim(d, env) != int(args[j].shape[k]):
-                    raise ExecError(f"input {j} dim {k} is {int(args[j].shape[k])}, expected {d}")
-        return env
+        return bind_inputs(self.program, args)
 
     def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
         ctx = ExecContext(self.bind(args), self.weights, self.device)

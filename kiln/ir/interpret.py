@@ -7,7 +7,9 @@ kernels, constant folding (``fold-constants``) and the frontend's probes.
     outs = run_op(op, [tensors...], ctx)           # a list, one tensor per result
 
 A hot loop prepares each op once (``PreparedOp``: the function, the attributes it is called with,
-the number of results) and calls ``prepared.run(ctx, inputs)`` per execution.
+the number of results) and calls ``prepared.run(ctx, inputs)`` per execution. ``bind_inputs`` checks a
+program's inputs and binds its symbolic sizes (every executor calls it); ``run_program`` runs a whole
+program through the reference semantics: the evaluator a pass uses when the compiler gives it none.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kiln.errors import ExecError, IRError, KilnError
-from kiln.ir.core import Op
+from kiln.ir.core import Op, Program
 from kiln.ir.registry import DISCARDABLE_ATTRS, ExecContext
+from kiln.ir.semantics import FROM_TORCH
+from kiln.ir.types import eval_dim, free_symbols
 
-__all__ = ["ExecContext", "PreparedOp", "call_attrs", "run_op"]
+__all__ = ["ExecContext", "PreparedOp", "bind_inputs", "call_attrs", "run_op", "run_program"]
 
 
 def call_attrs(op: Op) -> dict[str, Any]:
@@ -68,3 +72,44 @@ def run_op(op: Op, inputs: Sequence[Any], ctx: ExecContext, kernel: Callable[...
         raise
     except Exception as e:  # name the op that failed
         raise ExecError(f"{op.name}{' in ' + where if where else ''} failed: {type(e).__name__}: {e}") from e
+
+
+def bind_inputs(program: Program, args: Sequence[Any]) -> dict[str, int]:
+    """Check ``args`` against the program's argument types (count, rank, dtype, static sizes) and bind its
+    symbolic sizes: {"T": 7, ...}. A mismatch is an ``ExecError`` naming the input."""
+    if len(args) != len(program.args):
+        raise ExecError(f"program {program.name!r} takes {len(program.args)} inputs, got {len(args)}")
+    for j, a in enumerate(program.args):
+        t = args[j]
+        if t.dim() != a.type.rank:
+            raise ExecError(f"input {j} ({a.hint}) has rank {t.dim()}, expected {a.type}")
+        if FROM_TORCH.get(t.dtype) != a.type.dtype:
+            raise ExecError(f"input {j} ({a.hint}) has dtype {t.dtype}, expected {a.type.dtype.value}")
+    env: dict[str, int] = {}
+    dims = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
+    for j, k, d in dims:
+        size = int(args[j].shape[k])
+        if isinstance(d, int):
+            if size != d:
+                raise ExecError(f"input {j} dim {k} is {size}, expected {d}")
+        elif d.isidentifier() and env.setdefault(d, size) != size:
+            raise ExecError(f"symbolic dim {d} bound to both {env[d]} and {size}")
+    for j, k, d in dims:  # derived expressions must agree with the bound symbols
+        if isinstance(d, str) and not d.isidentifier() and free_symbols(d) <= env.keys() and \
+                eval_dim(d, env) != int(args[j].shape[k]):
+            raise ExecError(f"input {j} dim {k} is {int(args[j].shape[k])}, expected {d}")
+    return env
+
+
+def run_program(program: Program, weights: dict[str, Any], *args: Any, device: str = "cpu") -> list[Any]:
+    """Run ``program`` op by op through the reference semantics (slow and simple: no kernels, no
+    freeing of intermediates); returns its outputs."""
+    ctx = ExecContext(bind_inputs(program, args), weights, device)
+    vals: dict[int, Any] = {id(a): t for a, t in zip(program.args, args)}
+    for op in program.ops:
+        if op.name == "kiln.return":
+            break
+        for r, t in zip(op.results, run_op(op, [vals[id(v)] for v in op.operands], ctx,
+                                           where=f"program {program.name!r}")):
+            vals[id(r)] = t
+    return [vals[id(v)] for v in program.outputs]

@@ -33,15 +33,17 @@ All choices go to ``meta.speculative`` (the manifest's ``model.speculative``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from kiln.errors import KilnError
-from kiln.ir import ops as _ops  # noqa: F401  (declares the ops)
 from kiln.ir.core import Module, Program, Value
+from kiln.ir.interpret import run_program
 from kiln.ir.match import erase_unused
+from kiln.ir.ops_spec import MAX_DRAFT
 from kiln.ir.types import DType, TensorType, dims_equal
 from kiln.passes.base import Pass, register
 from kiln.passes.kv_cache import specialize
@@ -237,14 +239,22 @@ def skip_layers(prog: Program, skip: set[int]) -> int:
     return len(kept)
 
 
-def agreement(module: Module, skip: set[int], calibration: torch.Tensor, reference: torch.Tensor) -> float:
-    """Share of calibration positions where the skipped model's argmax equals the full model's."""
-    from kiln.codegen.cpu import CpuProgram
+# Runs a program on inputs and returns its outputs: the compiler gives passes the target's executor; a pass
+# run on its own (a pass list, the golden tests) uses the reference interpreter.
+Evaluator = Callable[[Program, dict, torch.Tensor], list]
 
+
+def reference_evaluator(program: Program, weights: dict, *args: torch.Tensor) -> list:
+    return run_program(program, weights, *args)
+
+
+def agreement(module: Module, skip: set[int], calibration: torch.Tensor, reference: torch.Tensor,
+              evaluate: Evaluator = reference_evaluator) -> float:
+    """Share of calibration positions where the skipped model's argmax equals the full model's."""
     fwd = module["forward"].clone()
     skip_layers(fwd, skip)
     with torch.no_grad():
-        got = CpuProgram(fwd, module.weights)(calibration)[0].argmax(-1)
+        got = evaluate(fwd, module.weights, calibration)[0].argmax(-1)
     return float((got == reference).float().mean())
 
 
@@ -263,6 +273,7 @@ class Speculative(Pass):
     draft_module: Module | None = field(default=None, init=False, repr=False)
     calibration: torch.Tensor | None = field(default=None, init=False, repr=False)
     draft_source: str = field(default="", init=False, repr=False)
+    evaluate: Evaluator = field(default_factory=lambda: reference_evaluator, init=False, repr=False)  # runs a program
 
     def __post_init__(self) -> None:  # options are checked when the pass is made: before any model is loaded
         self.check_options()
@@ -270,8 +281,8 @@ class Speculative(Pass):
     def check_options(self) -> None:
         if self.drafter not in DRAFTERS:
             raise KilnError(f"speculative: drafter must be one of {', '.join(DRAFTERS)}, got {self.drafter!r}")
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or not 1 <= self.k <= 32:
-            raise KilnError(f"speculative: k (the draft length) must be in [1, 32], got {self.k!r}")
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or not 1 <= self.k <= MAX_DRAFT:
+            raise KilnError(f"speculative: k (the draft length) must be in [1, {MAX_DRAFT}], got {self.k!r}")
         if not isinstance(self.adaptive, (int, float)) or isinstance(self.adaptive, bool) \
                 or not 0 <= self.adaptive < 1:
             raise KilnError(f"speculative: adaptive (a confidence threshold) must be in [0, 1), got {self.adaptive!r}")
@@ -346,14 +357,12 @@ class Speculative(Pass):
         ctx = module.meta.get("max_positions")
         if isinstance(ctx, int) and 0 < ctx < cal.shape[1]:  # windows no longer than the model's context
             cal = cal[:, :ctx]
-        from kiln.codegen.cpu import CpuProgram
-
         with torch.no_grad():
-            ref = CpuProgram(module["forward"], module.weights)(cal)[0].argmax(-1)
+            ref = self.evaluate(module["forward"], module.weights, cal)[0].argmax(-1)
         skip: set[int] = set()
         trace = []
         while len(skip) < want:  # greedy: drop the layer whose removal keeps agreement highest
-            best = max((agreement(module, skip | {layer}, cal, ref), -layer)
+            best = max((agreement(module, skip | {layer}, cal, ref, self.evaluate), -layer)
                        for layer in range(n_layers - 1) if layer not in skip)
             skip.add(-best[1])
             trace.append({"skip": sorted(skip), "agreement": round(best[0], 4)})

@@ -27,7 +27,7 @@ from kiln.codegen.triton.rowwise import KernelSource, next_pow2
 from kiln.codegen.triton.templates import DEFAULTS, head_block
 from kiln.errors import KilnError
 from kiln.ir.core import IRError, Op, Program
-from kiln.ir.interpret import ExecContext, run_op
+from kiln.ir.interpret import ExecContext, bind_inputs, run_op
 from kiln.ir.semantics import TORCH_DTYPE
 from kiln.ir.types import eval_dim
 
@@ -302,7 +302,6 @@ class TritonProgram:
         self.kernels: ProgramKernels = generate_program(program)
         self.module = load_source(self.kernels.source, program.name) if self.kernels.kernels else None
         self.schedule = self._schedule()
-        self._symbols = [(j, k, d) for j, a in enumerate(program.args) for k, d in enumerate(a.type.shape)]
         self.launched: dict[str, int] = {}  # kernel kind -> launches (for tests and stats)
 
     def _schedule(self) -> list[tuple[str | None, list[Op]]]:
@@ -349,10 +348,8 @@ class TritonProgram:
         return order
 
     def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
-        from kiln.codegen.cpu import CpuProgram
-
         p = self.program
-        env = CpuProgram.bind(self, args)  # checks ranks, dtypes and symbolic sizes like the CPU target
+        env = bind_inputs(p, args)  # checks ranks, dtypes and symbolic sizes like the CPU target
         vals: dict[int, Any] = {id(a): t.to(self.device) for a, t in zip(p.args, args)}
         ctx = ExecContext(env, self.weights, self.device)
         self._checked_indices: set = set()  # index tensors of this call already checked by guard_cache_indices
