@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check kiln tests benchmarks examples
+	$(BIN)/ruff check kiln tests benchmarks examples tools
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decode.py
