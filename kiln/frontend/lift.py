@@ -148,7 +148,7 @@ def fold_input_free(module: Module, program: Program, report: LiftReport) -> Non
         if op.program is None:
             continue
         for v in op.results:
-            if id(v) not in free or op.name in ("kiln.weight", "kiln.constant"):
+            if id(v) not in free or "source" in op.opdef.traits:
                 continue
             consumers = [u for u in v.users if not all(id(r) in free for r in u.results) or u.name == "kiln.return"]
             if not consumers:
@@ -158,7 +158,7 @@ def fold_input_free(module: Module, program: Program, report: LiftReport) -> Non
 
 def _constant(program: Program, v: Value) -> bool:
     """Computed from weights and constants alone, with a static shape (fold-constants' business)."""
-    return v.type.is_static and all(o.name in ("kiln.weight", "kiln.constant")
+    return v.type.is_static and all("source" in o.opdef.traits
                                     for o in backward_slice(program, [v]) if not o.operands)
 
 
@@ -169,7 +169,7 @@ def _classify_or_descend(module, program, v, consumers, weights, report, free) -
         return
     op = v.owner
     inner = [o for o in op.operands if id(o) in free and o.owner is not None
-             and o.owner.name not in ("kiln.weight", "kiln.constant")]
+             and "source" not in o.owner.opdef.traits]
     if not inner:
         report.unrecognised.append(f"{op.name} -> {v.type}")
         return

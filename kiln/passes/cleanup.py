@@ -25,8 +25,6 @@ from kiln.ir.semantics import FROM_TORCH
 from kiln.ir.types import SLICE_TO_END, TensorType, canon_dim, dim_mul, dims_equal
 from kiln.passes.base import Pass, register
 
-SOURCES = ("kiln.weight", "kiln.constant")
-
 # ---------------------------------------------------------------------------
 # shared helpers
 
@@ -181,7 +179,7 @@ class FoldConstants(Pass):
         # f(w1, ..., wn) with weights wi == a new weight holding f's value, computed once now
         if not op.operands or not is_pure(op) or has_trait(op.name, "source"):
             return False
-        if any(v.owner is None or v.owner.name not in SOURCES for v in op.operands):
+        if any(v.owner is None or not has_trait(v.owner.name, "source") for v in op.operands):
             return False
         if not op.results or not all(r.type.is_static for r in op.results):
             return False

@@ -45,7 +45,6 @@ from kiln.passes.base import Pass, register
 from kiln.passes.kv_cache import cache_bytes_per_token
 
 _log = logging.getLogger("kiln")
-QUANT_OPS = ("kiln.qlinear", "kiln.qembedding", "kiln.cache_write_q8", "kiln.cache_attention_q8")
 
 
 def layer_name(weight: str) -> str:
