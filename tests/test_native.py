@@ -51,7 +51,6 @@ def _close(y: torch.Tensor, ref: torch.Tensor, k: int, what, rtol: float = 1e-5,
 # widths) take the edges of their own tiles: 1, 2, tile - 1, tile, tile + 1, 2 tile + 1
 ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 16)
 PANEL_ROWS = ROWS + (17, 24, 25, 31)
-TILES = {16: (12, 6), 8: (6, 3), 4: (4, 2)}  # kiln_vector_width -> (float/int8 tile rows, int4 tile rows)
 
 
 def _edges(*tiles: int) -> tuple[int, ...]:
@@ -63,7 +62,8 @@ def _rows(isa: str, sweep: tuple[int, ...], fmt: str = "float") -> tuple[int, ..
     (capped at the largest of the sweep: the row kernels take at most native.MAX_ROWS)."""
     if isa == "native":
         return sweep
-    mr, mr4 = TILES[native.library().vector_width]
+    lib = native.library()  # the tile heights this build reports (kiln_tile_rows / kiln_q4_tile_rows)
+    mr, mr4 = lib.tile_rows, lib.q4_tile_rows
     return tuple(r for r in _edges(mr4 if fmt == "int4" else mr) if r <= max(sweep))
 
 
@@ -230,6 +230,7 @@ def test_each_variant_routes_linears_where_its_kernels_are_fast(native_isa):
         have = native.cpu_flags()
         width = 16 if {"avx512f", "avx512bw", "avx512vl"} <= have else 8 if {"avx2", "fma", "f16c"} <= have else 4
     assert lib.vector_width == width
+    assert (lib.tile_rows, lib.q4_tile_rows) == {16: (12, 6), 8: (6, 3), 4: (4, 2)}[width]  # as documented
     assert native.panels_fast() == (width >= 8)
     g = _gen("route", native_isa)
     w, b, x = torch.randn(300, 256, generator=g), torch.randn(300, generator=g), torch.randn(12, 256, generator=g)

@@ -19,9 +19,12 @@ the Triton target unpack (``unpacked``). ``KILN_PACK=0`` turns packing off: the 
 ``kiln_linear_f32`` then takes up to ``MAX_ROWS`` rows and MKL the rest. Figures and commands:
 docs/benchmarks.md and docs/speculative.md.
 
-The kernels are C compiled once per machine with the system C compiler (``$CC``, else ``cc`` or
-``gcc``), in one of four instruction-set variants (``ISAS``), chosen by ``KILN_NATIVE_ISA`` (read once
-per process) or in code (``library(isa)``, ``with using(isa): ...``):
+The kernels are C, in kiln/codegen/csrc (package data; ``sources()``): ``kiln_native.c``, the one
+translation unit, includes ``kiln_native.h`` (the instruction-set paths and the exported functions'
+declarations) and the parts ``linear_rows.c``, ``quant_rows.c``, ``panels.c`` and ``panels_q4.c``. They are
+compiled once per machine with the system C compiler (``$CC``, else ``cc`` or ``gcc``), in one of four
+instruction-set variants (``ISAS``), chosen by ``KILN_NATIVE_ISA`` (read once per process) or in code
+(``library(isa)``, ``with using(isa): ...``):
 
 - ``native`` (the default; ``auto`` is the same): ``-march=native``, everything this CPU has: the
   AVX-512 intrinsics where it has AVX-512 F/BW/VL, the int4 row kernel's BF16 route where it has
@@ -42,17 +45,29 @@ per process) or in code (``library(isa)``, ``with using(isa): ...``):
   ``qlinear_int4`` decline and torch runs (quantized: native dequantization, then torch's GEMM).
   ``kiln_vector_width()`` (16, 8, 4) tells Python which build it has.
 
-Each is built with ``cc -O3 <its flags> -fopenmp -fPIC -shared`` (``flags(isa)``), cached under
-``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash of the source, its flags and the compiler
-(and the CPU, for ``native``), and loaded with ctypes, once per process; several variants load side by
-side. A variant that needs CPU flags this CPU lacks (``/proc/cpuinfo``, else the compiler's
-``__builtin_cpu_supports``) is refused, before anything runs, with ``UnsupportedISA`` (a ``KilnError``:
-one line from the CLI) naming them; an unknown name likewise. ``unavailable(isa)`` says in one line why
-a variant cannot run here (tests/test_native.py skips with it: its ``native_isa`` fixture runs every
-kernel in every variant this CPU can run). The kernels share torch's OpenMP runtime (same soname), so
-the two thread pools are one. With ``KILN_NATIVE=0`` every variant is off and everything runs through
-torch as before; without a C compiler as well, and a one-line note on stderr says so, once per process
-(``kiln: note: no C compiler found ...``); a compile that fails logs a warning.
+Each is built with ``cc -O3 <its flags> -DKILN_PANEL=32 -fopenmp -fPIC -shared kiln_native.c``
+(``flags(isa)``), cached under ``$KILN_CACHE_DIR`` (default ``~/.cache/kiln``) by the hash of every source
+file, its flags and the compiler (and the CPU, for ``native``: ``build_key``), and loaded with ctypes, once
+per process (``NativeLibrary``); several variants load side by side. A variant that needs CPU flags this
+CPU lacks (``/proc/cpuinfo``, else the compiler's ``__builtin_cpu_supports``) is refused, before anything
+runs, with ``UnsupportedISA`` (a ``KilnError``: one line from the CLI) naming them; an unknown name
+likewise. ``unavailable(isa)`` says in one line why a variant cannot run here (tests/test_native.py skips
+with it: its ``native_isa`` fixture runs every kernel in every variant this CPU can run). The kernels share
+torch's OpenMP runtime (same soname), so the two thread pools are one. With ``KILN_NATIVE=0`` every variant
+is off and everything runs through torch as before; without a C compiler as well, and a one-line note on
+stderr says so, once per process (``kiln: note: no C compiler found ...``); a compile that fails logs a
+warning.
+
+The boundary between Python and C is stated once. ``EXPORTS`` is the table of the exported functions'
+argument and result types (the C declares them in ``kiln_native.h``): the loader types every function from
+it, a build that lacks one is an error naming it, and no other name can be called. A constant both sides
+use is defined on one: ``PANEL`` (output rows per panel) here, passed to the compiler through ``DEFINES``
+(the C does not compile without it, and checks what its tiles need of it); what the C decides per build
+(vector width, tile heights, the int4 row kernel's group-size multiple) it reports through functions of no
+arguments, which the loader reads into the library's attributes (``lib.vector_width``, ``lib.tile_rows``,
+``lib.q4_tile_rows``, ``lib.i4_group_multiple``). tests/test_native_build.py compiles every variant with
+``-Wall -Wextra -Wmissing-prototypes -Werror``, checks ``EXPORTS`` against the header and the sources'
+packaging.
 
 Numerics: float32 products summed in a different order than MKL's, so results differ from
 ``F.linear`` by float rounding (relative ~1e-6). ``tests/test_native.py`` bounds the difference.
@@ -82,6 +97,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import importlib.resources
 import logging
 import os
 import shutil
@@ -99,758 +115,16 @@ from kiln.errors import KilnError
 MIN_WEIGHT_ELEMENTS = 1 << 16
 MAX_ROWS = 16
 PACKED_MAX_ROWS = 1 << 30
-PANEL = 32  # output rows per panel of a packed weight (the C source's PANEL)
+PANEL = 32  # output rows per panel of a packed weight: defined here only, passed to the C as KILN_PANEL
 
-SOURCE = r"""
-#include <stddef.h>
-#include <omp.h>
+# The C sources (package data, kiln/codegen/csrc): kiln_native.c is the one translation unit, including the
+# other .c files and kiln_native.h.
+CSRC = "csrc"
+MAIN_SOURCE = "kiln_native.c"
+# constants the Python and the C share, defined here and passed to the compiler as -D flags (flags()):
+# the C refuses to compile without them
+DEFINES = {"KILN_PANEL": PANEL}
 
-/* The instruction-set paths (see the module docstring: one source, built per variant). KILN_AVX512: the
-   AVX-512 intrinsics (F, BW and VL), taken when the compiler targets them; otherwise GCC's generic vector
-   code, which the compiler lowers to AVX2 + FMA, SSE2 or plain scalars as its target allows. KILN_PORTABLE
-   (the portable variant) turns every intrinsic path off whatever the compiler's target. */
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && !defined(KILN_PORTABLE)
-#define KILN_AVX512 1
-#endif
-
-/* y[M, N] = x[M, K] @ W[N, K]^T (+ b[N]); x, W, y row-major and contiguous.
-   Tiles of 4 weight rows x up to 4 activation rows: each loaded 8-float piece of a weight row is
-   multiplied with every activation row of the tile (16 vector accumulators), so a few rows cost
-   little more than one; a single row is the plain dot-product loop (bandwidth bound). On the 2-core
-   VM the tiles run at 70-100 GFLOP/s for 4-16 rows, ahead of MKL's small-matrix path up to 12 rows
-   and level with it at 16 (docs/speculative.md); speculative verification, batched decode and
-   short chunks feed such row counts. */
-typedef float kv8 __attribute__((vector_size(32), aligned(4)));  /* 8 floats, unaligned loads */
-
-static inline float hsum8(kv8 v) {
-    float s = 0.f;
-    for (int i = 0; i < 8; i++) s += v[i];
-    return s;
-}
-
-static inline void tile_f32(const float *restrict x, const float *restrict W, const float *restrict b,
-                            float *restrict y, long m0, int mr, long n0, long N, long K) {
-    kv8 acc[4][4];
-    const float *w[4], *xr[4];
-    for (int r = 0; r < 4; r++) w[r] = W + (n0 + r) * K;
-    for (int i = 0; i < 4; i++) xr[i] = x + (m0 + (i < mr ? i : 0)) * K;
-    #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) acc[i][r] = (kv8){0};
-    long K8 = K - K % 8;
-    for (long k = 0; k < K8; k += 8) {
-        kv8 u[4];
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) u[i] = *(const kv8 *)(xr[i] + k);
-        #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            kv8 v = *(const kv8 *)(w[r] + k);
-            #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) acc[i][r] += u[i] * v;
-        }
-    }
-    for (int i = 0; i < mr; i++)
-        for (int r = 0; r < 4; r++) {
-            float s = hsum8(acc[i][r]);
-            for (long k = K8; k < K; k++) s += w[r][k] * xr[i][k];
-            y[(m0 + i) * N + n0 + r] = s + (b ? b[n0 + r] : 0.f);
-        }
-}
-
-void kiln_linear_f32(const float *restrict x, const float *restrict W, const float *restrict b,
-                     float *restrict y, long M, long N, long K, int threads) {
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long n0 = 0; n0 < N; n0 += 4) {
-        long nn = N - n0 < 4 ? N - n0 : 4;
-        long m = 0;
-        if (nn == 4 && M > 1)
-            for (; m < M; m += 4) tile_f32(x, W, b, y, m, M - m < 4 ? (int)(M - m) : 4, n0, N, K);
-        for (; m < M; m++) {
-            const float *xr = x + m * K;
-            for (long r = 0; r < nn; r++) {
-                const float *w = W + (n0 + r) * K;
-                float s = 0.f;
-                #pragma omp simd reduction(+:s)
-                for (long k = 0; k < K; k++) s += w[k] * xr[k];
-                y[m * N + n0 + r] = s + (b ? b[n0 + r] : 0.f);
-            }
-        }
-    }
-}
-
-/* Quantized weights (formats in kiln/ir/ops_quant.py): weight-only, activations stay float32. */
-
-#ifdef KILN_AVX512
-#include <immintrin.h>
-/* sum_k w[k] x[k] for int8 w: four independent 16-lane FMA chains (one chain is FMA-latency bound) */
-static inline float dot_i8(const signed char *restrict w, const float *restrict x, long K) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    long k = 0;
-    for (; k + 64 <= K; k += 64) {
-        __m512i v = _mm512_loadu_si512((const void *)(w + k));
-        __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(v)));
-        __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 1)));
-        __m512 w2 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2)));
-        __m512 w3 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 3)));
-        a0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(w3, _mm512_loadu_ps(x + k + 48), a3);
-    }
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-    for (; k < K; k++) s += (float)w[k] * x[k];
-    return s;
-}
-
-/* sum over the first `full` groups (g columns each, g a multiple of 32) of sum_j w_j x_j, w = code * s + o.
-   Per group a 16-entry table of its dequantized values (code * s + o) is built once; vpermps picks
-   each weight from it by the low 4 bits of its dword, so one permute replaces the mask, the int to
-   float conversion and the scaling. */
-static inline float dot_i4_groups(const unsigned char *restrict wb, const float *restrict xr,
-                                  const _Float16 *restrict S, const _Float16 *restrict O, long full, long g) {
-    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    long h = g / 2;
-    for (long g0 = 0; g0 < full; g0 += 16) {
-        long n16 = full - g0 < 16 ? full - g0 : 16;
-        __mmask16 mk = (__mmask16)((1u << n16) - 1);
-        __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S + g0)));
-        __m512 ov = O ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(O + g0)))
-                      : _mm512_mul_ps(sv, _mm512_set1_ps(-8.f));
-        for (long i = 0; i < n16; i++) {
-            __m512i sel = _mm512_set1_epi32((int)i);
-            __m512 tbl = _mm512_fmadd_ps(iota, _mm512_permutexvar_ps(sel, sv), _mm512_permutexvar_ps(sel, ov));
-            const unsigned char *p = wb + (g0 + i) * h;
-            const float *xa = xr + (g0 + i) * g;
-            for (long j = 0; j < h; j += 16) {
-                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + j)));
-                __m512 lo = _mm512_permutexvar_ps(v, tbl);  /* uses the low 4 bits: the low nibble */
-                __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
-                if (i & 1) {
-                    a2 = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xa + j), a2);
-                    a3 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xa + h + j), a3);
-                } else {
-                    a0 = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xa + j), a0);
-                    a1 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xa + h + j), a1);
-                }
-            }
-        }
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-#else
-static inline float dot_i8(const signed char *restrict w, const float *restrict x, long K) {
-    float s = 0.f;
-    #pragma omp simd reduction(+:s)
-    for (long k = 0; k < K; k++) s += (float)w[k] * x[k];
-    return s;
-}
-
-static inline float dot_i4_groups(const unsigned char *restrict wb, const float *restrict xr,
-                                  const _Float16 *restrict S, const _Float16 *restrict O, long full, long g) {
-    float s = 0.f;
-    long h = g / 2;
-    for (long gi = 0; gi < full; gi++) {
-        const unsigned char *p = wb + gi * h;
-        const float *xa = xr + gi * g;
-        float d = 0.f, t = 0.f, sc = (float)S[gi];
-        #pragma omp simd reduction(+:d, t)
-        for (long j = 0; j < h; j++) {
-            d += (float)(p[j] & 15) * xa[j] + (float)(p[j] >> 4) * xa[h + j];
-            t += xa[j] + xa[h + j];
-        }
-        s += sc * d + (O ? (float)O[gi] : -8.f * sc) * t;
-    }
-    return s;
-}
-#endif
-
-/* int8 per output channel: y[m, n] = scale[n] * sum_k W[n, k] x[m, k] (+ b[n]); W int8 [N, K]. */
-void kiln_qlinear_i8(const float *restrict x, const signed char *restrict W, const float *restrict scale,
-                     const float *restrict b, float *restrict y, long M, long N, long K, int threads) {
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long n0 = 0; n0 < N; n0 += 4) {
-        long nn = N - n0 < 4 ? N - n0 : 4;
-        for (long m = 0; m < M; m++) {
-            const float *xr = x + m * K;
-            for (long r = 0; r < nn; r++) {
-                float s = dot_i8(W + (n0 + r) * K, xr, K);
-                y[m * N + n0 + r] = s * scale[n0 + r] + (b ? b[n0 + r] : 0.f);
-            }
-        }
-    }
-}
-
-/* int4 in groups of g columns (g a multiple of 32; the last group may be narrower, its width even):
-   W uint8 [N, K/2], S f16 [N, G], O f16 [N, G] or NULL (symmetric: offset = -8 * scale).
-   A group of width r at column c is bytes c/2 .. c/2 + r/2; byte j holds column c + j (low nibble) and
-   c + r/2 + j (high). */
-#if defined(KILN_AVX512) && defined(__AVX512BF16__)
-/* The bf16 route (CPUs with AVX512-BF16): the 4-bit codes 0..15 are exact in bf16, and the activation
-   is split into two bf16 parts, x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), which together keep
-   about 16 of its 24 mantissa bits. vdpbf16ps then multiplies 32 codes by 32 activations per
-   instruction with exact products accumulated in f32: 4 of them per 64 weights, against 4 int-to-float
-   conversions and 4 FMAs per 64 weights for int8. */
-#define KILN_I4_BF16 1
-static inline unsigned short to_bf16(float f) {
-    unsigned int u;
-    __builtin_memcpy(&u, &f, 4);
-    u += 0x7FFF + ((u >> 16) & 1);  /* round to nearest even */
-    return (unsigned short)(u >> 16);
-}
-
-/* x row -> per 32-byte chunk of the packed row, 4 x 32 bf16: the activation at the chunk's low-nibble
-   columns (hi part, lo part), then at its high-nibble columns (hi part, lo part); and xs[gi], the sum
-   of x over each group (for the offsets). Vectorised: this runs once per call and row of x. */
-static inline __m512i split_bf16(__m512 a, __m512 *rest) {
-    __m256i h = (__m256i)_mm512_cvtneps_pbh(a);
-    __m512 back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    *rest = _mm512_sub_ps(a, back);
-    return _mm512_castsi256_si512(h);
-}
-
-static void i4_prep_x(const float *restrict x, unsigned short *restrict xp, float *restrict xs, long fast, long g) {
-    long h = g / 2;
-    for (long gi = 0; gi < fast; gi++) {
-        __m512 sum = _mm512_setzero_ps();
-        for (long j0 = 0; j0 < h; j0 += 16) {
-            long b = gi * h + j0;
-            unsigned short *d = xp + (b >> 5) * 128 + (b & 31);
-            __m512 a = _mm512_loadu_ps(x + gi * g + j0), c = _mm512_loadu_ps(x + gi * g + h + j0), ra, rc;
-            sum = _mm512_add_ps(sum, _mm512_add_ps(a, c));
-            _mm256_storeu_si256((__m256i *)d, _mm512_castsi512_si256(split_bf16(a, &ra)));
-            _mm256_storeu_si256((__m256i *)(d + 32), (__m256i)_mm512_cvtneps_pbh(ra));
-            _mm256_storeu_si256((__m256i *)(d + 64), _mm512_castsi512_si256(split_bf16(c, &rc)));
-            _mm256_storeu_si256((__m256i *)(d + 96), (__m256i)_mm512_cvtneps_pbh(rc));
-        }
-        xs[gi] = _mm512_reduce_add_ps(sum);
-    }
-}
-
-/* for two rows at once (sharing the activation loads and the per-chunk lane -> group index): the sum
-   over their first nb bytes (whole groups, nb a multiple of 32, g = 2^(log2h + 1)) of s_g * code * x */
-static void dot_i4_bf16x2(const unsigned char *restrict w0, const unsigned char *restrict w1,
-                          const unsigned short *restrict xp, const _Float16 *restrict S0,
-                          const _Float16 *restrict S1, long nb, long h, int log2h, __m512i tbl, float *out) {
-    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    long per16 = 16 * h;  /* bytes of 16 groups */
-    for (long gb = 0; gb < nb; gb += per16) {
-        long ng = (nb - gb) / h < 16 ? (nb - gb) / h : 16;
-        __mmask16 mk = (__mmask16)((1u << ng) - 1);
-        __m512 sv0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S0 + gb / h)));
-        __m512 sv1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S1 + gb / h)));
-        long end = gb + per16 < nb ? gb + per16 : nb;
-        for (long b0 = gb; b0 < end; b0 += 32) {
-            __m512i gidx = _mm512_srli_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)(b0 - gb)), lane2), log2h);
-            const unsigned short *d = xp + (b0 / 32) * 128;
-            __m512bh xh0 = (__m512bh)_mm512_loadu_si512(d), xl0 = (__m512bh)_mm512_loadu_si512(d + 32);
-            __m512bh xh1 = (__m512bh)_mm512_loadu_si512(d + 64), xl1 = (__m512bh)_mm512_loadu_si512(d + 96);
-            __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(w0 + b0)));
-            __m512i u = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(w1 + b0)));
-            __m512bh cl = (__m512bh)_mm512_permutexvar_epi16(v, tbl);  /* low 5 bits: a table of bf16(i & 15) */
-            __m512bh ch = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), tbl);
-            __m512bh dl = (__m512bh)_mm512_permutexvar_epi16(u, tbl);
-            __m512bh dh = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(u, 4), tbl);
-            __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), cl, xh0);
-            __m512 r = _mm512_dpbf16_ps(_mm512_setzero_ps(), dl, xh0);
-            t = _mm512_dpbf16_ps(t, cl, xl0);
-            r = _mm512_dpbf16_ps(r, dl, xl0);
-            t = _mm512_dpbf16_ps(t, ch, xh1);
-            r = _mm512_dpbf16_ps(r, dh, xh1);
-            t = _mm512_dpbf16_ps(t, ch, xl1);
-            r = _mm512_dpbf16_ps(r, dh, xl1);
-            a0 = _mm512_fmadd_ps(t, _mm512_permutexvar_ps(gidx, sv0), a0);
-            a1 = _mm512_fmadd_ps(r, _mm512_permutexvar_ps(gidx, sv1), a1);
-        }
-    }
-    out[0] = _mm512_reduce_add_ps(a0);
-    out[1] = _mm512_reduce_add_ps(a1);
-}
-
-static float dot_i4_bf16(const unsigned char *restrict wb, const unsigned short *restrict xp,
-                         const _Float16 *restrict S, long nb, long h, int log2h, __m512i tbl) {
-    float out[2];
-    dot_i4_bf16x2(wb, wb, xp, S, S, nb, h, log2h, tbl, out);  /* one row: compute it twice, keep one */
-    return out[0];
-}
-#endif
-
-void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, const _Float16 *restrict S,
-                     const _Float16 *restrict O, const float *restrict b, float *restrict y,
-                     long M, long N, long K, long g, int threads) {
-    long G = (K + g - 1) / g, full = K / g, fast = 0;
-#ifdef KILN_I4_BF16
-    /* the bf16 route covers whole groups in 32-byte chunks; the rest (an odd last 16-byte group, the
-       narrower last group) takes the float route below */
-    int log2h = 0;
-    while ((1L << log2h) < g / 2) log2h++;
-    if ((1L << log2h) == g / 2 && g >= 32) fast = ((full * (g / 2)) / 32 * 32) / (g / 2);
-    long nbf = fast * (g / 2);
-    unsigned short *xp = nbf ? (unsigned short *)__builtin_malloc((size_t)(M * (nbf / 32) * 128 + 1) * 2) : 0;
-    float *xs = (float *)__builtin_malloc((size_t)(M * G + 1) * sizeof(float));
-    unsigned short tb[32];
-    for (int e = 0; e < 32; e++) tb[e] = to_bf16((float)(e & 15));
-    const __m512i tbl = _mm512_loadu_si512((const void *)tb);
-    for (long m = 0; m < M; m++)
-        if (nbf) i4_prep_x(x + m * K, xp + m * (nbf / 32) * 128, xs + m * G, fast, g);
-#endif
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long n0 = 0; n0 < N; n0 += 4) {
-        long nn = N - n0 < 4 ? N - n0 : 4;
-        float pair[2] = {0.f, 0.f};
-        (void)pair;
-        for (long m = 0; m < M; m++)
-            for (long r = 0; r < nn; r++) {
-                long n = n0 + r;
-                const unsigned char *wb = W + n * (K / 2);
-                const float *xr = x + m * K;
-                const _Float16 *Sn = S + n * G, *On = O ? O + n * G : 0;
-                float acc = 0.f;
-#ifdef KILN_I4_BF16
-                if (fast) {
-                    if (r + 1 < nn && !(r & 1)) {  /* rows n and n + 1 together */
-                        dot_i4_bf16x2(wb, wb + K / 2, xp + m * (nbf / 32) * 128, Sn, Sn + G, nbf, g / 2, log2h, tbl, pair);
-                        acc = pair[0];
-                    } else if (r & 1) {
-                        acc = pair[1];
-                    } else {
-                        acc = dot_i4_bf16(wb, xp + m * (nbf / 32) * 128, Sn, nbf, g / 2, log2h, tbl);
-                    }
-                    __m512 ao = _mm512_setzero_ps();  /* + sum_g offset_g * sum(x over g), 16 groups at a time */
-                    for (long g0 = 0; g0 < fast; g0 += 16) {
-                        __mmask16 mk = (__mmask16)((1u << (fast - g0 < 16 ? fast - g0 : 16)) - 1);
-                        __m512 ov = On ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(On + g0)))
-                                       : _mm512_mul_ps(_mm512_set1_ps(-8.f), _mm512_cvtph_ps(
-                                             _mm256_maskz_loadu_epi16(mk, (const void *)(Sn + g0))));
-                        ao = _mm512_fmadd_ps(ov, _mm512_maskz_loadu_ps(mk, xs + m * G + g0), ao);
-                    }
-                    acc += _mm512_reduce_add_ps(ao);
-                }
-#endif
-                long c0 = fast * g;
-                acc += dot_i4_groups(wb + c0 / 2, xr + c0, Sn + fast, On ? On + fast : 0, full - fast, g);
-                if (full < G) {  /* the narrower last group */
-                    long c = full * g, hr = (K - c) / 2;
-                    const unsigned char *p = wb + c / 2;
-                    float sc = (float)Sn[G - 1], off = On ? (float)On[G - 1] : -8.f * sc;
-                    for (long j = 0; j < hr; j++)
-                        acc += ((float)(p[j] & 15) * sc + off) * xr[c + j] + ((float)(p[j] >> 4) * sc + off) * xr[c + hr + j];
-                }
-                y[m * N + n] = acc + (b ? b[n] : 0.f);
-            }
-    }
-#ifdef KILN_I4_BF16
-    __builtin_free(xp);
-    __builtin_free(xs);
-#endif
-}
-
-/* Dequantize a whole weight to float32 (for prefill-sized inputs, which then use torch's GEMM). */
-void kiln_dequant_i8(const signed char *restrict W, const float *restrict scale, float *restrict out,
-                     long N, long K, int threads) {
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long n = 0; n < N; n++) {
-        float s = scale[n];
-        #pragma omp simd
-        for (long k = 0; k < K; k++) out[n * K + k] = (float)W[n * K + k] * s;
-    }
-}
-
-void kiln_dequant_i4(const unsigned char *restrict W, const _Float16 *restrict S, const _Float16 *restrict O,
-                     float *restrict out, long N, long K, long g, int threads) {
-    long G = (K + g - 1) / g;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long n = 0; n < N; n++)
-        for (long gi = 0; gi < G; gi++) {
-            long c = gi * g, r = K - c < g ? K - c : g, h = r / 2;
-            const unsigned char *p = W + n * (K / 2) + c / 2;
-            float s = (float)S[n * G + gi], o = O ? (float)O[n * G + gi] : -8.f * s;
-            float *d = out + n * K + c;
-            #pragma omp simd
-            for (long j = 0; j < h; j++) {
-                d[j] = (float)(p[j] & 15) * s + o;
-                d[h + j] = (float)(p[j] >> 4) * s + o;
-            }
-        }
-}
-
-/* Float32 weights repacked into panels (the runtime's layout for every float linear that takes this
-   path): panel p holds output rows 32p..32p+31 as [K][32], zero-padded past N. A k step loads a
-   panel column's weights once and multiplies them with x[m, k] broadcast for every activation row of
-   the tile, so the accumulators hold whole output rows and need no horizontal sums.
-
-   The tiles are sized to each instruction set's register file, so that no accumulator spills: a
-   vector holds VW floats (AVX-512 16, AVX2 8, otherwise 4: SSE2, NEON or whatever the compiler's
-   target has) and a tile covers CW = 2 vectors of the panel's 32 columns (AVX-512: the whole panel;
-   AVX2: two halves of 16; portable: four quarters of 8) for up to TILE_MR activation rows: AVX-512
-   12 rows (24 of its 32 registers), AVX2 6 (12 of 16), portable 4 (8 of 16). A single row takes the
-   whole panel per k step, k split into 8 / (32 / VW) ways: 8 independent FMA chains, enough to stream
-   the weights. */
-#if defined(KILN_AVX512)
-#define VW 16
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(KILN_PORTABLE)
-#define KILN_AVX2 1
-#include <immintrin.h>
-#define VW 8
-#else
-#define VW 4
-#endif
-typedef float kvf __attribute__((vector_size(VW * 4), aligned(4)));  /* VW floats, unaligned loads */
-#define PANEL 32
-#define NVP (PANEL / VW)  /* vectors per panel column */
-#define CV 2              /* vectors per tile column: a tile covers CW of the panel's columns */
-#define CW (CV * VW)
-#define RU (8 / NVP)      /* the 1-row kernels' k ways */
-
-/* VW results for output rows n.. of one activation row */
-static inline void store_vec(float *restrict yr, kvf a, const float *restrict b, long n, long N) {
-    if (!b && n + VW <= N) {
-        *(kvf *)(yr + n) = a;
-        return;
-    }
-    for (int j = 0; j < VW && n + j < N; j++) yr[n + j] = a[j] + (b ? b[n + j] : 0.f);
-}
-
-/* row scales (int8 weights) of output rows n..n+VW-1; ones for float weights (S NULL) */
-static inline kvf load_scales(const float *restrict s, long n, long N) {
-    kvf v;
-    for (int j = 0; j < VW; j++) v[j] = !s ? 1.f : n + j < N ? s[n + j] : 0.f;
-    return v;
-}
-
-/* the column loaders: VW weights of panel column c, from its column j (a multiple of VW) on */
-static inline kvf f32_column(const float *restrict c, int j) {
-    return *(const kvf *)(c + j);
-}
-
-#if defined(KILN_AVX512)  /* GCC's generic conversions of byte vectors go through scalars: use the instructions */
-static inline kvf q8_column(const signed char *restrict c, int j) {
-    return (kvf)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + j))));
-}
-
-static inline kvf q4_column(const unsigned char *restrict c, int j) {  /* j < 16: low nibbles, else high */
-    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + (j & 15))));
-    return (kvf)_mm512_cvtepi32_ps(j & 16 ? _mm512_srli_epi32(v, 4) : _mm512_and_si512(v, _mm512_set1_epi32(15)));
-}
-
-static inline kvf h16_to_f32(const _Float16 *restrict h) {
-    return (kvf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
-}
-#elif defined(KILN_AVX2)
-static inline kvf q8_column(const signed char *restrict c, int j) {
-    return (kvf)_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + j))));
-}
-
-static inline kvf q4_column(const unsigned char *restrict c, int j) {
-    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c + (j & 15))));
-    return (kvf)_mm256_cvtepi32_ps(j & 16 ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, _mm256_set1_epi32(15)));
-}
-
-static inline kvf h16_to_f32(const _Float16 *restrict h) {
-    return (kvf)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-}
-#else  /* whole-vector conversions (element by element, GCC goes through scalars) */
-typedef signed char kvb __attribute__((vector_size(VW), aligned(1)));
-typedef unsigned char kvu __attribute__((vector_size(VW), aligned(1)));
-typedef int kvi __attribute__((vector_size(VW * 4)));
-static inline kvf q8_column(const signed char *restrict c, int j) {
-    return __builtin_convertvector(__builtin_convertvector(*(const kvb *)(c + j), kvi), kvf);
-}
-
-static inline kvf q4_column(const unsigned char *restrict c, int j) {
-    kvi v = __builtin_convertvector(*(const kvu *)(c + (j & 15)), kvi);
-    return __builtin_convertvector(j & 16 ? v >> 4 : v & 15, kvf);
-}
-
-static inline kvf h16_to_f32(const _Float16 *restrict h) {
-    kvf v;
-    for (int l = 0; l < VW; l++) v[l] = (float)h[l];
-    return v;
-}
-#endif
-
-/* The panel kernels of one weight type T: COLUMN(column, j) gives VW floats of a panel column (PANEL
-   elements of T); S, when given, are row scales applied once to the results. NAME_tile##MR: a tile of
-   up to MR activation rows, CW columns at a time (columns past N skipped); NAME_row: one row, the
-   whole panel per k step, k split RU ways; NAME_panels: every panel (parallel) and row. */
-#define COL_TILE(NAME, MR, T, COLUMN) \
-static inline void NAME(const float *restrict x, const T *restrict P, const float *restrict S, \
-                        const float *restrict b, float *restrict y, long m0, int mr, long n0, long N, long K) { \
-    const float *xr[MR]; \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) xr[i] = x + (m0 + (i < mr ? i : 0)) * K; \
-    for (int j0 = 0; j0 < PANEL && n0 + j0 < N; j0 += CW) { \
-        kvf a[MR][CV]; \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
-            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) a[i][v] = (kvf){0}; \
-        for (long k = 0; k < K; k++) { \
-            kvf w[CV]; \
-            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) w[v] = COLUMN(P + k * PANEL, j0 + v * VW); \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-                float s = xr[i][k]; \
-                _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) a[i][v] += s * w[v]; } \
-        } \
-        _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) { \
-            kvf sc = load_scales(S, n0 + j0 + v * VW, N); \
-            for (int i = 0; i < mr; i++) store_vec(y + (m0 + i) * N, a[i][v] * sc, b, n0 + j0 + v * VW, N); } \
-    } \
-}
-
-#define COL_ROW(NAME, T, COLUMN) \
-static inline void NAME(const float *restrict x, const T *restrict P, const float *restrict S, \
-                        const float *restrict b, float *restrict y, long m, long n0, long N, long K) { \
-    kvf a[RU][NVP]; \
-    _Pragma("GCC unroll 8") for (int u = 0; u < RU; u++) \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) a[u][v] = (kvf){0}; \
-    const float *xr = x + m * K; \
-    long k = 0; \
-    for (; k + RU <= K; k += RU) { \
-        _Pragma("GCC unroll 8") for (int u = 0; u < RU; u++) \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) \
-                a[u][v] += xr[k + u] * COLUMN(P + (k + u) * PANEL, v * VW); \
-    } \
-    for (; k < K; k++) \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) a[0][v] += xr[k] * COLUMN(P + k * PANEL, v * VW); \
-    _Pragma("GCC unroll 8") for (int v = 0; v < NVP; v++) { \
-        kvf t = a[0][v]; \
-        _Pragma("GCC unroll 8") for (int u = 1; u < RU; u++) t += a[u][v]; \
-        store_vec(y + m * N, t * load_scales(S, n0 + v * VW, N), b, n0 + v * VW, N); } \
-}
-
-/* the tiles each variant builds: TILE_MR rows at a time, and the heights its remainders take */
-#if defined(KILN_AVX512)
-#define TILE_MR 12
-#define COL_TILES(NAME, T, COLUMN) \
-COL_TILE(NAME##_tile12, 12, T, COLUMN) COL_TILE(NAME##_tile8, 8, T, COLUMN) \
-COL_TILE(NAME##_tile4, 4, T, COLUMN) COL_TILE(NAME##_tile2, 2, T, COLUMN)
-#define COL_REST(NAME, r, ...) \
-    if (r > 8) NAME##_tile12(__VA_ARGS__); else if (r > 4) NAME##_tile8(__VA_ARGS__); \
-    else if (r > 2) NAME##_tile4(__VA_ARGS__); else NAME##_tile2(__VA_ARGS__);
-#elif defined(KILN_AVX2)
-#define TILE_MR 6
-#define COL_TILES(NAME, T, COLUMN) \
-COL_TILE(NAME##_tile6, 6, T, COLUMN) COL_TILE(NAME##_tile4, 4, T, COLUMN) COL_TILE(NAME##_tile2, 2, T, COLUMN)
-#define COL_REST(NAME, r, ...) \
-    if (r > 4) NAME##_tile6(__VA_ARGS__); else if (r > 2) NAME##_tile4(__VA_ARGS__); else NAME##_tile2(__VA_ARGS__);
-#else
-#define TILE_MR 4
-#define COL_TILES(NAME, T, COLUMN) COL_TILE(NAME##_tile4, 4, T, COLUMN) COL_TILE(NAME##_tile2, 2, T, COLUMN)
-#define COL_REST(NAME, r, ...) \
-    if (r > 2) NAME##_tile4(__VA_ARGS__); else NAME##_tile2(__VA_ARGS__);
-#endif
-#define TILE_FULL_(NAME, MR) NAME##_tile##MR
-#define TILE_FULL(NAME, MR) TILE_FULL_(NAME, MR)
-
-#define COL_KERNELS(NAME, T, COLUMN) \
-COL_TILES(NAME, T, COLUMN) \
-COL_ROW(NAME##_row, T, COLUMN) \
-static void NAME##_panels(const float *restrict x, const T *restrict Wp, const float *restrict S, \
-                          const float *restrict b, float *restrict y, long M, long N, long K, int threads) { \
-    long np = (N + PANEL - 1) / PANEL; \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)") \
-    for (long p = 0; p < np; p++) { \
-        const T *P = Wp + p * K * PANEL; \
-        long n0 = p * PANEL, m = 0; \
-        for (; m + TILE_MR <= M; m += TILE_MR) TILE_FULL(NAME, TILE_MR)(x, P, S, b, y, m, TILE_MR, n0, N, K); \
-        int r = (int)(M - m); \
-        if (r == 1) NAME##_row(x, P, S, b, y, m, n0, N, K); \
-        else if (r > 1) { COL_REST(NAME, r, x, P, S, b, y, m, r, n0, N, K) } \
-    } \
-}
-
-COL_KERNELS(f32, float, f32_column)
-
-/* floats per vector of this build's panel kernels (16 AVX-512, 8 AVX2, 4 portable): Python routes by it
-   (panels_fast) */
-int kiln_vector_width(void) { return VW; }
-
-void kiln_pack_f32(const float *restrict W, float *restrict Wp, long N, long K, int threads) {
-    long np = (N + PANEL - 1) / PANEL;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long p = 0; p < np; p++)
-        for (long k = 0; k < K; k++)
-            for (int j = 0; j < PANEL; j++) {
-                long n = p * PANEL + j;
-                Wp[(p * K + k) * PANEL + j] = n < N ? W[n * K + k] : 0.f;
-            }
-}
-
-void kiln_linear_packed(const float *restrict x, const float *restrict Wp, const float *restrict b,
-                        float *restrict y, long M, long N, long K, int threads) {
-    f32_panels(x, Wp, 0, b, y, M, N, K, threads);
-}
-
-/* Quantized weights in panels (a runtime's layout for kiln.qlinear, like the float panels above):
-   int8: panel p holds the codes of rows 32p..32p+31 as [K][32] int8; the per-row scales stay [N].
-   int4: panel p holds [K][16] bytes, byte j of column k = code(row 32p + j) | code(row 32p + 16 + j) << 4,
-   and its scales (and offsets) as [G][32] f16. A k step turns the tile's codes of a column into float
-   vectors once and FMAs them against every tile row's broadcast activation. int8 applies the row
-   scales once at the end (x . q s = (x . q) s); int4 sums code * x per group, then adds
-   s_g * (that sum) + m_g * (the group's sum of x), so dequantization costs two FMAs per group per
-   row instead of one per weight. int4 tiles hold twice the accumulators (the group's and the total),
-   so half the rows: Q4_MR. */
-COL_KERNELS(q8, signed char, q8_column)
-
-#define Q4_TILE(NAME, MR) \
-static inline void NAME(const float *restrict x, const float *restrict xs, const unsigned char *restrict P, \
-                        const _Float16 *restrict Sp, const _Float16 *restrict Op, const float *restrict b, \
-                        float *restrict y, long m0, int mr, long n0, long N, long K, long g, long G) { \
-    const float *xr[MR]; \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) xr[i] = x + (m0 + (i < mr ? i : 0)) * K; \
-    for (int j0 = 0; j0 < PANEL && n0 + j0 < N; j0 += CW) { \
-        kvf a[MR][CV]; \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
-            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) a[i][v] = (kvf){0}; \
-        for (long gi = 0; gi < G; gi++) { \
-            long c0 = gi * g, c1 = c0 + g < K ? c0 + g : K; \
-            kvf t[MR][CV]; \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
-                _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) t[i][v] = (kvf){0}; \
-            for (long k = c0; k < c1; k++) { \
-                kvf w[CV]; \
-                _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) w[v] = q4_column(P + k * (PANEL / 2), j0 + v * VW); \
-                _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) { \
-                    float s = xr[i][k]; \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) t[i][v] += s * w[v]; } \
-            } \
-            _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) { \
-                kvf sc = h16_to_f32(Sp + gi * PANEL + j0 + v * VW); \
-                kvf of = Op ? h16_to_f32(Op + gi * PANEL + j0 + v * VW) : -8.f * sc; \
-                _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
-                    a[i][v] += t[i][v] * sc + xs[(m0 + (i < mr ? i : 0)) * G + gi] * of; } \
-        } \
-        _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) \
-            for (int i = 0; i < mr; i++) store_vec(y + (m0 + i) * N, a[i][v], b, n0 + j0 + v * VW, N); \
-    } \
-}
-
-#if defined(KILN_AVX512)
-Q4_TILE(q4_tile6, 6)
-Q4_TILE(q4_tile4, 4)
-#define Q4_MR 6
-#define Q4_FULL q4_tile6
-#elif defined(KILN_AVX2)
-Q4_TILE(q4_tile3, 3)
-Q4_TILE(q4_tile2, 2)
-#define Q4_MR 3
-#define Q4_FULL q4_tile3
-#else
-Q4_TILE(q4_tile2, 2)
-#define Q4_MR 2
-#define Q4_FULL q4_tile2
-#endif
-
-/* one activation row: the whole panel per k step, k split RU ways within each group */
-static inline void q4_row(const float *restrict x, const float *restrict xs, const unsigned char *restrict P,
-                          const _Float16 *restrict Sp, const _Float16 *restrict Op, const float *restrict b,
-                          float *restrict y, long m, long n0, long N, long K, long g, long G) {
-    kvf a[NVP];
-    #pragma GCC unroll 8
-    for (int v = 0; v < NVP; v++) a[v] = (kvf){0};
-    const float *xr = x + m * K;
-    for (long gi = 0; gi < G; gi++) {
-        long c0 = gi * g, c1 = c0 + g < K ? c0 + g : K, k = c0;
-        kvf t[RU][NVP];
-        #pragma GCC unroll 8
-        for (int u = 0; u < RU; u++)
-            #pragma GCC unroll 8
-            for (int v = 0; v < NVP; v++) t[u][v] = (kvf){0};
-        for (; k + RU <= c1; k += RU)
-            #pragma GCC unroll 8
-            for (int u = 0; u < RU; u++)
-                #pragma GCC unroll 8
-                for (int v = 0; v < NVP; v++) t[u][v] += xr[k + u] * q4_column(P + (k + u) * (PANEL / 2), v * VW);
-        for (; k < c1; k++)
-            #pragma GCC unroll 8
-            for (int v = 0; v < NVP; v++) t[0][v] += xr[k] * q4_column(P + k * (PANEL / 2), v * VW);
-        float sx = xs[m * G + gi];
-        #pragma GCC unroll 8
-        for (int v = 0; v < NVP; v++) {
-            kvf s = t[0][v], sc = h16_to_f32(Sp + gi * PANEL + v * VW);
-            #pragma GCC unroll 8
-            for (int u = 1; u < RU; u++) s += t[u][v];
-            a[v] += s * sc + sx * (Op ? h16_to_f32(Op + gi * PANEL + v * VW) : -8.f * sc);
-        }
-    }
-    #pragma GCC unroll 8
-    for (int v = 0; v < NVP; v++) store_vec(y + m * N, a[v], b, n0 + v * VW, N);
-}
-
-void kiln_pack_q8(const signed char *restrict Q, signed char *restrict Qp, long N, long K, int threads) {
-    long np = (N + PANEL - 1) / PANEL;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long p = 0; p < np; p++)
-        for (long k = 0; k < K; k++)
-            for (int j = 0; j < PANEL; j++) {
-                long n = p * PANEL + j;
-                Qp[(p * K + k) * PANEL + j] = n < N ? Q[n * K + k] : 0;
-            }
-}
-
-/* the code of (row n, column c) in kiln's int4 layout: groups of g columns, byte j of a group of width r
-   holds column j (low nibble) and column r/2 + j (high nibble) */
-static inline int q4_code(const unsigned char *restrict Q, long n, long c, long K, long g) {
-    long c0 = c / g * g, r = K - c0 < g ? K - c0 : g, j = c - c0;
-    unsigned char byte = Q[n * (K / 2) + c0 / 2 + (j < r / 2 ? j : j - r / 2)];
-    return j < r / 2 ? byte & 15 : byte >> 4;
-}
-
-void kiln_pack_q4(const unsigned char *restrict Q, const _Float16 *restrict S, const _Float16 *restrict O,
-                  unsigned char *restrict Qp, _Float16 *restrict Sp, _Float16 *restrict Op,
-                  long N, long K, long g, int threads) {
-    long np = (N + PANEL - 1) / PANEL, G = (K + g - 1) / g;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long p = 0; p < np; p++) {
-        for (long k = 0; k < K; k++)
-            for (int j = 0; j < PANEL / 2; j++) {
-                long lo = p * PANEL + j, hi = lo + PANEL / 2;
-                int a = lo < N ? q4_code(Q, lo, k, K, g) : 0, c = hi < N ? q4_code(Q, hi, k, K, g) : 0;
-                Qp[(p * K + k) * (PANEL / 2) + j] = (unsigned char)(a | (c << 4));
-            }
-        for (long gi = 0; gi < G; gi++)
-            for (int j = 0; j < PANEL; j++) {
-                long n = p * PANEL + j;
-                Sp[(p * G + gi) * PANEL + j] = n < N ? S[n * G + gi] : (_Float16)0;
-                if (O) Op[(p * G + gi) * PANEL + j] = n < N ? O[n * G + gi] : (_Float16)0;
-            }
-    }
-}
-
-void kiln_qlinear_q8_panels(const float *restrict x, const signed char *restrict Qp, const float *restrict S,
-                            const float *restrict b, float *restrict y, long M, long N, long K, int threads) {
-    q8_panels(x, Qp, S, b, y, M, N, K, threads);
-}
-
-void kiln_qlinear_q4_panels(const float *restrict x, const unsigned char *restrict Qp, const _Float16 *restrict Sp,
-                            const _Float16 *restrict Op, const float *restrict b, float *restrict y,
-                            long M, long N, long K, long g, int threads) {
-    long np = (N + PANEL - 1) / PANEL, G = (K + g - 1) / g;
-    float *xs = (float *)__builtin_malloc((size_t)(M * G + 1) * sizeof(float));  /* each group's sum of x */
-    for (long m = 0; m < M; m++)
-        for (long gi = 0; gi < G; gi++) {
-            float t = 0.f;
-            for (long c = gi * g; c < K && c < (gi + 1) * g; c++) t += x[m * K + c];
-            xs[m * G + gi] = t;
-        }
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long p = 0; p < np; p++) {
-        const unsigned char *P = Qp + p * K * (PANEL / 2);
-        const _Float16 *SP = Sp + p * G * PANEL, *OP = Op ? Op + p * G * PANEL : 0;
-        long n0 = p * PANEL, m = 0;
-        for (; m + Q4_MR <= M; m += Q4_MR) Q4_FULL(x, xs, P, SP, OP, b, y, m, Q4_MR, n0, N, K, g, G);
-        int r = (int)(M - m);
-        if (r == 1) q4_row(x, xs, P, SP, OP, b, y, m, n0, N, K, g, G);
-#ifdef KILN_AVX512
-        else if (r > 4) q4_tile6(x, xs, P, SP, OP, b, y, m, r, n0, N, K, g, G);
-        else if (r > 1) q4_tile4(x, xs, P, SP, OP, b, y, m, r, n0, N, K, g, G);
-#else
-        else if (r > 1) q4_tile2(x, xs, P, SP, OP, b, y, m, r, n0, N, K, g, G);
-#endif
-    }
-    __builtin_free(xs);
-}
-"""
 ISAS = ("native", "avx512", "avx2", "portable")  # the instruction-set variants; "auto" is "native"
 _ISA_FLAGS = {
     "native": ["-march=native"],  # everything this CPU has (AVX-512 BF16 included where present)
@@ -865,13 +139,33 @@ CPU_FLAGS = {
     "avx2": ("avx2", "fma", "f16c"),
     "portable": (),
 }
-# every exported kernel: (pointer arguments, long arguments), then the thread count (int)
-KERNELS = {
-    "kiln_linear_f32": (4, 3), "kiln_pack_f32": (2, 2), "kiln_linear_packed": (4, 3),
-    "kiln_pack_q8": (2, 2), "kiln_pack_q4": (6, 3), "kiln_qlinear_q8_panels": (5, 3),
-    "kiln_qlinear_q4_panels": (6, 4), "kiln_qlinear_i8": (5, 3), "kiln_qlinear_i4": (6, 4),
-    "kiln_dequant_i8": (3, 2), "kiln_dequant_i4": (4, 3),
+# Every function the C exports (declared in csrc/kiln_native.h): name -> (argument kinds, result kind). A kind is
+# "ptr" (a tensor's data_ptr(), or None for NULL), "long" or "int"; the result None for void. _build sets each
+# function's ctypes argtypes / restype from this table, and nothing outside it can be called on a build;
+# tests/test_native_build.py checks it against the header's declarations.
+EXPORTS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    # float32: row kernel, packing, panels
+    "kiln_linear_f32": (("ptr",) * 4 + ("long",) * 3 + ("int",), None),  # x W b y, M N K, threads
+    "kiln_pack_f32": (("ptr",) * 2 + ("long",) * 2 + ("int",), None),  # W Wp, N K, threads
+    "kiln_linear_packed": (("ptr",) * 4 + ("long",) * 3 + ("int",), None),  # x Wp b y, M N K, threads
+    # int8
+    "kiln_qlinear_i8": (("ptr",) * 5 + ("long",) * 3 + ("int",), None),  # x W scale b y, M N K, threads
+    "kiln_dequant_i8": (("ptr",) * 3 + ("long",) * 2 + ("int",), None),  # W scale out, N K, threads
+    "kiln_pack_q8": (("ptr",) * 2 + ("long",) * 2 + ("int",), None),  # Q Qp, N K, threads
+    "kiln_qlinear_q8_panels": (("ptr",) * 5 + ("long",) * 3 + ("int",), None),  # x Qp S b y, M N K, threads
+    # int4
+    "kiln_qlinear_i4": (("ptr",) * 6 + ("long",) * 4 + ("int",), None),  # x W S O b y, M N K g, threads
+    "kiln_dequant_i4": (("ptr",) * 4 + ("long",) * 3 + ("int",), None),  # W S O out, N K g, threads
+    "kiln_pack_q4": (("ptr",) * 6 + ("long",) * 3 + ("int",), None),  # Q S O Qp Sp Op, N K g, threads
+    "kiln_qlinear_q4_panels": (("ptr",) * 6 + ("long",) * 4 + ("int",), None),  # x Qp Sp Op b y, M N K g, threads
+    # the build's constants, defined in the C: each library gets them as attributes (lib.vector_width, ...)
+    "kiln_vector_width": ((), "int"),  # floats per panel vector: 16 AVX-512, 8 AVX2, 4 portable
+    "kiln_tile_rows": ((), "int"),  # activation rows per full float32 / int8 panel tile: 12, 6, 4
+    "kiln_q4_tile_rows": ((), "int"),  # the same for int4 panels: 6, 3, 2
+    "kiln_i4_group_multiple": ((), "int"),  # kiln_qlinear_i4 takes group sizes that are multiples of this
 }
+KERNELS = tuple(name for name, (_, result) in EXPORTS.items() if result is None)  # the rest report constants
+_CTYPES = {"ptr": ctypes.c_void_p, "long": ctypes.c_long, "int": ctypes.c_int, None: None}
 
 
 class UnsupportedISA(KilnError):
@@ -879,14 +173,26 @@ class UnsupportedISA(KilnError):
 
 
 def flags(isa: str = "native") -> list[str]:
-    """The compiler flags of variant ``isa``."""
-    return ["-O3", *_ISA_FLAGS[_isa_name(isa)], "-fopenmp", "-fPIC", "-shared"]
+    """The compiler flags of variant ``isa`` (its build: ``cc <flags> kiln_native.c -o lib.so``)."""
+    return ["-O3", *_ISA_FLAGS[_isa_name(isa)], *(f"-D{k}={v}" for k, v in DEFINES.items()), "-fopenmp", "-fPIC",
+            "-shared"]
+
+
+def sources() -> dict[str, str]:
+    """The C sources by file name: every .c and .h file of kiln/codegen/csrc (package data)."""
+    root = importlib.resources.files("kiln.codegen").joinpath(CSRC)
+    files = root.iterdir() if root.is_dir() else ()
+    texts = {f.name: f.read_text(encoding="utf-8") for f in files if f.name.endswith((".c", ".h"))}
+    if MAIN_SOURCE not in texts:
+        raise FileNotFoundError(f"kiln's native kernel sources are missing: no {MAIN_SOURCE} in {root} (an install "
+                                "without kiln's package data?)")
+    return dict(sorted(texts.items()))
 
 
 _log = logging.getLogger("kiln")
 _lock = threading.Lock()
-_libs: dict[str, ctypes.CDLL | None] = {}  # variant -> its loaded build (None: it could not be built)
-_current: ctypes.CDLL | None = None  # what library() returns: the selected variant's build, once
+_libs: dict[str, NativeLibrary | None] = {}  # variant -> its loaded build (None: it could not be built)
+_current: NativeLibrary | None = None  # what library() returns: the selected variant's build, once
 _selected = False  # resolved (KILN_NATIVE, KILN_NATIVE_ISA) or set by using()
 _cpu_flags: frozenset[str] | None = None
 _noted = False  # the missing compiler was announced
@@ -968,7 +274,7 @@ def unavailable(isa: str) -> str | None:
     return None
 
 
-def library(isa: str | None = None) -> ctypes.CDLL | None:
+def library(isa: str | None = None) -> NativeLibrary | None:
     """The compiled kernels, or None when they are off (``KILN_NATIVE=0``) or cannot be built.
 
     Without ``isa``: the selected variant, the one every function of this module calls (``using`` changes
@@ -1000,7 +306,7 @@ def using(isa: str):
         _current, _selected = saved
 
 
-def _variant(isa: str) -> ctypes.CDLL | None:
+def _variant(isa: str) -> NativeLibrary | None:
     name = _isa_name(isa)
     missing = missing_cpu_flags(name)
     if missing:
@@ -1026,38 +332,73 @@ def _note_no_compiler() -> None:
         sys.stderr.write(f"kiln: note: {what}: native kernels off, linears run through torch\n")
 
 
-def _build(isa: str = "native") -> ctypes.CDLL | None:
+class NativeLibrary(ctypes.CDLL):
+    """A loaded build of the kernels: the functions of ``EXPORTS``, typed from it (asking for any other name
+    is an ``AttributeError`` that says so), the build's constants as attributes (``vector_width``, ``tile_rows``,
+    ``q4_tile_rows``, ``i4_group_multiple``) and its variant (``kiln_isa``)."""
+
+    kiln_isa: str
+    vector_width: int
+    tile_rows: int
+    q4_tile_rows: int
+    i4_group_multiple: int
+
+    def __init__(self, path: str | os.PathLike, isa: str):
+        super().__init__(str(path))
+        self.kiln_isa = isa
+        for name, (args, result) in EXPORTS.items():
+            try:
+                fn = self[name]
+            except AttributeError:
+                raise RuntimeError(f"kiln's native library {path} does not export {name}, which native.EXPORTS "
+                                   f"lists: the C sources (kiln/codegen/csrc) and the table disagree") from None
+            fn.argtypes, fn.restype = [_CTYPES[a] for a in args], _CTYPES[result]
+            setattr(self, name, fn)
+            if not args:  # a constant of this build
+                setattr(self, name.removeprefix("kiln_"), fn())
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"kiln's native library has no function {name!r}: native.EXPORTS lists what it exports")
+
+
+def build_key(isa: str, cc: str, src: dict[str, str]) -> str:
+    """The cache key of variant ``isa``'s build by compiler ``cc`` from sources ``src`` (``sources()``): a hash of
+    every source file's name and text, the variant's flags (``DEFINES`` included) and the compiler, so that
+    editing any of them builds anew."""
+    h = hashlib.sha256()
+    for name, text in sorted(src.items()):
+        h.update(f"{name}\0{len(text)}\0{text}\0".encode())
+    # -march=native: that binary is for this CPU only, so the CPU is part of its key (a shared cache directory
+    # must never hand one machine another's build); another variant is one binary for every CPU it runs on
+    sig = _cpu_signature() if _isa_name(isa) == "native" else ""
+    h.update("\0".join([*flags(isa), cc, sig]).encode())
+    return h.hexdigest()[:16]
+
+
+def _build(isa: str = "native") -> NativeLibrary | None:
     cc = _compiler()
     if cc is None:
         _note_no_compiler()
         return None
     fl = flags(isa)
-    # -march=native: that binary is for this CPU only, so the CPU is part of its key (a shared cache directory
-    # must never hand one machine another's build); another variant is one binary for every CPU it runs on
-    sig = _cpu_signature() if isa == "native" else ""
-    key = hashlib.sha256((SOURCE + " ".join(fl) + cc + sig).encode()).hexdigest()[:16]
-    out = cache_dir() / "native" / key / "libkiln_native.so"
+    src = sources()
+    out = cache_dir() / "native" / build_key(isa, cc, src) / "libkiln_native.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            src = Path(tmp) / "kernels.c"
-            src.write_text(SOURCE)
+            for name, text in src.items():  # the very texts build_key hashed, whatever happens to the package meanwhile
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
             so = Path(tmp) / "lib.so"
-            r = subprocess.run([cc, *fl, str(src), "-o", str(so)], capture_output=True, text=True, check=False)
+            r = subprocess.run([cc, *fl, str(Path(tmp) / MAIN_SOURCE), "-o", str(so)], capture_output=True, text=True,
+                               check=False)
             if r.returncode != 0:
+                lines = r.stderr.strip().splitlines() or ["unknown error"]
+                why = next((line for line in lines if "error" in line), lines[-1])  # the first error, else the end
                 _log.warning("could not compile the %s variant of kiln's native kernels (%s): decode linears run "
-                             "through torch", isa, (r.stderr.strip().splitlines() or ["unknown error"])[-1][:200])
+                             "through torch", isa, why[:200])
                 return None
             os.replace(so, out)  # atomic: a concurrent build of the same key writes the same bytes
-    lib = ctypes.CDLL(str(out))
-    for name, (ptrs, longs) in KERNELS.items():
-        fn = getattr(lib, name)
-        fn.argtypes = [ctypes.c_void_p] * ptrs + [ctypes.c_long] * longs + [ctypes.c_int]
-        fn.restype = None
-    lib.kiln_vector_width.argtypes, lib.kiln_vector_width.restype = [], ctypes.c_int
-    lib.kiln_isa = isa
-    lib.vector_width = lib.kiln_vector_width()
-    return lib
+    return NativeLibrary(out, isa)
 
 
 def _cpu_signature() -> str:
@@ -1076,7 +417,7 @@ def _cpu_signature() -> str:
     return sig
 
 
-def panels_fast(lib: ctypes.CDLL | None = None) -> bool:
+def panels_fast(lib: NativeLibrary | None = None) -> bool:
     """Whether the panel kernels of build ``lib`` (default: the selected one) beat torch: with AVX-512 or
     AVX2 vectors (``kiln_vector_width`` 16 or 8). A portable build's 4-float panels lose to torch's GEMM
     beyond a row or two, so with it nothing is packed and linears run through torch."""
@@ -1354,7 +695,7 @@ def qlinear_int4(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, o: torch.Ten
     ``force``."""
     lib = library()
     if (lib is None or q.dtype != torch.uint8 or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu"
-            or group_size % 32):
+            or group_size % lib.i4_group_multiple):
         return None
     if not force and lib.vector_width < 16:
         return None
