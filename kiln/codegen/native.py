@@ -488,12 +488,13 @@ def pack_linear_weights(module) -> int:
     for prog in module.programs.values():
         for op in prog.walk("kiln.weight"):
             name = op.attrs["name"]
-            ok = all(user.name in ("kiln.linear", "kiln.qlinear") and i == 1 for user, i in op.result.uses)
+            ok = all(user.name in ("kiln.linear", "kiln.qlinear") and
+                     i == user.operand_index("weight" if user.name == "kiln.linear" else "q") for user, i in op.result.uses)
             only[name] = only.get(name, True) and ok
         for op in prog.walk("kiln.qlinear"):
-            names = [v.owner.attrs["name"] if v.owner is not None and v.owner.name == "kiln.weight" else None
-                     for v in op.operands[1:4]]
-            has_off = op.attrs["format"] == "int4" and not op.attrs["symmetric"]
+            names = [v.owner.attrs["name"] if v is not None and v.owner is not None and v.owner.name == "kiln.weight"
+                     else None for v in (op.operand("q"), op.operand("scales"), op.operand("offsets"))]
+            has_off = op.operand("offsets") is not None
             if names[0] is None or names[1] is None or (has_off and names[2] is None):
                 if names[0] is not None:
                     only[names[0]] = False
