@@ -352,7 +352,7 @@ class TritonProgram:
         env = bind_inputs(p, args)  # checks ranks, dtypes and symbolic sizes like the CPU target
         vals: dict[int, Any] = {id(a): t.to(self.device) for a, t in zip(p.args, args)}
         ctx = ExecContext(env, self.weights, self.device)
-        self._checked_indices: set = set()  # index tensors of this call already checked by guard_cache_indices
+        self.checked_indices: set = set()  # index tensors of this call already checked by guard_cache_indices
         for label, ops in self.schedule:
             if label is None:
                 op = ops[0]
@@ -363,7 +363,9 @@ class TritonProgram:
             self._run_kernel(label, ops, vals, env)
         return [vals[id(v)] for v in p.outputs]
 
-    def _empty(self, v, env) -> torch.Tensor:
+    def empty(self, v, env) -> torch.Tensor:
+        """A new tensor for value ``v`` at sizes ``env`` on this program's device (NaN-filled when poisoned:
+        tests then see any element a kernel fails to write)."""
         shape = [eval_dim(d, env) if isinstance(d, str) else d for d in v.type.shape]
         if self.poison:
             return torch.full(shape, float("nan"), dtype=TORCH_DTYPE[v.type.dtype], device=self.device)
@@ -398,7 +400,7 @@ def launcher(kind: str):
 
 @launcher("rowwise")
 def _launch_rowwise(tp, label, ops, ks, vals, env):
-    outs = [tp._empty(v, env) for v in ks.outputs]
+    outs = [tp.empty(v, env) for v in ks.outputs]
     launch_rowwise(getattr(tp.module, label), ks, [vals[id(i.value)] for i in ks.inputs], outs)
     return outs
 
@@ -407,7 +409,7 @@ def _launch_rowwise(tp, label, ops, ks, vals, env):
 def _launch_gemm(tp, label, ops, ks, vals, env):
     lin = ops[0]
     b = lin.operand("bias")
-    outs = [tp._empty(v, env) for v in ks.outputs]
+    outs = [tp.empty(v, env) for v in ks.outputs]
     launch_gemm(tp.module, ks, vals[id(lin.operand("x"))], vals[id(lin.operand("weight"))],
                 vals[id(b)] if b is not None else None, [vals[id(i.value)] for i in ks.inputs], outs)
     return outs
@@ -418,14 +420,14 @@ def _launch_qgemm(tp, label, ops, ks, vals, env):
     lin = ops[0]
     x, q, sc, o, b = (vals[id(v)] if v is not None else None
                       for v in (lin.operand(n) for n in ("x", "q", "scales", "offsets", "bias")))
-    outs = [tp._empty(v, env) for v in ks.outputs]
+    outs = [tp.empty(v, env) for v in ks.outputs]
     launch_qgemm(tp.module, ks, x, q, sc, o, b, [vals[id(i.value)] for i in ks.inputs], outs)
     return outs
 
 
 @launcher("rope")
 def _launch_rope(tp, label, ops, ks, vals, env):
-    outs = [tp._empty(v, env) for v in ks.outputs]
+    outs = [tp.empty(v, env) for v in ks.outputs]
     launch_rope(getattr(tp.module, label), ks, [vals[id(o.operand("x"))] for o in ops],
                 vals[id(ops[0].operand("cos"))], vals[id(ops[0].operand("sin"))], outs)
     return outs
@@ -435,7 +437,7 @@ def _launch_rope(tp, label, ops, ks, vals, env):
 def _launch_attention(tp, label, ops, ks, vals, env):
     op = ops[0]
     q, k, v = (vals[id(op.operand(n))] for n in ("q", "k", "v"))
-    outs = [tp._empty(op.result, env)]
+    outs = [tp.empty(op.result, env)]
     launch_attention(tp.module, q, k, v, outs[0], op.attrs["scale"], op.attrs.get("causal", False))
     return outs
 
@@ -444,8 +446,8 @@ def _launch_attention(tp, label, ops, ks, vals, env):
 def _launch_cache_attention(tp, label, ops, ks, vals, env):
     op = ops[0]
     q, kc, vc, pos, seq, table = (vals[id(op.operand(n))] for n in ("q", "k_cache", "v_cache", "pos", "seq", "table"))
-    guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp._checked_indices)
-    outs = [tp._empty(op.result, env)]
+    guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp.checked_indices)
+    outs = [tp.empty(op.result, env)]
     launch_cache_attention(tp.module, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
     return outs
 
@@ -455,10 +457,10 @@ def _launch_cache_attention_q8(tp, label, ops, ks, vals, env):
     op = ops[0]
     q, kc, kscale, vc, vscale, pos, seq, table = (
         vals[id(op.operand(n))] for n in ("q", "k_cache", "k_scales", "v_cache", "v_scales", "pos", "seq", "table"))
-    guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp._checked_indices)
+    guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp.checked_indices)
     if kscale.shape != kc.shape[:4] or vscale.shape != vc.shape[:4]:
         raise IRError(f"kernel {label}: the cache scales do not match the caches")
-    outs = [tp._empty(op.result, env)]
+    outs = [tp.empty(op.result, env)]
     launch_cache_attention_q8(tp.module, q, kc, kscale, vc, vscale, pos, seq, table, outs[0], op.attrs["layer"],
                               op.attrs["scale"])
     return outs
@@ -469,7 +471,7 @@ def _launch_cache_write_q8(tp, label, ops, ks, vals, env):  # in place: the resu
     outs = [vals[id(op.operand(n))] for op in ops for n in ("cache", "scales")]
     pos, seq, table = (vals[id(ops[0].operand(n))] for n in ("pos", "seq", "table"))
     xs = [vals[id(op.operand("x"))] for op in ops]
-    guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False, tp._checked_indices)
+    guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False, tp.checked_indices)
     if any(sc.shape != c.shape[:4] for c, sc in zip(outs[0::2], outs[1::2])):
         raise IRError(f"kernel {label}: the cache scales do not match the caches")
     launch_cache_write_q8(tp.module, xs, outs[0::2], outs[1::2], pos, seq, table, ops[0].attrs["layer"])
@@ -481,7 +483,7 @@ def _launch_cache_write(tp, label, ops, ks, vals, env):  # in place: the results
     outs = [vals[id(op.operand("cache"))] for op in ops]
     pos, seq, table = (vals[id(ops[0].operand(n))] for n in ("pos", "seq", "table"))
     xs = [vals[id(op.operand("x"))] for op in ops]
-    guard_cache_indices(label, outs, xs, pos, seq, table, ops[0].attrs["layer"], False, tp._checked_indices)
+    guard_cache_indices(label, outs, xs, pos, seq, table, ops[0].attrs["layer"], False, tp.checked_indices)
     launch_cache_write(tp.module, xs, outs, pos, seq, table, ops[0].attrs["layer"])
     return outs
 
