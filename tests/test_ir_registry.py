@@ -154,3 +154,33 @@ def test_one_error_hierarchy_and_one_version():
         assert issubclass(cls, KilnError)
     assert issubclass(ParseError, IRError)
     assert kiln.__version__ == importlib.metadata.version("kiln")
+
+
+def test_variants_are_declared_with_the_op_and_built_by_operand_name():
+    from kiln.ir.registry import lookup
+
+    attn = lookup("kiln.cache_attention")
+    assert attn.variant("int8-kv").name == "kiln.cache_attention_q8"
+    assert attn.variant("verify").name == "kiln.cache_tree_attention"
+    assert attn.variant("int8-kv").variant("verify").name == "kiln.cache_tree_attention_q8"
+    assert lookup("kiln.linear").variant("verify") is None
+    with pytest.raises(IRError, match="variant role"):
+        attn.variant("fp8")
+    i64 = DType.i64
+    p = Program("p")
+    q = p.add_arg(t(1, 4, "N", 8), "q")
+    kc, vc = p.add_arg(t(2, "NB", 2, 16, 8), "k"), p.add_arg(t(2, "NB", 2, 16, 8), "v")
+    pos, seq, table = p.add_arg(t("N", dtype=i64)), p.add_arg(t("N", dtype=i64)), p.add_arg(t("S", "MB", dtype=i64))
+    slot, mask = p.add_arg(t("N", dtype=i64)), p.add_arg(t("N", "N", dtype=DType.i1))
+    op = p.create("kiln.cache_attention", [q, kc, vc, pos, seq, table], {"layer": 1, "scale": 0.5, "layout": "paged"})
+    p.set_outputs([op.result])
+    tree = p.create_like(op, "kiln.cache_tree_attention", slot=slot, mask=mask)  # pos is dropped, the rest kept
+    assert tree.operands == [q, kc, vc, slot, seq, table, mask] and tree.attrs == op.attrs
+    with pytest.raises(IRError, match="no value for operand 'mask'"):
+        p.create_like(op, "kiln.cache_tree_attention", slot=slot)
+    with pytest.raises(IRError, match="no operands"):
+        p.create_like(op, "kiln.cache_tree_attention", slot=slot, mask=mask, bias=q)
+    x, w = p.add_arg(t(2, 8), "x"), p.add_arg(t(8), "b")
+    ln = p.create("kiln.layer_norm", [x], {"eps": 1e-5})
+    with pytest.raises(IRError, match="by position"):  # a bias without a weight has no positional form
+        p.create_like(ln, "kiln.layer_norm", bias=w)

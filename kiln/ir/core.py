@@ -184,6 +184,34 @@ class Program:
             return self.insert_before(self.ops[-1], op)
         return self.append(op)
 
+    def create_like(self, op: Op, name: str, attrs: dict[str, Any] | None = None, **operands: Any) -> Op:
+        """An op ``name`` in front of ``op`` with ``op``'s attributes (updated by ``attrs``) and its operands
+        matched by name: each operand ``name`` declares comes from ``operands`` if given there, else from
+        ``op``'s operand of that name; ``op``'s other operands are dropped. How a pass turns an op into a
+        declared variant (``opdef.variant(role)``) without counting positions."""
+        target = lookup(name)
+        have = op.operand_map()
+        unknown = set(operands) - set(target.operand_names)
+        if unknown:
+            raise IRError(f"create_like: {name} has no operands {sorted(unknown)}")
+        values: list[Value] = []
+        chosen: dict[str, Any] = {}
+        for spec in target.operand_specs:
+            v = operands[spec.name] if spec.name in operands else have.get(spec.name)
+            chosen[spec.name] = v
+            if isinstance(v, list):
+                values.extend(v)
+            elif v is not None:
+                values.append(v)
+            elif spec.kind == "one":
+                raise IRError(f"create_like: {op.name} -> {name}: no value for operand {spec.name!r}")
+        new = self.create(name, values, {**op.attrs, **(attrs or {})}, before=op, loc=op.loc)
+        got = new.operand_map()
+        if any((got[k] != v) if isinstance(v, list) else (got[k] is not v) for k, v in chosen.items()):
+            self.erase(new)  # positions cannot say which optional operands are there (e.g. a bias without a weight)
+            raise IRError(f"create_like: {name}'s operands {chosen} cannot be expressed by position")
+        return new
+
     def set_outputs(self, values: Iterable[Value]) -> None:
         values = list(values)
         if self.ops and self.ops[-1].name == "kiln.return":

@@ -552,7 +552,7 @@ def _cache_write_ref(ctx, cache, x, pos, seq, table, *, layer, layout):
 declare("kiln.cache_write", "Write K or V of packed tokens x [1, KVH, N, D] into `cache` at (seq, pos) of "
         "`layer`, in place; the result is the cache (it orders later reads after this write).",
         operands=("cache", "x", "pos", "seq", "table"), attrs={"layer": int, "layout": str},
-        traits=("inplace", "writes-cache"),
+        traits=("inplace", "writes-cache"), variants={"int8-kv": "kiln.cache_write_q8"},
         shape=_cache_write_shape, reference=_cache_write_ref)
 
 
@@ -592,6 +592,7 @@ declare("kiln.cache_attention", "Attention of packed queries q [1, H, N, D] over
         "of `layer`: the query at (seq s, pos p) sees positions 0..p of sequence s (causal), with "
         "grouped-query heads.", operands=("q", "k_cache", "v_cache", "pos", "seq", "table"),
         attrs={"layer": int, "scale": float, "layout": str}, traits=("pure", "reads-cache"),
+        variants={"int8-kv": "kiln.cache_attention_q8", "verify": "kiln.cache_tree_attention"},
         shape=_cache_attention_shape, reference=_cache_attention_ref)
 
 # ---------------------------------------------------------------------------

@@ -300,4 +300,5 @@ declare("kiln.cache_attention_q8", "kiln.cache_attention over an int8 cache: key
         "(int8 row * its scale) as they are read.",
         operands=("q", "k_cache", "k_scales", "v_cache", "v_scales", "pos", "seq", "table"),
         attrs={"layer": int, "scale": float, "layout": str}, traits=("pure", "reads-cache", "quantized"),
+        variants={"verify": "kiln.cache_tree_attention_q8"},
         shape=_cache_attention_q8_shape, reference=_cache_attention_q8_ref)

@@ -63,6 +63,14 @@ TRAITS = {
 }
 
 
+# Variants: the same computation in another setting, declared with the op so that a pass finds the form it
+# needs without a list of names (a new cache attention declares its own and the passes pick it up).
+VARIANT_ROLES = {
+    "int8-kv": "the same op over an int8 KV cache with per-row scales (quantize-kv)",
+    "verify": "the same op over a token tree of drafted nodes written at slots (speculative verify)",
+}
+
+
 @dataclass(frozen=True)
 class OperandSpec:
     name: str
@@ -99,6 +107,14 @@ class OpDef:
     shape: ShapeRule | None  # None: result types are declared by whoever builds the op
     reference: Reference | None
     max_operands: int = -1  # for ops with an open group: the most operands allowed (-1: no limit)
+    variants: dict[str, str] = field(default_factory=dict)  # role (VARIANT_ROLES) -> op name
+
+    def variant(self, role: str) -> OpDef | None:
+        """The declared ``role`` variant of this op (None when it has none)."""
+        if role not in VARIANT_ROLES:
+            raise IRError(f"unknown variant role {role!r}; roles are declared in kiln/ir/registry.py")
+        name = self.variants.get(role)
+        return lookup(name) if name is not None else None
 
     @property
     def operands(self) -> tuple[int, int]:
@@ -184,9 +200,11 @@ DISCARDABLE_ATTRS = frozenset({"kernel"})
 def declare(name: str, doc: str, operands: tuple[str, ...] = ("x",), attrs: dict | None = None,
             defaults: dict | None = None, traits: tuple[str, ...] = ("pure",),
             shape: ShapeRule | None = None, reference: Reference | None = None,
-            when: dict[str, Callable[[dict[str, Any]], bool]] | None = None, max_operands: int = -1) -> OpDef:
+            when: dict[str, Callable[[dict[str, Any]], bool]] | None = None, max_operands: int = -1,
+            variants: dict[str, str] | None = None) -> OpDef:
     """Declare op ``name``; ``operands`` names its operands (see the module docstring for the suffixes),
-    ``when`` gives optional operands whose presence an attribute decides."""
+    ``when`` gives optional operands whose presence an attribute decides, ``variants`` the ops that do the
+    same in another setting (role -> op name, roles in ``VARIANT_ROLES``)."""
     if name in OPS:
         raise IRError(f"op {name} declared twice")
     unknown = set(traits) - set(TRAITS)
@@ -201,8 +219,10 @@ def declare(name: str, doc: str, operands: tuple[str, ...] = ("x",), attrs: dict
         raise IRError(f"op {name}: operand names must be distinct identifiers, got {names}")
     if sum(s.kind == "group" for s in specs) > 1:
         raise IRError(f"op {name}: at most one variadic group")
+    if set(variants or {}) - set(VARIANT_ROLES):
+        raise IRError(f"op {name}: unknown variant roles {sorted(set(variants or {}) - set(VARIANT_ROLES))}")
     d = OpDef(name, doc, specs, dict(attrs or {}), dict(defaults or {}), frozenset(traits), shape, reference,
-              max_operands)
+              max_operands, dict(variants or {}))
     OPS[name] = d
     return d
 

@@ -227,9 +227,9 @@ class QuantizeKV(Pass):
         at = hints.index("v_cache") + 1
         ks = prog.add_arg(st, "k_scale", at=at)
         vs = prog.add_arg(st, "v_scale", at=at + 1)
-        old_ops = [op for op in prog.ops if op.name in ("kiln.cache_write", "kiln.cache_attention")]
+        old_ops = [op for op in prog.ops if op.opdef.variant("int8-kv") is not None]  # cache writes and reads
         known = {id(op) for op in old_ops}
-        for v in [kc, vc] + [op.result for op in old_ops if op.name == "kiln.cache_write"]:
+        for v in [kc, vc] + [op.result for op in old_ops if "writes-cache" in op.opdef.traits]:
             for user in v.users:
                 if id(user) not in known:
                     raise KilnError(f"quantize-kv: program {prog.name!r} reads the KV cache with {user.name}, which has "
@@ -240,19 +240,15 @@ class QuantizeKV(Pass):
         prog.retype(vc, q8)
         new[id(kc)], new[id(vc)] = (kc, ks), (vc, vs)
         for op in old_ops:
-            if op.name == "kiln.cache_write":
-                o = op.operand_map()
-                c, s = new[id(o["cache"])]
-                w = prog.create("kiln.cache_write_q8", [c, s, o["x"], o["pos"], o["seq"], o["table"]], dict(op.attrs),
-                                before=op)
+            q8op = op.opdef.variant("int8-kv").name
+            if "writes-cache" in op.opdef.traits:  # its results: the int8 cache and its scales
+                c, s = new[id(op.operand("cache"))]
+                w = prog.create_like(op, q8op, cache=c, scales=s)
                 new[id(op.result)] = (w.results[0], w.results[1])
-                self.stats["cache_write->cache_write_q8"] += 1
-            else:
-                o = op.operand_map()
-                (k8, ks8), (v8, vs8) = new[id(o["k_cache"])], new[id(o["v_cache"])]
-                a = prog.create("kiln.cache_attention_q8", [o["q"], k8, ks8, v8, vs8, o["pos"], o["seq"], o["table"]],
-                                dict(op.attrs), before=op)
+            else:  # a reader: both caches with their scales
+                (k8, ks8), (v8, vs8) = new[id(op.operand("k_cache"))], new[id(op.operand("v_cache"))]
+                a = prog.create_like(op, q8op, k_cache=k8, k_scales=ks8, v_cache=v8, v_scales=vs8)
                 prog.replace_all_uses(op.result, a.result)
-                self.stats["cache_attention->cache_attention_q8"] += 1
+            self.stats[f"{op.name.removeprefix('kiln.')}->{q8op.removeprefix('kiln.')}"] += 1
         for op in reversed(old_ops):
             prog.erase(op)

@@ -90,16 +90,12 @@ def build_verify(decode: Program) -> Program:
     for op in prog.walk():
         if op.opdef.traits >= {"writes-cache"}:
             op.set_operand("pos", slot)  # nodes are written to their slots, not their positions
-    for op in prog.walk("kiln.cache_attention"):
-        o = op.operand_map()
-        new = prog.create("kiln.cache_tree_attention", [o["q"], o["k_cache"], o["v_cache"], slot, seq, table, mask],
-                          dict(op.attrs), before=op).result
-        prog.replace_op(op, [new])
-    for op in prog.walk("kiln.cache_attention_q8"):  # an int8 cache (quantize-kv)
-        o = op.operand_map()
-        new = prog.create("kiln.cache_tree_attention_q8", [o["q"], o["k_cache"], o["k_scales"], o["v_cache"],
-                          o["v_scales"], slot, seq, table, mask], dict(op.attrs), before=op).result
-        prog.replace_op(op, [new])
+    for op in prog.walk():
+        if "reads-cache" in op.opdef.traits:  # attention over the cache -> over the cache and the tree
+            tree = op.opdef.variant("verify")
+            if tree is None:
+                raise KilnError(f"speculative: {op.name} has no verify form (no 'verify' variant declared)")
+            prog.replace_op(op, [prog.create_like(op, tree.name, slot=slot, seq=seq, table=table, mask=mask).result])
     acc = prog.create("kiln.tree_accept", [logits, ids, parent, seq, draft_q, sampling, seed])
     accepted, nxt = acc.results
     scales = [a for a in prog.args if a.hint in ("k_scale", "v_scale")]
