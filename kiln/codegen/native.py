@@ -111,6 +111,7 @@ from pathlib import Path
 import torch
 
 from kiln.errors import KilnError
+from kiln.ir.ops_quant import INT4_SYMMETRIC_ZERO
 
 MIN_WEIGHT_ELEMENTS = 1 << 16
 MAX_ROWS = 16
@@ -123,7 +124,7 @@ CSRC = "csrc"
 MAIN_SOURCE = "kiln_native.c"
 # constants the Python and the C share, defined here and passed to the compiler as -D flags (flags()):
 # the C refuses to compile without them
-DEFINES = {"KILN_PANEL": PANEL}
+DEFINES = {"KILN_PANEL": PANEL, "KILN_I4_ZERO": f"({INT4_SYMMETRIC_ZERO!r}f)"}
 
 ISAS = ("native", "avx512", "avx2", "portable")  # the instruction-set variants; "auto" is "native"
 _ISA_FLAGS = {

@@ -29,6 +29,9 @@ from kiln.ir.registry import declare
 from kiln.ir.semantics import cache_keys, check_cache_operands, seq_runs
 from kiln.ir.types import DType, TensorType, dims_equal
 
+# symmetric int4: w = code * s + INT4_SYMMETRIC_ZERO * s, codes 0..15 (the native C and the Triton kernels use it)
+INT4_SYMMETRIC_ZERO = -8.0
+
 FORMATS = ("int8", "int4")
 GROUP_SIZES = (32, 64, 128)
 
@@ -79,7 +82,7 @@ def quantize_int4(w: torch.Tensor, group_size: int, symmetric: bool
             s = (g.abs().amax(dim=1) / 7.0)
             s = torch.where(s > 0, s, torch.ones_like(s)).half().float()
             s = torch.where(s > 0, s, torch.ones_like(s))  # a tiny scale can round to 0 in f16
-            m = -8.0 * s
+            m = INT4_SYMMETRIC_ZERO * s
         else:
             lo, hi = g.amin(dim=1), g.amax(dim=1)
             s = ((hi - lo) / 15.0)
@@ -98,7 +101,7 @@ def dequantize_int4(q: torch.Tensor, s: torch.Tensor, m: torch.Tensor | None, gr
     """The inverse of ``quantize_int4``: [..., K/2] bytes with [..., G] scales -> [..., K] f32."""
     k = q.shape[-1] * 2
     s = s.float()
-    m = m.float() if m is not None else -8.0 * s
+    m = m.float() if m is not None else INT4_SYMMETRIC_ZERO * s
     full = (k // group_size) * group_size
     out = []
     if full:

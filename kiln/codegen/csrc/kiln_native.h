@@ -17,6 +17,9 @@
 #error "KILN_PANEL (output rows per panel of a packed weight) is passed by kiln/codegen/native.py: -DKILN_PANEL=..."
 #endif
 #define PANEL KILN_PANEL
+#ifndef KILN_I4_ZERO
+#error "KILN_I4_ZERO (symmetric int4's zero point, kiln/ir/ops_quant.py) is passed by kiln/codegen/native.py"
+#endif
 
 /* The instruction-set paths (see native.py's docstring: one source, built per variant). KILN_AVX512: the
    AVX-512 intrinsics (F, BW and VL), taken when the compiler targets them; KILN_AVX2: AVX2 + FMA + F16C

@@ -25,7 +25,7 @@ static inline void NAME(const float *restrict x, const float *restrict xs, const
             } \
             _Pragma("GCC unroll 4") for (int v = 0; v < CV; v++) { \
                 kvf sc = h16_to_f32(Sp + gi * PANEL + j0 + v * VW); \
-                kvf of = Op ? h16_to_f32(Op + gi * PANEL + j0 + v * VW) : -8.f * sc; \
+                kvf of = Op ? h16_to_f32(Op + gi * PANEL + j0 + v * VW) : KILN_I4_ZERO * sc; \
                 _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) \
                     a[i][v] += t[i][v] * sc + xs[(m0 + (i < mr ? i : 0)) * G + gi] * of; } \
         } \
@@ -79,7 +79,7 @@ static inline void q4_row(const float *restrict x, const float *restrict xs, con
             kvf s = t[0][v], sc = h16_to_f32(Sp + gi * PANEL + v * VW);
             #pragma GCC unroll 8
             for (int u = 1; u < RU; u++) s += t[u][v];
-            a[v] += s * sc + sx * (Op ? h16_to_f32(Op + gi * PANEL + v * VW) : -8.f * sc);
+            a[v] += s * sc + sx * (Op ? h16_to_f32(Op + gi * PANEL + v * VW) : KILN_I4_ZERO * sc);
         }
     }
     #pragma GCC unroll 8

@@ -38,7 +38,7 @@ static inline float dot_i4_groups(const unsigned char *restrict wb, const float 
         __mmask16 mk = (__mmask16)((1u << n16) - 1);
         __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(S + g0)));
         __m512 ov = O ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(O + g0)))
-                      : _mm512_mul_ps(sv, _mm512_set1_ps(-8.f));
+                      : _mm512_mul_ps(sv, _mm512_set1_ps(KILN_I4_ZERO));
         for (long i = 0; i < n16; i++) {
             __m512i sel = _mm512_set1_epi32((int)i);
             __m512 tbl = _mm512_fmadd_ps(iota, _mm512_permutexvar_ps(sel, sv), _mm512_permutexvar_ps(sel, ov));
@@ -81,7 +81,7 @@ static inline float dot_i4_groups(const unsigned char *restrict wb, const float 
             d += (float)(p[j] & 15) * xa[j] + (float)(p[j] >> 4) * xa[h + j];
             t += xa[j] + xa[h + j];
         }
-        s += sc * d + (O ? (float)O[gi] : -8.f * sc) * t;
+        s += sc * d + (O ? (float)O[gi] : KILN_I4_ZERO * sc) * t;
     }
     return s;
 }
@@ -108,7 +108,7 @@ void kiln_qlinear_i8(const float *restrict x, const signed char *restrict W, con
 #define I4_GROUP_MULTIPLE 32
 
 /* int4 in groups of g columns (g a multiple of I4_GROUP_MULTIPLE; the last group may be narrower, its width even):
-   W uint8 [N, K/2], S f16 [N, G], O f16 [N, G] or NULL (symmetric: offset = -8 * scale).
+   W uint8 [N, K/2], S f16 [N, G], O f16 [N, G] or NULL (symmetric: offset = KILN_I4_ZERO * scale).
    A group of width r at column c is bytes c/2 .. c/2 + r/2; byte j holds column c + j (low nibble) and
    c + r/2 + j (high). */
 #ifdef KILN_I4_BF16
@@ -246,7 +246,7 @@ void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, c
                     for (long g0 = 0; g0 < fast; g0 += 16) {
                         __mmask16 mk = (__mmask16)((1u << (fast - g0 < 16 ? fast - g0 : 16)) - 1);
                         __m512 ov = On ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const void *)(On + g0)))
-                                       : _mm512_mul_ps(_mm512_set1_ps(-8.f), _mm512_cvtph_ps(
+                                       : _mm512_mul_ps(_mm512_set1_ps(KILN_I4_ZERO), _mm512_cvtph_ps(
                                              _mm256_maskz_loadu_epi16(mk, (const void *)(Sn + g0))));
                         ao = _mm512_fmadd_ps(ov, _mm512_maskz_loadu_ps(mk, xs + m * G + g0), ao);
                     }
@@ -258,7 +258,7 @@ void kiln_qlinear_i4(const float *restrict x, const unsigned char *restrict W, c
                 if (full < G) {  /* the narrower last group */
                     long c = full * g, hr = (K - c) / 2;
                     const unsigned char *p = wb + c / 2;
-                    float sc = (float)Sn[G - 1], off = On ? (float)On[G - 1] : -8.f * sc;
+                    float sc = (float)Sn[G - 1], off = On ? (float)On[G - 1] : KILN_I4_ZERO * sc;
                     for (long j = 0; j < hr; j++)
                         acc += ((float)(p[j] & 15) * sc + off) * xr[c + j] + ((float)(p[j] >> 4) * sc + off) * xr[c + hr + j];
                 }
@@ -290,7 +290,7 @@ void kiln_dequant_i4(const unsigned char *restrict W, const _Float16 *restrict S
         for (long gi = 0; gi < G; gi++) {
             long c = gi * g, r = K - c < g ? K - c : g, h = r / 2;
             const unsigned char *p = W + n * (K / 2) + c / 2;
-            float s = (float)S[n * G + gi], o = O ? (float)O[n * G + gi] : -8.f * s;
+            float s = (float)S[n * G + gi], o = O ? (float)O[n * G + gi] : KILN_I4_ZERO * s;
             float *d = out + n * K + c;
             #pragma omp simd
             for (long j = 0; j < h; j++) {

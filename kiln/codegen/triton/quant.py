@@ -29,6 +29,7 @@ from __future__ import annotations
 from kiln.codegen.triton.rowwise import KernelSource, RowInput
 from kiln.codegen.triton.templates import CACHE_ATTENTION_SOURCE, _epilogue
 from kiln.ir.core import IRError, Op
+from kiln.ir.ops_quant import INT4_SYMMETRIC_ZERO
 from kiln.ir.types import DType
 
 
@@ -89,7 +90,7 @@ def _int4_steps(n: int, k: int, gs: int, has_off: bool, gemv: bool, dot: str) ->
         f"    byt = tl.load(q + rn[:, None] * {kb} + bb[None, :], mask=wmask, other=0).to(tl.int32)",
         f"    sc = tl.load(s + rn[:, None] * {ng} + gi[None, :], mask=wmask, other=0.0).to(tl.float32)",
         (f"    mo = tl.load(o + rn[:, None] * {ng} + gi[None, :], mask=wmask, other=0.0).to(tl.float32)"
-         if has_off else "    mo = -8.0 * sc"),
+         if has_off else f"    mo = {INT4_SYMMETRIC_ZERO!r} * sc"),
         "    wl = (byt & 15).to(tl.float32) * sc + mo",
         "    wh = (byt >> 4).to(tl.float32) * sc + mo",
     ]
