@@ -11,7 +11,6 @@ fall back to recomputing the whole sequence per token through ``forward`` (corre
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,10 @@ import torch
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.errors import KilnError
-from kiln.ir.ops_spec import filtered_probs
+from kiln.runtime.sampling import MIN_TEMPERATURE, check_sampling, sample_next
+
+__all__ = ["MIN_TEMPERATURE", "Generation", "Runtime", "StepTokens", "check_prompt_text", "check_sampling",
+           "sample_next", "stream_text"]
 
 
 @dataclass
@@ -41,41 +43,6 @@ def _meta_int(meta: dict, key: str, default: int) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         raise KilnError(f"the artifact's manifest has a bad model.{key}: {v!r}")
     return v
-
-
-# Below this, softmax(logits / T) overflows float32 for ordinary logits (NaN probabilities); a
-# temperature this small is greedy decoding in all but name, so it decodes greedily.
-MIN_TEMPERATURE = 1e-4
-
-
-def check_sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> float:
-    """Check the sampling settings; the temperature to use (0, greedy, for one below ``MIN_TEMPERATURE``)."""
-    for name, v in (("max-new-tokens", max_new_tokens), ("top-k", top_k)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise KilnError(f"{name} must be an integer, got {v!r}")
-    for name, v in (("temperature", temperature), ("top-p", top_p)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise KilnError(f"{name} must be a number, got {v!r}")
-    if not math.isfinite(temperature) or not math.isfinite(top_p):
-        raise KilnError("temperature and top-p must be finite numbers")
-    if temperature < 0:
-        raise KilnError(f"temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise KilnError(f"top-p must be in (0, 1], got {top_p}")
-    if top_k < 0:
-        raise KilnError(f"top-k must be >= 0, got {top_k}")
-    if max_new_tokens < 0:
-        raise KilnError(f"max-new-tokens must be >= 0, got {max_new_tokens}")
-    return 0.0 if temperature < MIN_TEMPERATURE else float(temperature)
-
-
-def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                generator: torch.Generator | None) -> torch.Tensor:
-    """Next token per row of logits [B, V]: argmax when temperature is 0 (or below ``MIN_TEMPERATURE``)."""
-    if temperature < MIN_TEMPERATURE:
-        return logits.argmax(-1)
-    probs = filtered_probs(logits, temperature, top_k, top_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def stream_text(decode, tokens: Iterator[int], out: list[int]) -> Iterator[str]:

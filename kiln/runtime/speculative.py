@@ -34,8 +34,8 @@ import torch
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.errors import KilnError
-from kiln.ir.ops_spec import filtered_probs
 from kiln.runtime.kvcache import KVAllocator
+from kiln.runtime.sampling import filtered_probs, sample_next
 
 LOOKUP_NGRAM = 3  # prompt lookup matches the last 3, 2 or 1 tokens, longest first
 LOOKUP_MATCHES = 2  # ... and drafts what followed its 2 most recent matches
@@ -283,8 +283,6 @@ class SpecDecoder:
             t0 = time.perf_counter()
             first = rt._prefill(prompts, kc, vc, table)
             t1 = time.perf_counter()
-            from kiln.runtime.generate import sample_next
-
             toks = [list(p) for p in prompts]
             queue: list[deque] = [deque() for _ in prompts]
             done = [False] * len(prompts)
