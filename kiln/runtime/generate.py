@@ -7,6 +7,12 @@ are packed into one row (no padding), prefilled in chunks against the cache, and
 token per live sequence per step; the cache comes from one ``KVAllocator`` that reserves a
 request's worst case up front and refuses what does not fit. Artifacts compiled without the pass
 fall back to recomputing the whole sequence per token through ``forward`` (correct, slow).
+
+The generation loop (``stream_batch``) keeps a request's state in a ``kiln.runtime.state.Request``
+and gets its tokens from a decoding strategy: ``kiln.runtime.decoding.PlainDecoding`` (one decode
+step per token), ``kiln.runtime.speculative.SpecDecoder`` (draft -> verify rounds) or, without a KV
+cache, ``kiln.runtime.decoding.RecomputeDecoding``. Sampling lives in ``kiln.runtime.sampling``;
+its names are importable from here too.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import torch
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.errors import KilnError
-from kiln.runtime.sampling import MIN_TEMPERATURE, check_sampling, sample_next
+from kiln.runtime.decoding import PlainDecoding, RecomputeDecoding
+from kiln.runtime.sampling import MIN_TEMPERATURE, Sampling, check_sampling, sample_next
+from kiln.runtime.speculative import SpecDecoder
+from kiln.runtime.state import DecodeStep, DecodeStrategy, Request, StepTokens
 
 __all__ = ["MIN_TEMPERATURE", "Generation", "Runtime", "StepTokens", "check_prompt_text", "check_sampling",
            "sample_next", "stream_text"]
@@ -84,16 +93,18 @@ def _is_token(t) -> bool:
     return isinstance(t, int) and not isinstance(t, bool)
 
 
-StepTokens = list  # the next token of every sequence of a request (None once a sequence has stopped)
-
-
 class Runtime:
     """Runs an artifact's programs: ``logits(ids)``, ``generate(ids, ...)``, ``stream(ids, ...)``.
 
     ``cache_tokens`` sizes the KV-cache pool (default: 4 full-context sequences, at most 1 GiB);
     ``prefill_chunk`` is the most prompt tokens one prefill call processes; ``speculative=False``
     decodes one token per step even when the artifact has a drafter; ``cuda_graphs=True`` (target
-    cuda on a GPU; unverified) replays the decode step from a captured CUDA graph."""
+    cuda on a GPU; unverified) replays the decode step from a captured CUDA graph.
+
+    Decoding strategies (``kiln.runtime.state.DecodeStrategy``): ``plain`` (one ``decode`` call per
+    token; None without a KV cache), ``spec`` (the draft -> verify loop; None when the artifact has
+    no drafter or it is not wanted) and ``recompute`` (no KV cache). ``stream_batch`` uses ``spec``
+    when it is set, else ``plain``, else ``recompute``."""
 
     def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512,
                  speculative: bool = True, cuda_graphs: bool = False):
@@ -131,6 +142,8 @@ class Runtime:
         self.eos_ids = {e for e in eos if isinstance(e, int) and not isinstance(e, bool)}
         self.prefill_chunk = prefill_chunk
         self.kv = None
+        self.plain: PlainDecoding | None = None  # one decode step per token, over the KV cache
+        self.recompute = RecomputeDecoding(self.forward)  # no KV cache: whole sequences per token
         if "prefill" in self.module.programs and "decode" in self.module.programs:
             info = self.module.meta.get("kv_cache")
             if not isinstance(info, dict):
@@ -155,13 +168,13 @@ class Runtime:
                 if target != "cuda":
                     raise KilnError("cuda_graphs needs an artifact compiled with --target cuda")
                 self.decode_prog = CudaGraphProgram(self.decode_prog)
-        self.spec = None  # the draft -> verify loop, when the artifact has a verify program (and it is wanted)
+            self.plain = PlainDecoding(self.decode_prog)
+        # the draft -> verify loop, when the artifact has a verify program (and it is wanted)
+        self.spec: SpecDecoder | None = None
         if device != "cpu":  # the draft -> verify loop runs its programs on the CPU executor only, for now
             speculative = False
         if speculative and self.kv is not None and "verify" in self.module.programs:
-            from kiln.runtime.speculative import SpecDecoder
-
-            self.spec = SpecDecoder(self)
+            self.spec = SpecDecoder(self.module, self.kv, self.max_positions, self.vocab_size)
         self._tokenizer = None
         self.last_stats: dict = {}
 
@@ -275,53 +288,54 @@ class Runtime:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         if max_new_tokens == 0:
             return
+        request = Request(prompts, max_new_tokens, stops, Sampling(temperature, top_k, top_p, gen))
         if self.kv is None:
-            yield from self._stream_recompute(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
-        elif self.spec is not None:
-            yield from self.spec.stream(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
+            yield from self._hand_out(request, self.recompute)
         else:
-            yield from self._stream_cached(prompts, max_new_tokens, temperature, top_k, top_p, gen, stops)
+            yield from self._stream_cached(request, self.spec if self.spec is not None else self.plain)
 
-    def _stream_cached(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[StepTokens]:
+    @staticmethod
+    def _hand_out(request: Request, strategy: DecodeStep) -> Iterator[StepTokens]:
+        """The generation loop: whenever some sequence is waiting (not stopped, no committed token
+        left to hand out), the strategy commits tokens for the waiting ones; otherwise the next
+        committed token of every sequence is one step of the stream."""
+        while True:
+            active = request.waiting()
+            if active:
+                strategy.step(request, active)
+                continue
+            step = request.hand_out()
+            if step is None:
+                return
+            yield step
+
+    def _stream_cached(self, request: Request, strategy: DecodeStrategy) -> Iterator[StepTokens]:
         kv = self.kv
-        # The last step's token is never fed back, so a sequence needs prompt + max_new - 1 positions.
-        blocks = kv.reserve([len(p) + max_new - 1 for p in prompts])
+        reserved = strategy.reserve(request)
+        blocks = kv.reserve(reserved)
         try:
-            kc, vc = kv.tensors()
-            extra = kv.args()[2:]  # an int8 cache's scales: the programs take them after k_cache, v_cache
-            table = kv.table(blocks)
+            request.reserved = reserved
+            strategy.begin(request)
+            request.cache = kv.args()  # k_cache, v_cache (and an int8 cache's scales), as the programs take them
+            request.table = kv.table(blocks)
             t0 = time.perf_counter()
-            first = self._prefill(prompts, kc, vc, table)
+            first = self.prefill_logits(request.prompts, *request.cache[:2], request.table)
             t1 = time.perf_counter()
-            nxt = sample_next(first, temperature, top_k, top_p, gen).tolist()
-            live = list(range(len(prompts)))
-            lengths = [len(p) for p in prompts]
-            steps = 1
-            yield list(nxt)
-            while True:
-                live = [i for i in live if nxt[i] not in stops]
-                if not live or steps == max_new:
-                    break
-                ids = torch.tensor([[nxt[i] for i in live]], dtype=torch.long)
-                pos = torch.tensor([lengths[i] for i in live], dtype=torch.long)
-                seq = torch.tensor(live, dtype=torch.long)
-                logits = self.decode_prog(ids, pos, seq, table, kc, vc, *extra)[0][0]
-                for i in live:
-                    lengths[i] += 1
-                picked = sample_next(logits, temperature, top_k, top_p, gen).tolist()
-                out: list[int | None] = [None] * len(prompts)
-                for j, i in enumerate(live):
-                    nxt[i] = out[i] = picked[j]
-                steps += 1
-                yield out
+            for s, t in enumerate(request.sampling.pick(first).tolist()):
+                request.commit(s, [t])
+            yield from self._hand_out(request, strategy)
             self.last_stats = {"prefill_seconds": t1 - t0, "decode_seconds": time.perf_counter() - t1,
-                               "decode_steps": steps - 1, "prompt_tokens": sum(len(p) for p in prompts)}
+                               **strategy.report(request)}
         finally:
             kv.release(blocks)
+            strategy.end(request)
 
-    def _prefill(self, prompts, kc, vc, table) -> torch.Tensor:
-        """Run all prompts, packed and in chunks of at most ``prefill_chunk`` tokens; logits [S, V]
-        at each prompt's last token."""
+    def prefill_logits(self, prompts: list[list[int]], k_cache: torch.Tensor, v_cache: torch.Tensor,
+                       table: torch.Tensor) -> torch.Tensor:
+        """Write every prompt's keys and values into the KV cache (``k_cache``, ``v_cache``: this
+        runtime's ``kv.tensors()``; an int8 cache's scales are taken from ``kv``) at the positions of
+        its row of the block ``table``; the logits [S, V] at each prompt's last token. The prompts
+        run packed in one row, in chunks of at most ``prefill_chunk`` tokens."""
         flat = [(s, p, t) for s, prompt in enumerate(prompts) for p, t in enumerate(prompt)]
         last = torch.empty(len(prompts), self.vocab_size or 1)
         for c in range(0, len(flat), self.prefill_chunk):
@@ -331,28 +345,14 @@ class Runtime:
             seq = torch.tensor([s for s, _, _ in chunk], dtype=torch.long)
             ends = [(j, s) for j, (s, p, _) in enumerate(chunk) if p == len(prompts[s]) - 1]
             at = torch.tensor([j for j, _ in ends], dtype=torch.long)
-            logits = self.prefill(ids, pos, seq, table, kc, vc, *self.kv.args()[2:], at)[0][0]
+            logits = self.prefill(ids, pos, seq, table, k_cache, v_cache, *self.kv.args()[2:], at)[0][0]
             if last.shape[1] != logits.shape[-1]:
                 last = torch.empty(len(prompts), logits.shape[-1], dtype=logits.dtype)
             for r, (_, s) in enumerate(ends):
                 last[s] = logits[r]
         return last
 
-    def _stream_recompute(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[StepTokens]:
-        # Without a KV cache: equal-length prompts in one batch, whole sequences recomputed per token.
-        seqs = [torch.tensor([p]) for p in prompts]
-        live = list(range(len(prompts)))
-        for _ in range(max_new):
-            out: list[int | None] = [None] * len(prompts)
-            for i in live:
-                logits = self.forward(seqs[i])[0][:, -1, :]
-                t = int(sample_next(logits, temperature, top_k, top_p, gen)[0])
-                out[i] = t
-                seqs[i] = torch.cat([seqs[i], torch.tensor([[t]])], dim=1)
-            yield out
-            live = [i for i in live if out[i] not in stops]
-            if not live:
-                return
+    _prefill = prefill_logits  # the old name, for callers from before it was public
 
     def stream(self, input_ids, max_new_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
                top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True,

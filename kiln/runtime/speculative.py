@@ -1,8 +1,10 @@
 """Speculative generation: the draft -> verify loop over the programs of the ``speculative`` pass.
 
-Per sequence the runtime keeps every committed token; the target's cache holds all of them but the
-last (the *root* of the next tree). A round, for the live sequences that have no committed token
-waiting to be handed out:
+``SpecDecoder`` is a decoding strategy (``kiln.runtime.state.DecodeStrategy``) that the runtime's
+generation loop drives: the loop prefills the prompts and hands tokens out; each ``step`` is one
+round. Per sequence the request (``kiln.runtime.state.Request``) keeps every committed token; the
+target's cache holds all of them but the last (the *root* of the next tree). A round, for the live
+sequences that have no committed token waiting to be handed out:
 
 1. draft: a token tree per sequence (a chain from a draft model or the layer-skipping self-draft;
    a tree from prompt lookup and recycled candidates for the n-gram drafter);
@@ -17,29 +19,31 @@ With a model or self drafter and a fixed draft length, steps 1 and 2 are one cal
 ``spec_step`` program whenever every live sequence has room for ``k`` drafted tokens; the loop over
 ``draft_decode`` and ``verify`` remains for adaptive lengths and the last tokens of a request.
 
-Committed tokens are handed out one per sequence per step, as the plain decoder does, so callers
+Committed tokens are handed out one per sequence per step, as with plain decoding, so callers
 (``generate``, ``stream``, ``kiln run``) see the same interface; ``stats`` counts verify calls,
 drafted and accepted tokens.
+
+This module does not import ``kiln.runtime.generate``: what it needs of a request comes in the
+``Request``, and sampling from ``kiln.runtime.sampling``.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import time
-from collections import deque
-from collections.abc import Iterator
 
 import torch
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.errors import KilnError
 from kiln.runtime.kvcache import KVAllocator
-from kiln.runtime.sampling import filtered_probs, sample_next
+from kiln.runtime.sampling import Sampling, filtered_probs
+from kiln.runtime.state import Request
 
 LOOKUP_NGRAM = 3  # prompt lookup matches the last 3, 2 or 1 tokens, longest first
 LOOKUP_MATCHES = 2  # ... and drafts what followed its 2 most recent matches
 RECYCLE_TOP = 8  # candidates kept per token by the recycling table
+STAT_KEYS = ("verify_calls", "drafted", "accepted", "committed", "sequence_rounds", "fused_rounds")
 
 
 class Tree:
@@ -168,11 +172,10 @@ class ModelDrafter:
     """Chains from a draft model (a separate small model, or the target with layers skipped) with
     its own KV cache; ``adaptive`` > 0 stops a chain once the draft's top probability falls below it."""
 
-    def __init__(self, rt, k: int, adaptive: float):
-        m = rt.module
+    def __init__(self, m, max_positions: int, capacity_tokens: int, device: str, k: int, adaptive: float):
         self.prefill = CpuProgram(m["draft_prefill"], m.weights)
         self.decode = CpuProgram(m["draft_decode"], m.weights)
-        self.kv = KVAllocator(m.meta["draft_kv_cache"], rt.max_positions, rt.kv.capacity_tokens, rt.kv.device)
+        self.kv = KVAllocator(m.meta["draft_kv_cache"], max_positions, capacity_tokens, device)
         self.k, self.adaptive = k, adaptive
         # the whole round as one program (fixed-length drafts): catch-up, k draft steps, verify, accept
         self.step = CpuProgram(m["spec_step"], m.weights) if "spec_step" in m.programs else None
@@ -189,15 +192,16 @@ class ModelDrafter:
             self.kv.release(self.blocks)
             self.blocks = None
 
-    def _pick(self, logits: torch.Tensor, sampling, gen) -> tuple[list[int], list[torch.Tensor | None], list[float]]:
-        temperature, top_k, top_p = sampling
+    def _pick(self, logits: torch.Tensor,
+              sampling: Sampling) -> tuple[list[int], list[torch.Tensor | None], list[float]]:
+        temperature, top_k, top_p = sampling.temperature, sampling.top_k, sampling.top_p
         if temperature == 0:
             probs = torch.softmax(logits.float(), -1) if self.adaptive else None
             picked = logits.argmax(-1).tolist()
             conf = probs.max(-1).values.tolist() if probs is not None else [1.0] * len(picked)
             return picked, [None] * len(picked), conf
         q = filtered_probs(logits, temperature, top_k, top_p)
-        picked = torch.multinomial(q, 1, generator=gen).squeeze(-1).tolist()
+        picked = torch.multinomial(q, 1, generator=sampling.generator).squeeze(-1).tolist()
         return picked, list(q), q.max(-1).values.tolist()
 
     def catch_up(self, seqs: list[int], toks: list[list[int]]) -> list[torch.Tensor]:
@@ -212,13 +216,13 @@ class ModelDrafter:
             self.known[s] = len(toks[j])
         return [ids, pos, row, self.table, *self.kv.args(), torch.tensor(ends, dtype=torch.long)]
 
-    def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling, gen) -> list[Tree]:
+    def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling: Sampling) -> list[Tree]:
         cache = self.kv.args()  # k_cache, v_cache (and an int8 cache's scales)
         trees = [Tree(t[-1]) for t in toks]
         # catch the draft cache up with each sequence's committed tokens, then draft the first token
         logits = self.prefill(*self.catch_up(seqs, toks))[0][0]
         live = [j for j in range(len(seqs)) if budgets[j] > 0]
-        picked, qs, _ = self._pick(logits, sampling, gen)
+        picked, qs, _ = self._pick(logits, sampling)
         leaf = [0] * len(seqs)
         for j in live:
             leaf[j] = trees[j].add(0, picked[j], qs[j])
@@ -230,7 +234,7 @@ class ModelDrafter:
             pos = torch.tensor([len(toks[j]) - 1 + step for j in live], dtype=torch.long)
             row = torch.tensor([seqs[j] for j in live], dtype=torch.long)
             logits = self.decode(ids, pos, row, self.table, *cache)[0][0]
-            picked, qs, conf = self._pick(logits, sampling, gen)
+            picked, qs, conf = self._pick(logits, sampling)
             keep = []
             for r, j in enumerate(live):
                 if self.adaptive and conf[r] < self.adaptive:
@@ -246,9 +250,14 @@ class ModelDrafter:
 
 
 class SpecDecoder:
-    def __init__(self, rt):
-        m = rt.module
-        self.rt = rt
+    """The draft -> verify strategy (``kiln.runtime.state.DecodeStrategy``) for a module with a
+    ``verify`` program: ``module``'s drafter, the target's KV cache ``kv`` (its size and device also
+    size the draft model's cache), the model's context and vocabulary sizes. ``stats`` holds the
+    counters of the latest request; ``summary()`` reports them."""
+
+    def __init__(self, module, kv: KVAllocator, max_positions: int, vocab_size: int):
+        m = module
+        self.max_positions, self.vocab_size = max_positions, vocab_size
         self.info = dict(m.meta.get("speculative") or {})
         self.verify = CpuProgram(m["verify"], m.weights)
         drafter = self.info.get("drafter")
@@ -259,78 +268,52 @@ class SpecDecoder:
         elif drafter in ("model", "self"):
             if "draft_decode" not in m.programs or "draft_kv_cache" not in m.meta:
                 raise KilnError(f"the artifact's {drafter} drafter has no draft_decode program or draft cache")
-            self.drafter = ModelDrafter(rt, k, float(self.info.get("adaptive", 0.0)))
+            self.drafter = ModelDrafter(m, max_positions, kv.capacity_tokens, kv.device, k,
+                                        float(self.info.get("adaptive", 0.0)))
             self.max_nodes = 1 + k
         else:
             raise KilnError(f"the artifact's speculative drafter {drafter!r} is unknown to this runtime")
-        self.stats = {"verify_calls": 0, "drafted": 0, "accepted": 0, "committed": 0, "sequence_rounds": 0,
-                      "fused_rounds": 0}
+        self.stats = dict.fromkeys(STAT_KEYS, 0)
 
-    def stream(self, prompts, max_new, temperature, top_k, top_p, gen, stops) -> Iterator[list]:
-        rt, kv = self.rt, self.rt.kv
-        self.stats = {k: 0 for k in self.stats}
-        extra = self.max_nodes - 1  # tree slots beyond the committed tokens
-        lengths = [min(len(p) + max_new - 1 + extra, rt.max_positions) for p in prompts]
-        blocks = kv.reserve(lengths)
-        model = isinstance(self.drafter, ModelDrafter)
-        try:
-            if model:
-                self.drafter.start(lengths)
-            else:
-                self.drafter.start(prompts)
-            kc, vc = kv.tensors()
-            table = kv.table(blocks)
-            t0 = time.perf_counter()
-            first = rt._prefill(prompts, kc, vc, table)
-            t1 = time.perf_counter()
-            toks = [list(p) for p in prompts]
-            queue: list[deque] = [deque() for _ in prompts]
-            done = [False] * len(prompts)
-            made = [0] * len(prompts)
-            for s, t in enumerate(sample_next(first, temperature, top_k, top_p, gen).tolist()):
-                self._commit(s, [t], toks, queue, done, made, max_new, stops)
-            sampling = torch.tensor([temperature, top_p, float(top_k)], dtype=torch.float32)
-            while True:
-                if all(queue[s] or done[s] for s in range(len(prompts))):
-                    if not any(queue):
-                        break
-                    yield [queue[s].popleft() if queue[s] else None for s in range(len(prompts))]
-                    continue
-                active = [s for s in range(len(prompts)) if not queue[s] and not done[s]]
-                self._round(active, toks, queue, done, made, max_new, stops, lengths, table, kc, vc, sampling,
-                            (temperature, top_k, top_p), gen)
-            rt.last_stats = {"prefill_seconds": t1 - t0, "decode_seconds": time.perf_counter() - t1,
-                             "prompt_tokens": sum(len(p) for p in prompts), **self.summary()}
-        finally:
-            kv.release(blocks)
-            if model:
-                self.drafter.finish()
+    # -- the strategy ------------------------------------------------------------
+    def reserve(self, req: Request) -> list[int]:
+        """Positions per sequence: the committed tokens plus the tree slots beyond them."""
+        extra = self.max_nodes - 1
+        return [min(len(p) + req.max_new - 1 + extra, self.max_positions) for p in req.prompts]
 
-    def _commit(self, s, new, toks, queue, done, made, max_new, stops) -> None:
-        new = new[:max_new - made[s]]
-        for i, t in enumerate(new):
-            if t in stops:
-                new = new[:i + 1]
-                done[s] = True
-                break
-        toks[s].extend(new)
-        queue[s].extend(new)
-        made[s] += len(new)
-        self.stats["committed"] += len(new)
-        if made[s] >= max_new:
-            done[s] = True
+    def begin(self, req: Request) -> None:
+        req.stats = self.stats = dict.fromkeys(STAT_KEYS, 0)
+        if isinstance(self.drafter, ModelDrafter):
+            self.drafter.start(req.reserved)
+        else:
+            self.drafter.start(req.prompts)
 
-    def _round(self, active, toks, queue, done, made, max_new, stops, lengths, table, kc, vc, sampling, samp, gen):
-        rt = self.rt
+    def step(self, req: Request, active: list[int]) -> None:
+        """One round for the sequences in ``active``."""
+        self._round(req, active)
+
+    def end(self, req: Request) -> None:
+        if isinstance(self.drafter, ModelDrafter):
+            self.drafter.finish()
+
+    def report(self, req: Request) -> dict:
+        return {"prompt_tokens": req.prompt_tokens, **self.summary(req.stats)}
+
+    # -- a round -----------------------------------------------------------------
+    def _commit(self, req: Request, s: int, new: list[int]) -> None:
+        req.stats["committed"] += req.commit(s, new)
+
+    def _round(self, req: Request, active: list[int]) -> None:
+        toks, lengths = req.tokens, req.reserved
         # budget: drafted depth d yields up to d + 1 tokens; node slots must stay in the reservation
-        budgets = [min(max_new - made[s] - 1, lengths[s] - len(toks[s]), rt.max_positions - len(toks[s]))
+        budgets = [min(req.max_new - req.made[s] - 1, lengths[s] - len(toks[s]), self.max_positions - len(toks[s]))
                    for s in active]
         d = self.drafter
         if isinstance(d, ModelDrafter) and d.step is not None and all(b >= d.k for b in budgets) and \
                 all(lengths[s] - len(toks[s]) >= d.k for s in active):
-            return self._fused_round(active, toks, queue, done, made, max_new, stops, table, kc, vc, sampling, gen)
+            return self._fused_round(req, active)
         if isinstance(self.drafter, ModelDrafter):
-            trees = self.drafter.draft(active, [toks[s] for s in active], budgets, samp, gen)
+            trees = self.drafter.draft(active, [toks[s] for s in active], budgets, req.sampling)
         else:
             trees = [self.drafter.draft(s, toks[s], b) for s, b in zip(active, budgets)]
         for j, (s, tree) in enumerate(zip(active, trees)):  # the slot limit binds whole trees, not depth
@@ -352,9 +335,9 @@ class SpecDecoder:
         for tree in trees:
             mask[off:off + len(tree), off:off + len(tree)] = tree.mask()
             off += len(tree)
-        sampled_q = samp[0] > 0 and any(q is not None for t in trees for q in t.q)
+        sampled_q = not req.sampling.greedy and any(q is not None for t in trees for q in t.q)
         if sampled_q:
-            q = torch.zeros(n, rt.vocab_size)
+            q = torch.zeros(n, self.vocab_size)
             off = 0
             for tree in trees:
                 for i, qi in enumerate(tree.q):
@@ -363,10 +346,10 @@ class SpecDecoder:
                 off += len(tree)
         else:
             q = torch.zeros(n, 0)
-        seed = torch.randint(0, 2**62, (1,), generator=gen) if gen is not None else torch.randint(0, 2**62, (1,))
-        accepted, nxt, logits = self.verify(_i64([ids]), _i64(pos), _i64(seq), table, *rt.kv.args(), _i64(slot),
-                                            mask, _i64(parent), q, sampling, seed)
-        self.stats["verify_calls"] += 1
+        seed = req.sampling.draw_seed()
+        accepted, nxt, logits = self.verify(_i64([ids]), _i64(pos), _i64(seq), req.table, *req.cache, _i64(slot),
+                                            mask, _i64(parent), q, req.sampling.program_args, seed)
+        req.stats["verify_calls"] += 1
         if isinstance(self.drafter, NgramDrafter):
             self.drafter.observe(ids, logits[0])
         acc, nx = accepted.tolist(), nxt.tolist()
@@ -375,24 +358,25 @@ class SpecDecoder:
             path = [i for i in range(len(tree)) if acc[off + i]]
             bonus = next(nx[off + i] for i in range(len(tree)) if nx[off + i] >= 0)
             before = len(toks[s])
-            self.stats["drafted"] += len(tree) - 1
-            self.stats["accepted"] += len(path) - 1
-            self.stats["sequence_rounds"] += 1
-            self._commit(s, [tree.tokens[i] for i in path[1:]] + [bonus], toks, queue, done, made, max_new, stops)
+            req.stats["drafted"] += len(tree) - 1
+            req.stats["accepted"] += len(path) - 1
+            req.stats["sequence_rounds"] += 1
+            self._commit(req, s, [tree.tokens[i] for i in path[1:]] + [bonus])
             if isinstance(self.drafter, ModelDrafter):
                 self.drafter.accepted(s, before, len(tree) - 1, len(path) - 1)
             off += len(tree)
 
-    def _fused_round(self, active, toks, queue, done, made, max_new, stops, table, kc, vc, sampling, gen):
+    def _fused_round(self, req: Request, active: list[int]) -> None:
         """A round as one call of ``spec_step``: draft k tokens per sequence, verify, accept, roll back."""
-        d = self.drafter
+        d, toks = self.drafter, req.tokens
         catch = d.catch_up(active, [toks[s] for s in active])
-        seed = torch.randint(0, 2**62, (1,), generator=gen) if gen is not None else torch.randint(0, 2**62, (1,))
+        seed = req.sampling.draw_seed()
+        k_cache, v_cache = req.cache[:2]
         chain, accepted, nxt, _ = d.step(*catch, _i64([toks[s][-1] for s in active]),
-                                         _i64([len(toks[s]) - 1 for s in active]), _i64(active), table, kc, vc,
-                                         sampling, seed)
-        self.stats["verify_calls"] += 1
-        self.stats["fused_rounds"] += 1
+                                         _i64([len(toks[s]) - 1 for s in active]), _i64(active), req.table,
+                                         k_cache, v_cache, req.sampling.program_args, seed)
+        req.stats["verify_calls"] += 1
+        req.stats["fused_rounds"] += 1
         width = d.k + 1
         ids, acc, nx = chain[0].tolist(), accepted.tolist(), nxt.tolist()
         for j, s in enumerate(active):
@@ -400,14 +384,15 @@ class SpecDecoder:
             path = [i for i in range(lo, lo + width) if acc[i]]
             bonus = next(nx[i] for i in range(lo, lo + width) if nx[i] >= 0)
             before = len(toks[s])
-            self.stats["drafted"] += d.k
-            self.stats["accepted"] += len(path) - 1
-            self.stats["sequence_rounds"] += 1
-            self._commit(s, [ids[i] for i in path[1:]] + [bonus], toks, queue, done, made, max_new, stops)
+            req.stats["drafted"] += d.k
+            req.stats["accepted"] += len(path) - 1
+            req.stats["sequence_rounds"] += 1
+            self._commit(req, s, [ids[i] for i in path[1:]] + [bonus])
             d.accepted(s, before, d.k, len(path) - 1)
 
-    def summary(self) -> dict:
-        st = self.stats
+    def summary(self, stats: dict | None = None) -> dict:
+        """The reported figures of ``stats`` (default: the latest request's)."""
+        st = self.stats if stats is None else stats
         rounds = max(st["sequence_rounds"], 1)
         return {"speculative": self.info.get("drafter"), "verify_calls": st["verify_calls"],
                 "accepted_per_verify": round((st["accepted"] + st["sequence_rounds"]) / rounds, 3),
