@@ -83,3 +83,60 @@ def test_runtime_argument_checks(tiny_artifact):
         rt.generate(torch.tensor([[1, 2]]), max_new_tokens=511)
     with pytest.raises(KilnError, match="top-k"):
         rt.generate(torch.tensor([[1, 2]]), top_k=-1)
+
+
+# -- the generation loop and its strategies -------------------------------------------------------
+
+def test_request_commit_cuts_at_a_stop_token_and_at_max_new():
+    from kiln.runtime.sampling import Sampling
+    from kiln.runtime.state import Request
+
+    req = Request([[1, 2], [3]], max_new=4, stops={9}, sampling=Sampling(0.0, 0, 1.0))
+    assert req.waiting() == [0, 1] and req.hand_out() is None
+    assert req.commit(0, [5, 9, 6]) == 2 and req.done[0]  # cut after the stop token
+    assert req.commit(1, [7, 7, 7, 7, 7, 7]) == 4 and req.done[1]  # cut at max_new
+    assert req.tokens == [[1, 2, 5, 9], [3, 7, 7, 7, 7]] and req.made == [2, 4]
+    assert req.waiting() == []
+    steps = []
+    while (step := req.hand_out()) is not None:
+        steps.append(step)
+    assert steps == [[5, 7], [9, 7], [None, 7], [None, 7]]
+
+
+class _ChunkStrategy:
+    """A test strategy: three made-up tokens per waiting sequence per step, over the plain reservation."""
+
+    def __init__(self, plain):
+        self.plain, self.calls = plain, []
+
+    def reserve(self, request):
+        return self.plain.reserve(request)
+
+    def begin(self, request):
+        request.stats = {"rounds": 0}
+
+    def step(self, request, active):
+        self.calls.append(list(active))
+        request.stats["rounds"] += 1
+        for s in active:
+            request.commit(s, [100 + s, 200 + s, 300 + s])
+
+    def end(self, request):
+        self.calls.append("end")
+
+    def report(self, request):
+        return {"rounds": request.stats["rounds"]}
+
+
+def test_the_generation_loop_drives_any_strategy(tiny_artifact):
+    # the loop prefills, commits the first tokens, asks the strategy for more only when a sequence has
+    # none left, hands them out one per sequence per step and reports the strategy's stats
+    rt = kiln.load(tiny_artifact).runtime()
+    prompts = [[5, 6, 7], [8, 9]]
+    first = [o[len(p)] for o, p in zip(rt.generate(prompts, max_new_tokens=1, stop_at_eos=False), prompts)]
+    rt.spec = strategy = _ChunkStrategy(rt.plain)
+    out = list(rt.stream_batch(prompts, max_new_tokens=6, stop_ids=[201], stop_at_eos=False))
+    assert out == [first, [100, 101], [200, 201], [300, None], [100, None], [200, None]]
+    assert strategy.calls == [[0, 1], [0], "end"]
+    assert set(rt.last_stats) == {"prefill_seconds", "decode_seconds", "rounds"} and rt.last_stats["rounds"] == 2
+    assert rt.kv.free == list(range(rt.kv.n_blocks))  # the reservation was released

@@ -184,7 +184,7 @@ def test_rejected_trees_leave_no_stale_cache_entries(pipeline):
     kc, vc = rt.kv.tensors()
     cache = rt.kv.args()  # k_cache, v_cache (and an int8 cache's scales, which roll back with it)
     table = rt.kv.table(blocks)
-    rt._prefill(seqs, kc, vc, table)
+    rt.prefill_logits(seqs, kc, vc, table)
     for s in seqs:
         s.append(int(torch.randint(3, 500, (1,), generator=g)))
     i64 = lambda x: torch.tensor(x, dtype=torch.long)
@@ -261,7 +261,7 @@ def test_every_tree_node_sees_exactly_its_ancestors_and_commit_keeps_the_accepte
     kc, vc = rt.kv.tensors()
     cache = rt.kv.args()
     table = rt.kv.table(blocks)
-    rt._prefill(seqs, kc, vc, table)
+    rt.prefill_logits(seqs, kc, vc, table)
     for s in seqs:
         s.append(int(torch.randint(3, 500, (1,), generator=g)))
     i64 = lambda x: torch.tensor(x, dtype=torch.long)
@@ -456,3 +456,23 @@ def test_chain_tree_packs_chains_like_the_runtime_does():
         want[lo:lo + 4, lo:lo + 4] = torch.ones(4, 4, dtype=torch.bool).tril()
     assert torch.equal(mask, want)
     assert torch.equal(q[0], torch.zeros(v)) and torch.equal(q[5], qs[0][1]) and torch.equal(q[3], qs[2][0])
+
+
+def test_the_speculative_strategy_imports_without_the_runtime():
+    # no import cycle: kiln.runtime.speculative never imports kiln.runtime.generate (not even lazily);
+    # the runtime drives it through the strategy protocol and the request state
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['kiln.runtime.generate'] = None\n"
+            "import kiln.runtime.speculative as s, kiln.runtime.decoding, kiln.runtime.state\n"
+            "assert all(hasattr(s.SpecDecoder, m) for m in ('reserve', 'begin', 'step', 'end', 'report'))\n"
+            "print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "kiln" / "runtime" / "speculative.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any("generate" in (m or "") for m in imported), imported  # top-level or inside functions
