@@ -18,7 +18,7 @@ def test_the_op_table_shows_each_ops_declared_operands_and_traits():
     import re
 
     suffix = {"one": "", "optional": "?", "group": "*"}
-    table = re.findall(r"^\| `(kiln\.[a-z0-9_]+)` \|([^|]*)\|[^|]*\|([^|]*)\|", (ROOT / "docs/ir.md").read_text(), re.M)
+    table = re.findall(r"^\| `(kiln\.[a-z0-9_]+)` \|([^|]*)\|[^|]*\|([^|]*)\|", (ROOT / "docs/ir.md").read_text(), re.MULTILINE)
     rows = {name: (ops, traits) for name, ops, traits in table}
     wrong = []
     for name, d in OPS.items():

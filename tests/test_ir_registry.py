@@ -184,3 +184,18 @@ def test_variants_are_declared_with_the_op_and_built_by_operand_name():
     ln = p.create("kiln.layer_norm", [x], {"eps": 1e-5})
     with pytest.raises(IRError, match="by position"):  # a bias without a weight has no positional form
         p.create_like(ln, "kiln.layer_norm", bias=w)
+
+
+def test_a_quantized_op_without_its_format_attributes_is_a_verify_error_not_a_crash():
+    from kiln.ir.core import Op
+
+    p = Program("p")
+    x = p.add_arg(t(2, 8), "x")
+    q = p.add_arg(t(3, 4, dtype=DType.u8), "q")
+    s = p.add_arg(t(3, 1, dtype=DType.f16), "s")
+    op = p.append(Op("kiln.qlinear", [x, q, s], {"format": "int4", "group_size": 8}, [t(2, 3)]))  # no symmetric
+    p.set_outputs([op.result])
+    with pytest.raises(VerifyError, match="missing attribute 'symmetric'"):
+        verify_program(p)
+    with pytest.raises(IRError, match="cannot tell whether operand 'offsets'"):
+        op.operand("x")

@@ -10,6 +10,7 @@ use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,13 @@ from kiln.ir.registry import ExecContext
 
 @dataclass
 class _Step:
-    op: PreparedOp  # the function, its attributes and result types (kiln/ir/interpret.py)
+    fn: Callable[..., Any]  # these three as kiln/ir/interpret.py's PreparedOp prepares them
+    name: str
+    attrs: dict[str, Any]
     inputs: list[int]
     outputs: list[int]
     free: list[int]
+    result_types: list
     index: int
 
 
@@ -78,7 +82,8 @@ class CpuProgram:
             ins = [slot[id(v)] for v in op.operands]
             outs = [slot[id(r)] for r in op.results]
             free = sorted({slot[id(v)] for v in op.operands if last_use[id(v)] == i and id(v) not in ret})
-            self.steps.append(_Step(PreparedOp(op, KERNELS.get(op.name) if native else None), ins, outs, free, i))
+            prep = PreparedOp(op, KERNELS.get(op.name) if native else None)
+            self.steps.append(_Step(prep.fn, op.name, prep.attrs, ins, outs, free, prep.result_types, i))
 
     def bind(self, args: tuple[torch.Tensor, ...]) -> dict[str, int]:
         return bind_inputs(self.program, args)
@@ -87,16 +92,20 @@ class CpuProgram:
         ctx = ExecContext(self.bind(args), self.weights, self.device)
         slots: list[Any] = [None] * self.n_slots
         slots[: len(args)] = args
-        for s in self.steps:
+        for s in self.steps:  # PreparedOp.run inlined: this loop runs every op of every token
+            ctx.result_types = s.result_types
             try:
-                outs = s.op.run(ctx, [slots[i] for i in s.inputs])
+                out = s.fn(ctx, *[slots[i] for i in s.inputs], **s.attrs)
             except KilnError:
                 raise
             except Exception as e:  # name the op that failed
-                raise ExecError(f"op #{s.index} {s.op.name} in program {self.program.name!r} failed: "
+                raise ExecError(f"op #{s.index} {s.name} in program {self.program.name!r} failed: "
                                 f"{type(e).__name__}: {e}") from e
-            for o, t in zip(s.outputs, outs):
-                slots[o] = t
+            if len(s.outputs) == 1:
+                slots[s.outputs[0]] = out
+            else:
+                for o, t in zip(s.outputs, out):
+                    slots[o] = t
             for i in s.free:
                 slots[i] = None
         return [slots[i] for i in self.outputs]

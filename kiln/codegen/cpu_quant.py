@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from kiln.codegen import native
-from kiln.ir.ops_quant import _qlinear_ref, _split_quant_operands
+from kiln.ir.ops_quant import qlinear_ref, split_quant_operands
 
 
 def qlinear(ctx, x, *ops, format, group_size, symmetric):
-    q, s, off, rest = _split_quant_operands(list(ops), symmetric, format)
+    q, s, off, rest = split_quant_operands(list(ops), symmetric, format)
     b = rest[0] if rest else None
     if isinstance(q, native.PackedWeight):  # a runtime holds it in panels: its one route
         y = native.qlinear_packed(x, q, s, b)
@@ -43,7 +43,7 @@ def qlinear(ctx, x, *ops, format, group_size, symmetric):
     w = native.dequantize(q, s, off, format, group_size, scratch=True)  # prefill-sized: a float weight for the GEMM
     if w is not None and x.dtype == torch.float32:
         return F.linear(x, w, b)
-    return _qlinear_ref(ctx, x, *ops, format=format, group_size=group_size, symmetric=symmetric)
+    return qlinear_ref(ctx, x, *ops, format=format, group_size=group_size, symmetric=symmetric)
 
 
 KERNELS = {"kiln.qlinear": qlinear}

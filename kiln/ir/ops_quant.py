@@ -140,7 +140,7 @@ def has_offsets(attrs: dict) -> bool:
     return attrs["format"] == "int4" and not attrs["symmetric"]
 
 
-def _split_quant_operands(ts_or_vals: list, symmetric: bool, format: str):
+def split_quant_operands(ts_or_vals: list, symmetric: bool, format: str):
     """(q, scales, offsets or None, rest) from the operand list after the activation."""
     q, s = ts_or_vals[0], ts_or_vals[1]
     has_off = has_offsets({"format": format, "symmetric": symmetric})
@@ -174,7 +174,7 @@ def _check_qweight(op: str, q: TensorType, s: TensorType, off: TensorType | None
 
 def _qlinear_shape(ts, a):
     x = ts[0]
-    q, s, off, rest = _split_quant_operands(ts[1:], a["symmetric"], a["format"])
+    q, s, off, rest = split_quant_operands(ts[1:], a["symmetric"], a["format"])
     n, k = _check_qweight("kiln.qlinear", q, s, off, a)
     if not dims_equal(x.shape[-1], k):
         raise IRError(f"kiln.qlinear: x {x.shape} does not match the quantized weight's [{n}, {k}]")
@@ -183,8 +183,8 @@ def _qlinear_shape(ts, a):
     return [x.with_dtype(DType.f32).with_shape(x.shape[:-1] + (n,))]
 
 
-def _qlinear_ref(ctx, x, *ops, format, group_size, symmetric):
-    q, s, off, rest = _split_quant_operands(list(ops), symmetric, format)
+def qlinear_ref(ctx, x, *ops, format, group_size, symmetric):
+    q, s, off, rest = split_quant_operands(list(ops), symmetric, format)
     w = dequantize(q, s, off, format=format, group_size=group_size)
     return F.linear(x.float(), w, rest[0] if rest else None)
 
@@ -194,12 +194,12 @@ declare("kiln.qlinear", "x [..., K] @ dequantize(q, scales[, offsets])^T (+ bias
         "scale, `symmetric` or with f16 offsets). Layouts in kiln/ir/ops_quant.py.",
         operands=("x", "q", "scales", "offsets?", "bias?"), when={"offsets": has_offsets},
         attrs={"format": str, "group_size": int, "symmetric": bool}, traits=("pure", "gemm", "quantized"),
-        shape=_qlinear_shape, reference=_qlinear_ref)
+        shape=_qlinear_shape, reference=qlinear_ref)
 
 
 def _qembedding_shape(ts, a):
     ids = ts[-1]
-    q, s, off, rest = _split_quant_operands(ts[:-1], a["symmetric"], a["format"])
+    q, s, off, rest = split_quant_operands(ts[:-1], a["symmetric"], a["format"])
     if rest:
         raise IRError("kiln.qembedding: expects (q, scales[, offsets], ids)")
     if ids.dtype not in (DType.i64, DType.i32):
@@ -210,7 +210,7 @@ def _qembedding_shape(ts, a):
 
 def _qembedding_ref(ctx, *ops, format, group_size, symmetric):
     ids = ops[-1]
-    q, s, off, _ = _split_quant_operands(list(ops[:-1]), symmetric, format)
+    q, s, off, _ = split_quant_operands(list(ops[:-1]), symmetric, format)
     flat = ids.reshape(-1)
     rows = dequantize(q[flat], s[flat], off[flat] if off is not None else None, format=format,
                       group_size=group_size)  # only the rows looked up are dequantized

@@ -294,4 +294,5 @@ declare("kiln.chain_tree",
         "verification: ids [1, N], pos [N], seq [N], slot [N] (= pos), tree mask [N, N] (lower-triangular "
         "per sequence), parent [N] and draft_q [N, V], N = (k + 1) B.",
         operands=("roots", "root_pos", "seqs", "tokens*k", "draft_q*k"), attrs={"k": int},
+        min_operands=3 + 2, max_operands=3 + 2 * MAX_DRAFT,
         traits=("pure", "speculative"), shape=_chain_shape, reference=_chain_ref)

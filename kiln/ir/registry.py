@@ -107,6 +107,7 @@ class OpDef:
     shape: ShapeRule | None  # None: result types are declared by whoever builds the op
     reference: Reference | None
     max_operands: int = -1  # for ops with an open group: the most operands allowed (-1: no limit)
+    min_operands: int = 0  # for ops with a counted group: the fewest operands allowed
     variants: dict[str, str] = field(default_factory=dict)  # role (VARIANT_ROLES) -> op name
 
     def variant(self, role: str) -> OpDef | None:
@@ -131,6 +132,8 @@ class OpDef:
                 open_group = True
         if open_group:
             hi = self.max_operands
+        if any(s.kind == "counted" for s in self.operand_specs):
+            lo = max(lo, self.min_operands)
         return lo, hi
 
     @property
@@ -160,7 +163,10 @@ class OpDef:
                 counts[s.name] = c
                 fixed += c
             elif s.kind == "optional" and s.when is not None:
-                counts[s.name] = 1 if s.when(merged) else 0
+                try:
+                    counts[s.name] = 1 if s.when(merged) else 0
+                except (KeyError, TypeError) as e:
+                    raise IRError(f"{self.name}: cannot tell whether operand {s.name!r} is there: {e!r}") from None
                 fixed += counts[s.name]
         spare = n - fixed
         if spare < 0:
@@ -201,7 +207,7 @@ def declare(name: str, doc: str, operands: tuple[str, ...] = ("x",), attrs: dict
             defaults: dict | None = None, traits: tuple[str, ...] = ("pure",),
             shape: ShapeRule | None = None, reference: Reference | None = None,
             when: dict[str, Callable[[dict[str, Any]], bool]] | None = None, max_operands: int = -1,
-            variants: dict[str, str] | None = None) -> OpDef:
+            min_operands: int = 0, variants: dict[str, str] | None = None) -> OpDef:
     """Declare op ``name``; ``operands`` names its operands (see the module docstring for the suffixes),
     ``when`` gives optional operands whose presence an attribute decides, ``variants`` the ops that do the
     same in another setting (role -> op name, roles in ``VARIANT_ROLES``)."""
@@ -222,7 +228,7 @@ def declare(name: str, doc: str, operands: tuple[str, ...] = ("x",), attrs: dict
     if set(variants or {}) - set(VARIANT_ROLES):
         raise IRError(f"op {name}: unknown variant roles {sorted(set(variants or {}) - set(VARIANT_ROLES))}")
     d = OpDef(name, doc, specs, dict(attrs or {}), dict(defaults or {}), frozenset(traits), shape, reference,
-              max_operands, dict(variants or {}))
+              max_operands, min_operands, dict(variants or {}))
     OPS[name] = d
     return d
 

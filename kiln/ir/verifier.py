@@ -38,10 +38,6 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         n = len(op.operands)
         if n < lo or (hi >= 0 and n > hi):
             raise VerifyError(f"{where}: {n} operands, expected {lo}..{'any' if hi < 0 else hi}")
-        try:
-            d.bind(n, op.attrs)  # optional operands an attribute decides, groups an attribute counts
-        except IRError as e:
-            raise VerifyError(f"{where}: {e}") from None
         for j, v in enumerate(op.operands):
             if id(v) not in defined:
                 raise VerifyError(f"{where}: operand {j} is not defined before its use")
@@ -54,6 +50,10 @@ def verify_program(p: Program, weights: dict | None = None) -> None:
         for key, default in d.defaults.items():
             if key in op.attrs and default is not None:
                 _check_attr(where, key, op.attrs[key], type(default))
+        try:  # after the attribute checks: optional operands an attribute decides, groups one counts
+            d.bind(n, op.attrs)
+        except IRError as e:
+            raise VerifyError(f"{where}: {e}") from None
         if "kernel" in op.attrs and not isinstance(op.attrs["kernel"], str):
             raise VerifyError(f"{where}: attribute 'kernel' (the group-kernels label) must be a string")
         if op.name == "kiln.aten":

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from kiln.errors import ExecError
 from kiln.ir.core import Module, Op, Program, Value
 from kiln.ir.interpret import ExecContext, PreparedOp
 from kiln.ir.match import erase_unused, producer
@@ -224,6 +225,8 @@ class FoldConstants(Pass):
                 outs = PreparedOp(op).run(ctx, inputs)
             except KeyError:  # needs a symbolic size bound only at run time
                 self.stats["skipped-symbolic"] += 1
+                return None
+            except ExecError:  # results that do not match the op's type: leave the op alone
                 return None
         if len(outs) != len(op.results) or not all(isinstance(t, torch.Tensor) for t in outs):
             return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiln.errors import KilnError
+from kiln.errors import ExecError, KilnError
 from kiln.ir.core import IRError, Module
 from kiln.ir.printer import print_module
 from kiln.ir.verifier import verify_module
@@ -158,6 +158,8 @@ class PassManager:
             t0 = time.perf_counter()
             try:
                 changed = bool(p.apply(module))
+            except ExecError:
+                raise  # an op failed while a program ran (the CLI adds its hint), as before
             except KilnError as e:
                 raise KilnError(f"pass {p.name!r} failed: {e}") from None
             dt = time.perf_counter() - t0

@@ -201,7 +201,8 @@ class QuantizeKV(Pass):
         if "decode" not in module.programs or not isinstance(info, dict):
             raise KilnError("quantize-kv: the module has no KV cache; run the kv-cache pass first")
         if info.get("dtype") == DType.i8.value or any(
-                {"quantized", "writes-cache"} <= op.opdef.traits for p in module.programs.values() for op in p.ops):
+                "quantized" in op.opdef.traits and op.opdef.traits & {"reads-cache", "writes-cache"}
+                for p in module.programs.values() for op in p.ops):
             raise KilnError("quantize-kv: the KV cache is already int8")
         for prog in module.programs.values():
             if any(op.name == "kiln.cache_write" for op in prog.ops):

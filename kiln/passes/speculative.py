@@ -88,7 +88,7 @@ def build_verify(decode: Program) -> Program:
     sampling = prog.add_arg(TensorType(DType.f32, (3,)), "sampling")
     seed = prog.add_arg(TensorType(DType.i64, (1,)), "seed")
     for op in prog.walk():
-        if op.opdef.traits >= {"writes-cache"}:
+        if "writes-cache" in op.opdef.traits and "speculative" not in op.opdef.traits:  # not cache_commit
             op.set_operand("pos", slot)  # nodes are written to their slots, not their positions
     for op in prog.walk():
         if "reads-cache" in op.opdef.traits:  # attention over the cache -> over the cache and the tree
@@ -218,7 +218,7 @@ def skip_layers(prog: Program, skip: set[int]) -> int:
     for layer in sorted(skip):
         prog.replace_all_uses(ins[layer + 1], resolved(layer))
     erase_unused(prog)
-    for op in [o for o in prog.ops if o.opdef.traits >= {"writes-cache"}]:
+    for op in [o for o in prog.ops if "writes-cache" in o.opdef.traits and "layer" in o.attrs]:
         if op.attrs["layer"] in skip:
             for r, name in zip(op.results, ("cache", "scales")):  # the cache (and an int8 cache's scales)
                 prog.replace_all_uses(r, op.operand(name))  # pass through: each result is its operand, written

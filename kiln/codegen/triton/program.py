@@ -303,6 +303,9 @@ class TritonProgram:
         self.module = load_source(self.kernels.source, program.name) if self.kernels.kernels else None
         self.schedule = self._schedule()
         self.launched: dict[str, int] = {}  # kernel kind -> launches (for tests and stats)
+        # each kernel op's operands by declared name, resolved once: launchers read them per launch
+        self.named: dict[int, dict[str, Any]] = {id(o): o.operand_map() for ops in self.kernels.groups.values()
+                                                 for o in ops}
 
     def _schedule(self) -> list[tuple[str | None, list[Op]]]:
         """Kernels and single ops in a stable topological order (each unit as soon as its inputs exist,
@@ -405,21 +408,23 @@ def _launch_rowwise(tp, label, ops, ks, vals, env):
     return outs
 
 
+def _args(tp, op, vals, *names):
+    """The tensors of ``op``'s operands ``names`` (None for an absent optional one)."""
+    o = tp.named[id(op)]
+    return [None if o[n] is None else vals[id(o[n])] for n in names]
+
+
 @launcher("gemm")
 def _launch_gemm(tp, label, ops, ks, vals, env):
-    lin = ops[0]
-    b = lin.operand("bias")
+    x, w, b = _args(tp, ops[0], vals, "x", "weight", "bias")
     outs = [tp.empty(v, env) for v in ks.outputs]
-    launch_gemm(tp.module, ks, vals[id(lin.operand("x"))], vals[id(lin.operand("weight"))],
-                vals[id(b)] if b is not None else None, [vals[id(i.value)] for i in ks.inputs], outs)
+    launch_gemm(tp.module, ks, x, w, b, [vals[id(i.value)] for i in ks.inputs], outs)
     return outs
 
 
 @launcher("qgemm")
 def _launch_qgemm(tp, label, ops, ks, vals, env):
-    lin = ops[0]
-    x, q, sc, o, b = (vals[id(v)] if v is not None else None
-                      for v in (lin.operand(n) for n in ("x", "q", "scales", "offsets", "bias")))
+    x, q, sc, o, b = _args(tp, ops[0], vals, "x", "q", "scales", "offsets", "bias")
     outs = [tp.empty(v, env) for v in ks.outputs]
     launch_qgemm(tp.module, ks, x, q, sc, o, b, [vals[id(i.value)] for i in ks.inputs], outs)
     return outs
@@ -427,16 +432,16 @@ def _launch_qgemm(tp, label, ops, ks, vals, env):
 
 @launcher("rope")
 def _launch_rope(tp, label, ops, ks, vals, env):
+    cos, sin = _args(tp, ops[0], vals, "cos", "sin")
     outs = [tp.empty(v, env) for v in ks.outputs]
-    launch_rope(getattr(tp.module, label), ks, [vals[id(o.operand("x"))] for o in ops],
-                vals[id(ops[0].operand("cos"))], vals[id(ops[0].operand("sin"))], outs)
+    launch_rope(getattr(tp.module, label), ks, [_args(tp, o, vals, "x")[0] for o in ops], cos, sin, outs)
     return outs
 
 
 @launcher("attention")
 def _launch_attention(tp, label, ops, ks, vals, env):
     op = ops[0]
-    q, k, v = (vals[id(op.operand(n))] for n in ("q", "k", "v"))
+    q, k, v = _args(tp, op, vals, "q", "k", "v")
     outs = [tp.empty(op.result, env)]
     launch_attention(tp.module, q, k, v, outs[0], op.attrs["scale"], op.attrs.get("causal", False))
     return outs
@@ -445,7 +450,7 @@ def _launch_attention(tp, label, ops, ks, vals, env):
 @launcher("cache_attention")
 def _launch_cache_attention(tp, label, ops, ks, vals, env):
     op = ops[0]
-    q, kc, vc, pos, seq, table = (vals[id(op.operand(n))] for n in ("q", "k_cache", "v_cache", "pos", "seq", "table"))
+    q, kc, vc, pos, seq, table = _args(tp, op, vals, "q", "k_cache", "v_cache", "pos", "seq", "table")
     guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp.checked_indices)
     outs = [tp.empty(op.result, env)]
     launch_cache_attention(tp.module, q, kc, vc, pos, seq, table, outs[0], op.attrs["layer"], op.attrs["scale"])
@@ -455,8 +460,8 @@ def _launch_cache_attention(tp, label, ops, ks, vals, env):
 @launcher("cache_attention_q8")
 def _launch_cache_attention_q8(tp, label, ops, ks, vals, env):
     op = ops[0]
-    q, kc, kscale, vc, vscale, pos, seq, table = (
-        vals[id(op.operand(n))] for n in ("q", "k_cache", "k_scales", "v_cache", "v_scales", "pos", "seq", "table"))
+    q, kc, kscale, vc, vscale, pos, seq, table = _args(tp, op, vals, "q", "k_cache", "k_scales", "v_cache",
+                                                       "v_scales", "pos", "seq", "table")
     guard_cache_indices(label, [kc, vc], [q], pos, seq, table, op.attrs["layer"], True, tp.checked_indices)
     if kscale.shape != kc.shape[:4] or vscale.shape != vc.shape[:4]:
         raise IRError(f"kernel {label}: the cache scales do not match the caches")
@@ -468,9 +473,9 @@ def _launch_cache_attention_q8(tp, label, ops, ks, vals, env):
 
 @launcher("cache_write_q8")
 def _launch_cache_write_q8(tp, label, ops, ks, vals, env):  # in place: the results are the caches and scales
-    outs = [vals[id(op.operand(n))] for op in ops for n in ("cache", "scales")]
-    pos, seq, table = (vals[id(ops[0].operand(n))] for n in ("pos", "seq", "table"))
-    xs = [vals[id(op.operand("x"))] for op in ops]
+    outs = [t for op in ops for t in _args(tp, op, vals, "cache", "scales")]
+    pos, seq, table = _args(tp, ops[0], vals, "pos", "seq", "table")
+    xs = [_args(tp, op, vals, "x")[0] for op in ops]
     guard_cache_indices(label, outs[0::2], xs, pos, seq, table, ops[0].attrs["layer"], False, tp.checked_indices)
     if any(sc.shape != c.shape[:4] for c, sc in zip(outs[0::2], outs[1::2])):
         raise IRError(f"kernel {label}: the cache scales do not match the caches")
@@ -480,9 +485,9 @@ def _launch_cache_write_q8(tp, label, ops, ks, vals, env):  # in place: the resu
 
 @launcher("cache_write")
 def _launch_cache_write(tp, label, ops, ks, vals, env):  # in place: the results are the caches themselves
-    outs = [vals[id(op.operand("cache"))] for op in ops]
-    pos, seq, table = (vals[id(ops[0].operand(n))] for n in ("pos", "seq", "table"))
-    xs = [vals[id(op.operand("x"))] for op in ops]
+    outs = [_args(tp, op, vals, "cache")[0] for op in ops]
+    pos, seq, table = _args(tp, ops[0], vals, "pos", "seq", "table")
+    xs = [_args(tp, op, vals, "x")[0] for op in ops]
     guard_cache_indices(label, outs, xs, pos, seq, table, ops[0].attrs["layer"], False, tp.checked_indices)
     launch_cache_write(tp.module, xs, outs, pos, seq, table, ops[0].attrs["layer"])
     return outs

@@ -120,7 +120,7 @@ def {name}_gemv(x, w, b, {eps}{outs}, M, HAS_BIAS: tl.constexpr, BLOCK_N: tl.con
         acc += tl.load(b + rn, mask=nmask, other=0.0).to(tl.float32)
 """
     src = head + "".join(f"    {s}\n" for s in e2 + st2) + "\n\n" + gemv + "".join(f"    {s}\n" for s in e1 + st1)
-    return KernelSource(name, src, inputs, outputs, {"kind": "gemm", "N": n, "K": k, "bias": len(lin.operands) == 3})
+    return KernelSource(name, src, inputs, outputs, {"kind": "gemm", "N": n, "K": k, "bias": lin.operand("bias") is not None})
 
 
 def rope_source(name: str, ops: list[Op]) -> KernelSource:
