@@ -95,7 +95,7 @@ def test_prefill_logits_match_forward_and_chunking_changes_nothing(import_preset
     for rt in (whole, chunked):  # later chunks' queries start past position 0: their causal mask is checked too
         k, v = rt.kv.tensors()
         blocks = rt.kv.reserve([len(p) for p in prompts])
-        last = rt._prefill(prompts, k, v, rt.kv.table(blocks))
+        last = rt.prefill_logits(prompts, k, v, rt.kv.table(blocks))
         rt.kv.release(blocks)
         for i, p in enumerate(prompts):
             ref = whole.logits(torch.tensor([p]))[0, -1]

@@ -97,7 +97,7 @@ def _fill(rt, prompts, nxt):
     blocks = rt.kv.reserve([len(p) + 1 for p in prompts])
     kc, vc = rt.kv.tensors()
     table = rt.kv.table(blocks)
-    rt._prefill(prompts, kc, vc, table)
+    rt.prefill_logits(prompts, kc, vc, table)
     i64 = lambda v: torch.tensor(v, dtype=torch.long)
     rt.decode_prog(i64([nxt]), i64([len(p) for p in prompts]), i64(list(range(len(prompts)))), table, *rt.kv.args())
     return rt.kv.args(), table, blocks

@@ -399,7 +399,7 @@ def test_decode_with_native_kernels_matches_the_reference_executor(tmp_path):
     k, v = rt.kv.tensors()
     blocks = rt.kv.reserve([6, 6])
     table = rt.kv.table(blocks)
-    rt._prefill(prompts, k, v, table)
+    rt.prefill_logits(prompts, k, v, table)
     args = (torch.tensor([[11, 12]]), torch.tensor([4, 2]), torch.tensor([0, 1]), table, k, v)
     fast = rt.decode_prog(*args)[0]
     ref = oracle(*args)[0]

@@ -468,7 +468,7 @@ def test_the_speculative_strategy_imports_without_the_runtime():
             "import kiln.runtime.speculative as s, kiln.runtime.decoding, kiln.runtime.state\n"
             "assert all(hasattr(s.SpecDecoder, m) for m in ('reserve', 'begin', 'step', 'end', 'report'))\n"
             "print('ok')")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     import ast
 

@@ -352,7 +352,6 @@ class Runtime:
                 last[s] = logits[r]
         return last
 
-    _prefill = prefill_logits  # the old name, for callers from before it was public
 
     def stream(self, input_ids, max_new_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
                top_p: float = 1.0, seed: int | None = None, stop_at_eos: bool = True,
