@@ -80,10 +80,22 @@ def test_tiny_temperature_in_generate_and_cli(capsys, rt, tiny_artifact):
 def test_speculative_runtime_gets_the_normalised_temperature(rt, monkeypatch):
     seen = []
 
-    class FakeSpec:
-        def stream(self, prompts, max_new, temperature, *rest):
-            seen.append(temperature)
-            yield [1] * len(prompts)
+    class FakeSpec:  # a decoding strategy (kiln.runtime.state.DecodeStrategy) that records the sampling
+        def reserve(self, request):
+            return rt.plain.reserve(request)
+
+        def begin(self, request):
+            seen.append(request.sampling.temperature)
+
+        def step(self, request, active):
+            for s in active:
+                request.commit(s, [1])
+
+        def end(self, request):
+            pass
+
+        def report(self, request):
+            return {}
 
     monkeypatch.setattr(rt, "spec", FakeSpec())
     list(rt.stream_batch([[1, 2]], max_new_tokens=1, temperature=1e-30))
