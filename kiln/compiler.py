@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kiln.errors import KilnError
+from kiln.ir.aten_policy import generic_ops
 from kiln.ir.printer import print_module
 from kiln.passes.manager import PIPELINES, PassManager, parse_passes, pipeline_passes
-from kiln.runtime.artifact import Artifact, generic_ops
+from kiln.runtime.artifact import Artifact
 
 TARGETS = ("cpu", "cuda")
 

@@ -3,7 +3,6 @@ ATen graph into kiln IR and lift known patterns (see capture.py, lift.py)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from kiln.errors import KilnError
 from kiln.frontend.capture import export_model, translate
 from kiln.frontend.lift import LiftReport, lift
 from kiln.frontend.loader import LoadedModel, load_model
+from kiln.ir.aten_policy import check_aten_op, generic_ops
 from kiln.ir.core import IRError, Module
 from kiln.ir.verifier import verify_module
 
@@ -24,11 +24,7 @@ class Imported:
 
     def generic_ops(self) -> dict[str, int]:
         """ATen ops still generic (``kiln.aten``) after lifting."""
-        c: Counter = Counter()
-        for p in self.module.programs.values():
-            for op in p.walk("kiln.aten"):
-                c[op.attrs["target"]] += 1
-        return dict(c)
+        return generic_ops(self.module)
 
 
 def import_model(ref: str, seed: int = 0, progress: Callable[[str], None] | None = None) -> Imported:
@@ -48,7 +44,6 @@ def import_model(ref: str, seed: int = 0, progress: Callable[[str], None] | None
         "bos_token_id": getattr(c, "bos_token_id", None),
         "eos_token_id": getattr(c, "eos_token_id", None),
     })
-    from kiln.ir.aten_policy import check_aten_op
 
     for p in module.programs.values():  # what lifting left generic must be allowed to run (docs/security.md)
         for op in p.walk("kiln.aten"):

@@ -250,3 +250,16 @@ def dry_run(fn, call_args: list, call_kwargs: dict, result_types: list, env: dic
         check_fits(total, f"the result of kiln.aten {target}", str(device))
     if len(_DRY_RUN_BYTES) < 4096:
         _DRY_RUN_BYTES[key] = total
+
+
+def generic_ops(module) -> dict[str, int]:
+    """The module's ``kiln.aten`` ops per ATen target, counted in the program that has most of them
+    (prefill and decode are rewritten copies of forward, so summing would count one model op thrice)."""
+    out: dict[str, int] = {}
+    for p in module.programs.values():
+        here: dict[str, int] = {}
+        for op in p.walk("kiln.aten"):
+            here[op.attrs["target"]] = here.get(op.attrs["target"], 0) + 1
+        for k, v in here.items():
+            out[k] = max(out.get(k, 0), v)
+    return out

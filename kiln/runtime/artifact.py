@@ -34,6 +34,7 @@ import torch
 from kiln._version import __version__
 from kiln.codegen.native import unpacked
 from kiln.errors import ArtifactError, KilnError
+from kiln.ir.aten_policy import generic_ops
 from kiln.ir.core import IRError, Module
 from kiln.ir.printer import print_module
 
@@ -444,19 +445,6 @@ def load(path: str | os.PathLike, verify_key: bytes | str | os.PathLike | None =
 
 def _short(e: Exception) -> str:
     return str(e)[:200]
-
-
-def generic_ops(module: Module) -> dict[str, int]:
-    """Generic ops per ATen target, counted in the program that has most of them (prefill and decode
-    are rewritten copies of forward, so summing would count one model op three times)."""
-    out: dict[str, int] = {}
-    for p in module.programs.values():
-        here: dict[str, int] = {}
-        for op in p.walk("kiln.aten"):
-            here[op.attrs["target"]] = here.get(op.attrs["target"], 0) + 1
-        for k, v in here.items():
-            out[k] = max(out.get(k, 0), v)
-    return out
 
 
 def _check_manifest_against_ir(root: Path, manifest: dict, module: Module) -> None:
