@@ -266,6 +266,23 @@ def cmd_eval(a) -> int:
     if a.batch < 1:
         raise KilnError(f"--batch must be >= 1, got {a.batch}")
     say = _progress(a.quiet)
+    # the text first: a bad --text/--dir is reported before any model is loaded or compiled
+    if a.text or a.dir:
+        files, skipped = data.user_files(a.text or [], a.dir or [], a.max_bytes)
+        if not files:
+            raise KilnError(f"no UTF-8 text in {', '.join((a.text or []) + (a.dir or []))}"
+                            + (f" ({skipped} files skipped: not UTF-8 or unreadable)" if skipped else ""))
+        source = "files of your text"
+        n_bytes = sum(f.n_bytes for f in files)
+        say(f"{len(files)} files, {n_bytes:,} bytes" + (f"; {skipped} skipped (not UTF-8 or unreadable)"
+                                                        if skipped else ""))
+    else:
+        files = data.heldout_files(a.max_bytes)
+        if not files:
+            raise KilnError(f"no held-out files found under {data.stdlib_dir()}")
+        source = "held-out files"
+        n_bytes = sum(f.n_bytes for f in files)
+        say(f"held-out split: {len(files)} files, {n_bytes:,} bytes from {data.stdlib_dir()}")
     if (Path(a.model) / "manifest.json").exists():
         art = _load(a, a.model)
     else:
@@ -277,11 +294,6 @@ def cmd_eval(a) -> int:
     bos = art.module.meta.get("bos_token_id")
     if not isinstance(bos, int):
         raise KilnError("the model has no bos_token_id; kiln eval starts every file with it")
-    files = data.heldout_files(a.max_bytes)
-    if not files:
-        raise KilnError(f"no held-out files found under {data.stdlib_dir()}")
-    n_bytes = sum(f.n_bytes for f in files)
-    say(f"held-out split: {len(files)} files, {n_bytes:,} bytes from {data.stdlib_dir()}")
     # the tokenizer's own special tokens (a bos post-processor) stay out: encode_docs adds bos once
     docs = evaluate.encode_docs(lambda t: rt.tokenizer.encode(t, add_special_tokens=False).ids,
                                 [f.text for f in files], bos)
@@ -289,14 +301,21 @@ def cmd_eval(a) -> int:
                             progress=not a.quiet, label="eval")
     import platform
 
+    comp = evaluate.compressor_bits_per_byte(f.text for f in files)
     out = {"model": a.model, "files": len(files), **res.as_dict(), "ctx": a.ctx, "stride": a.stride,
            "pipeline": art.manifest["pipeline"]["name"], "python": platform.python_version(),
-           "heldout_sha256": data.fingerprint(files)}
+           "compressors_bits_per_byte": {k: round(v, 4) for k, v in comp.items()}}
+    if a.text or a.dir:
+        out["text_sha256"] = data.fingerprint(files)
+    else:
+        out["heldout_sha256"] = data.fingerprint(files)
     if a.json:
         print(json.dumps(out))
     else:
         print(f"{a.model}: {res.bits_per_byte:.4f} bits/byte, perplexity {res.perplexity:.3f} "
-              f"({res.n_tokens:,} tokens, {n_bytes:,} bytes, {len(files)} held-out files, {res.seconds:.1f} s)")
+              f"({res.n_tokens:,} tokens, {n_bytes:,} bytes, {len(files)} {source}, {res.seconds:.1f} s)")
+        print("compressors on the same bytes (each file on its own): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in comp.items()) + " bits/byte")
     return 0
 
 
@@ -463,9 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
 
-    e = sub.add_parser("eval", help="bits per byte and perplexity on the held-out stdlib split")
+    e = sub.add_parser("eval", help="bits per byte and perplexity on the held-out stdlib split, or on your "
+                       "text (--text / --dir), with compressors' bits per byte on the same bytes")
     e.add_argument("model", help="an artifact, or a model (preset or HF directory) compiled on the fly")
-    e.add_argument("--max-bytes", type=int, help="only the leading held-out files up to this many bytes")
+    e.add_argument("--text", action="append", metavar="FILE", help="a UTF-8 file to measure on (repeatable)")
+    e.add_argument("--dir", action="append", metavar="DIR",
+                   help="every UTF-8 file under DIR, recursively (repeatable; others are skipped and counted)")
+    e.add_argument("--max-bytes", type=int, help="only the leading files up to this many bytes")
     e.add_argument("--ctx", type=int, default=256, help="window length in tokens (default 256)")
     e.add_argument("--stride", type=int, default=128, help="window stride in tokens (default 128)")
     e.add_argument("--batch", type=int, default=8, help="windows per forward pass")

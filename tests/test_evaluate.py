@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from kiln import data, evaluate
 from kiln.cli import main
+from kiln.errors import KilnError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,3 +116,57 @@ def test_kiln_eval_on_a_model_directory(smoke_models, capsys):
     assert main(["eval", str(model), "--ctx", "8", "--stride", "9"]) == 1
     assert "stride" in capsys.readouterr().err
     assert main(["eval", str(model), "--max-bytes", "0"]) == 1
+
+
+def test_compressor_baselines_are_each_files_compressed_size_in_bits_per_byte():
+    import lzma
+    import zlib
+
+    texts = ["def f(x):\n    return x + 1\n" * 40, "héllo wörld\n"]
+    got = evaluate.compressor_bits_per_byte(texts)
+    n = sum(len(t.encode()) for t in texts)
+    assert set(got) == set(evaluate.COMPRESSORS)
+    assert got["xz -9"] == pytest.approx(8 * sum(len(lzma.compress(t.encode(), preset=9)) for t in texts) / n)
+    assert got["gzip -9"] == pytest.approx(8 * sum(len(zlib.compress(t.encode(), 9)) for t in texts) / n)
+    assert got["gzip -9"] < 8  # repetitive text compresses
+
+
+def test_user_files_reads_text_and_utf8_files_under_a_directory(tmp_path):
+    d = tmp_path / "pkg"
+    (d / "sub").mkdir(parents=True)
+    (d / "b.py").write_text("b = 2\n")
+    (d / "sub" / "a.py").write_text("a = 1\n")
+    (d / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
+    (d / ".hidden.py").write_text("secret = 1\n")
+    (d / "empty.txt").write_text("")
+    (d / "link.py").symlink_to(tmp_path / "outside.py")
+    (tmp_path / "outside.py").write_text("outside = 1\n")
+    files, skipped = data.user_files([], [str(d)])
+    assert [f.module for f in files] == ["b.py", "sub/a.py"] and skipped == 1
+    files, _ = data.user_files([str(tmp_path / "outside.py")], [str(d)], max_bytes=len("outside = 1\n"))
+    assert [f.text for f in files] == ["outside = 1\n"]
+    for bad, msg in ((["nope.py"], "no file at"), ([str(d / "blob.bin")], "not UTF-8"), ([str(d)], "not a regular")):
+        with pytest.raises(KilnError, match=msg):
+            data.user_files(bad, [])
+    with pytest.raises(KilnError, match="no directory"):
+        data.user_files([], [str(tmp_path / "missing")])
+
+
+def test_kiln_eval_on_your_text_prints_the_compressors_beside_the_model(smoke_models, tmp_path, capsys):
+    import json
+
+    model = smoke_models / "a" / "kiln-code-target"
+    src = tmp_path / "mine.py"
+    src.write_text("def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n" * 8)
+    code = main(["eval", str(model), "--text", str(src), "--ctx", "32", "--stride", "16", "--json", "-q"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["files"] == 1 and out["bytes"] == len(src.read_bytes())
+    assert set(out["compressors_bits_per_byte"]) == set(evaluate.COMPRESSORS) and "text_sha256" in out
+    assert main(["eval", str(model), "--dir", str(tmp_path), "--ctx", "32", "--stride", "16", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "files of your text" in text and "xz -9" in text and "bits/byte" in text
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "x.dat").write_bytes(b"\xff\xff")
+    assert main(["eval", str(model), "--dir", str(tmp_path / "bin"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no UTF-8 text" in err and "1 files skipped" in err
