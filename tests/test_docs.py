@@ -39,3 +39,14 @@ def test_every_pass_and_pipeline_is_in_the_passes_doc():
 def test_readme_has_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+def test_every_mutation_plant_still_matches_the_source():
+    # tools/mutate.py plants known bugs by replacing one snippet each; a refactor that changes a
+    # snippet must update its plant, or the mutation check stops before running anything
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kiln_mutate", ROOT / "tools" / "mutate.py")
+    mutate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutate)
+    assert mutate.check_sources(mutate.PLANTS, ROOT) == []

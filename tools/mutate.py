@@ -52,7 +52,7 @@ PLANTS = [
           ["tests/test_norms_rope.py", "tests/test_ops.py::test_rms_norm_matches_transformers",
            "tests/test_frontend.py::test_logits_match_hf"]),
     Plant("verify-writes-at-pos", "kiln/passes/speculative.py",
-          "op.set_operand(2, slot)", "op.set_operand(2, pos)",
+          'op.set_operand("pos", slot)', 'op.set_operand("pos", pos)',
           "verify writes tree nodes' K/V at their position instead of their slot (siblings overwrite each other)",
           ["tests/test_speculative.py::test_rejected_trees_leave_no_stale_cache_entries",
            "tests/test_speculative.py::test_greedy_speculative_equals_plain_on_a_random_preset"]),
