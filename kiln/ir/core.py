@@ -2,10 +2,13 @@
 
 A program is a flat list of ops over typed SSA values (JAX's jaxpr shape: no
 nested regions, ideal for straight-line transformer graphs) ending in one
-``kiln.return``. Values keep their use lists; ops change only through the
-methods here (``create``, ``set_operand``, ``replace_all_uses``, ``erase``),
-which keep those lists right. A module holds several programs (``forward``,
-later ``prefill``, ``decode``, ...) that share weights by name.
+``kiln.return``. Values keep their use lists; ops, arguments and types change
+only through the methods here (``create``, ``create_like``, ``set_operand``,
+``replace_all_uses``, ``replace_op``, ``erase``, ``add_arg``, ``retype``),
+which keep those lists right. Operands and attributes are read by the names
+their op declares (``op.operand("weight")``, ``op.group("xs")``,
+``op.attr("step")``; see kiln/ir/registry.py). A module holds several programs
+(``forward``, later ``prefill``, ``decode``, ...) that share weights by name.
 """
 
 from __future__ import annotations
