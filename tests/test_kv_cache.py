@@ -12,7 +12,7 @@ import kiln
 from kiln.errors import KilnError
 from kiln.ir.printer import print_module
 from kiln.ir.verifier import verify_module
-from kiln.passes.manager import PassManager, parse_passes, pipeline_passes
+from kiln.passes.manager import PIPELINES, PassManager, parse_passes, pipeline_passes
 from kiln.runtime.artifact import Artifact
 
 FAMILIES = ["llama-tiny", "llama3-tiny", "mistral-tiny", "qwen2-tiny", "gpt2-tiny"]
@@ -239,3 +239,20 @@ def test_writes_beyond_a_reservation_fail_instead_of_corrupting(import_preset):
     with pytest.raises((ExecError, IndexError)):
         rt.decode_prog(torch.tensor([[5]]), torch.tensor([8]), torch.tensor([0]), table, k, v)
     rt.kv.release(blocks)
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int4"])
+def test_quantized_prefill_projects_only_the_picked_rows_and_matches_forward(import_preset, fmt):
+    # the vocabulary projection runs on the rows prefill returns, also when the lm_head is quantized
+    art = _artifact(import_preset, "llama-tiny", PIPELINES[fmt][1])
+    prefill = art.module["prefill"]
+    head = prefill.outputs[0].owner
+    assert head.name == "kiln.qlinear" and head.operand("x").owner.name == "kiln.gather"
+    rt = art.runtime()
+    prompts = _prompts([9, 17], seed=3)
+    k, v = rt.kv.tensors()
+    blocks = rt.kv.reserve([len(p) for p in prompts])
+    last = rt.prefill_logits(prompts, k, v, rt.kv.table(blocks))
+    rt.kv.release(blocks)
+    for i, p in enumerate(prompts):
+        assert torch.allclose(last[i], rt.logits(torch.tensor([p]))[0, -1], atol=1e-4, rtol=1e-4), i

@@ -178,12 +178,10 @@ class KVCache(Pass):
             at = prog.add_arg(_i64("K"), "logits_at")
             logits = prog.outputs[0]
             head = logits.owner
-            if head is not None and head.name == "kiln.linear" and len(logits.uses) == 1:
-                # select rows before the vocabulary projection: only K rows pay for it
+            if head is not None and "gemm" in head.opdef.traits and len(logits.uses) == 1:
+                # select rows before the vocabulary projection (float or quantized): only K rows pay for it
                 picked = prog.create("kiln.gather", [head.operand("x"), at], {"dim": 1}, before=head).result
-                bias = [b for b in (head.operand("bias"),) if b is not None]
-                new = prog.create("kiln.linear", [picked, head.operand("weight"), *bias], dict(head.attrs),
-                                  before=head).result
+                new = prog.create_like(head, head.name, x=picked).result
                 self.stats["select-before-lm-head"] += 1
             else:
                 new = prog.create("kiln.gather", [logits, at], {"dim": 1}, before=prog.ops[-1]).result

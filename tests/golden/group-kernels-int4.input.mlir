@@ -114,8 +114,8 @@
     %46 = "kiln.rms_norm"(%44, %45) {eps = 1.0e-05} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
     %47 = "kiln.weight"() {name = "lm_head.weight.int4"} : () -> tensor<64x16xui8>
     %48 = "kiln.weight"() {name = "lm_head.weight.int4_scales"} : () -> tensor<64x1xf16>
-    %49 = "kiln.qlinear"(%46, %47, %48) {format = "int4", group_size = 32, symmetric = true} : (tensor<1x?x32xf32, "N">, tensor<64x16xui8>, tensor<64x1xf16>) -> tensor<1x?x64xf32, "N">
-    %50 = "kiln.gather"(%49, %logits_at) {dim = 1} : (tensor<1x?x64xf32, "N">, tensor<?xi64, "K">) -> tensor<1x?x64xf32, "K">
+    %49 = "kiln.gather"(%46, %logits_at) {dim = 1} : (tensor<1x?x32xf32, "N">, tensor<?xi64, "K">) -> tensor<1x?x32xf32, "K">
+    %50 = "kiln.qlinear"(%49, %47, %48) {format = "int4", group_size = 32, symmetric = true} : (tensor<1x?x32xf32, "K">, tensor<64x16xui8>, tensor<64x1xf16>) -> tensor<1x?x64xf32, "K">
     "kiln.return"(%50) : (tensor<1x?x64xf32, "K">) -> ()
   }) {sym_name = "prefill"} : () -> ()
   "kiln.program"() ({

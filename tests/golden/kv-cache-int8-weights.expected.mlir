@@ -110,8 +110,8 @@
     %48 = "kiln.rms_norm"(%46, %47) {eps = 1.0e-05} : (tensor<1x?x32xf32, "N">, tensor<32xf32>) -> tensor<1x?x32xf32, "N">
     %49 = "kiln.weight"() {name = "lm_head.weight.int8"} : () -> tensor<64x32xi8>
     %50 = "kiln.weight"() {name = "lm_head.weight.int8_scales"} : () -> tensor<64xf32>
-    %51 = "kiln.qlinear"(%48, %49, %50) {format = "int8", group_size = 0, symmetric = true} : (tensor<1x?x32xf32, "N">, tensor<64x32xi8>, tensor<64xf32>) -> tensor<1x?x64xf32, "N">
-    %52 = "kiln.gather"(%51, %logits_at) {dim = 1} : (tensor<1x?x64xf32, "N">, tensor<?xi64, "K">) -> tensor<1x?x64xf32, "K">
+    %51 = "kiln.gather"(%48, %logits_at) {dim = 1} : (tensor<1x?x32xf32, "N">, tensor<?xi64, "K">) -> tensor<1x?x32xf32, "K">
+    %52 = "kiln.qlinear"(%51, %49, %50) {format = "int8", group_size = 0, symmetric = true} : (tensor<1x?x32xf32, "K">, tensor<64x32xi8>, tensor<64xf32>) -> tensor<1x?x64xf32, "K">
     "kiln.return"(%52) : (tensor<1x?x64xf32, "K">) -> ()
   }) {sym_name = "prefill"} : () -> ()
   "kiln.program"() ({
