@@ -7,7 +7,8 @@ kernels, constant folding (``fold-constants``) and the frontend's probes.
     outs = run_op(op, [tensors...], ctx)           # a list, one tensor per result
 
 A hot loop prepares each op once (``PreparedOp``: the function, the attributes it is called with,
-the number of results) and calls ``prepared.run(ctx, inputs)`` per execution. ``bind_inputs`` checks a
+the number of results) and calls ``prepared.run(ctx, inputs)`` per execution; the CPU executor,
+whose loop runs every op of every token, keeps the prepared function and attributes and inlines ``run``. ``bind_inputs`` checks a
 program's inputs and binds its symbolic sizes (every executor calls it); ``run_program`` runs a whole
 program through the reference semantics: the evaluator a pass uses when the compiler gives it none.
 """
