@@ -20,8 +20,8 @@ def _continuations(toks: list[int], n: int) -> set[int]:
 def test_prompt_lookup_drafts_what_followed_the_most_recent_match():
     d = NgramDrafter(k=4, nodes=0)
     toks = [5, 6, 7, 1, 2, 3, 9, 9, 1, 2, 3]
-    d.start([toks])
-    branches = d.lookup(0, toks)
+    st = d.start([toks])
+    branches = d.lookup(st, 0, toks)
     assert branches[0] == [9, 9, 1, 2]  # after the earlier "1 2 3": the k tokens that followed it
 
 
@@ -31,8 +31,8 @@ def test_every_lookup_branch_continues_an_earlier_match_of_the_longest_suffix():
         toks = [rng.randrange(4) for _ in range(rng.randrange(2, 40))]
         k = rng.randrange(1, 9)
         d = NgramDrafter(k=k, nodes=0)
-        d.start([toks])
-        branches = d.lookup(0, toks) or []
+        st = d.start([toks])
+        branches = d.lookup(st, 0, toks) or []
         longest = next((n for n in range(LOOKUP_NGRAM, 0, -1) if len(toks) >= n and _continuations(toks, n)), None)
         if longest is None:
             assert not branches, (trial, toks)
@@ -57,3 +57,14 @@ def test_fused_draft_steps_draw_independently():
         b = int(_pick_ref(None, logits, sampling, seed, step=1)[0])
         same += a == b
     assert same / n < 0.25, same / n  # independent draws agree 1/8 of the time
+
+
+def test_two_requests_keep_their_own_ngram_tables():
+    # per-request drafter state lives in the request (Request.draft), not in the shared drafter
+    d = NgramDrafter(k=2, nodes=4)
+    a = d.start([[1, 2, 3, 1, 2]])
+    b = d.start([[7, 8, 9]])
+    assert d.lookup(a, 0, [1, 2, 3, 1, 2]) == [[3, 1]]
+    assert a.succ.get(7) is None and b.succ[7][0] == [8]
+    d.observe(b, [9], torch.tensor([[0.0] * 9 + [5.0]]))
+    assert 9 not in a.succ and b.succ[9][0][0] == 9

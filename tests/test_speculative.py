@@ -79,6 +79,41 @@ def test_greedy_speculative_equals_plain_on_a_random_preset(drafter):
     assert [len(o) for o in want] == [len(p) + 50 for p in prompts]
 
 
+@pytest.mark.parametrize("drafter", ["ngram", "model"])
+def test_two_interleaved_speculative_streams_equal_their_separate_runs(drafter):
+    # a request's drafter state (n-gram tables, draft-cache blocks) and counters live in its Request,
+    # so two streams stepped in turn on one runtime give what each gives alone
+    art = _compiled(TARGET, DRAFT if drafter == "model" else drafter)
+    rt = art.runtime()
+    p1, p2 = _prompts(rt, 2)
+
+    def counters():  # what drafting did: the same drafts give the same counts
+        return {k: v for k, v in rt.last_stats.items() if not k.endswith("seconds")}
+
+    alone, alone_stats = [], []
+    for p in (p1, p2):
+        alone.append(rt.generate([p], max_new_tokens=24, stop_at_eos=False)[0][len(p):])
+        alone_stats.append(counters())
+    streams = [rt.stream_batch([p], max_new_tokens=24, stop_at_eos=False) for p in (p1, p2)]
+    got: list[list[int]] = [[], []]
+    stats: list[dict] = [{}, {}]
+    live = [0, 1]
+    while live:
+        for i in list(live):
+            step = next(streams[i], None)
+            if step is None:
+                live.remove(i)
+                stats[i] = counters()  # set by the stream that just ended
+            else:
+                got[i].append(step[0])
+    assert got == alone
+    assert stats == alone_stats and alone_stats[0]["drafted_tokens"] > 0
+    assert rt.kv.free == list(range(rt.kv.n_blocks))  # both reservations released
+    if drafter == "model":
+        d = rt.spec.drafter.kv
+        assert sorted(d.free) == list(range(d.n_blocks))  # and both draft-cache reservations
+
+
 def test_stop_tokens_and_max_new_tokens_cut_accepted_runs():
     art = _compiled(TARGET, "ngram")
     spec, plain = art.runtime(), art.runtime(speculative=False)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from dataclasses import dataclass
 
 import torch
 
@@ -83,6 +84,25 @@ class Tree:
         return m
 
 
+@dataclass
+class NgramState:
+    """One request's n-gram drafter state: the recycled successor table and each sequence's n-gram index."""
+
+    succ: dict[int, tuple[list[int], list[float]]]  # token -> (next tokens, probabilities)
+    index: list[dict[int, dict[tuple, list[int]]]]  # per sequence: n -> n-gram -> its most recent end indices
+    indexed: list[int]  # per sequence: tokens indexed so far
+
+
+@dataclass
+class DraftCache:
+    """One request's place in a draft model's KV cache: its blocks and table, and per sequence how many of
+    its tokens the draft cache holds."""
+
+    blocks: list[list[int]]
+    table: torch.Tensor
+    known: list[int]
+
+
 class NgramDrafter:
     """Model-free drafts: the continuation of the longest earlier match of the last tokens (prompt
     lookup, CopySpec style) as one branch, and a tree of the target's own likeliest next tokens after
@@ -94,47 +114,44 @@ class NgramDrafter:
     def __init__(self, k: int, nodes: int):
         self.k = k
         self.nodes = nodes
-        self.succ: dict[int, tuple[list[int], list[float]]] = {}  # token -> (next tokens, probabilities)
-        self.index: list[dict[int, dict[tuple, int]]] = []  # per sequence: n -> n-gram -> end index
-        self.indexed: list[int] = []
 
-    def start(self, prompts: list[list[int]]) -> None:
-        self.succ = {}
-        self.index = [{n: {} for n in range(1, LOOKUP_NGRAM + 1)} for _ in prompts]
-        self.indexed = [0] * len(prompts)
+    def start(self, prompts: list[list[int]]) -> NgramState:
+        """A request's fresh tables, seeded with its prompts."""
+        st = NgramState({}, [{n: {} for n in range(1, LOOKUP_NGRAM + 1)} for _ in prompts], [0] * len(prompts))
         for p in prompts:  # until the target has spoken: the prompt's bigrams, most recent first
             for a, b in itertools.pairwise(p):
-                old = [t for t in self.succ.get(a, ([], []))[0] if t != b]
+                old = [t for t in st.succ.get(a, ([], []))[0] if t != b]
                 cands = [b, *old][:RECYCLE_TOP]
-                self.succ[a] = (cands, [0.5 ** (i + 1) for i in range(len(cands))])
+                st.succ[a] = (cands, [0.5 ** (i + 1) for i in range(len(cands))])
+        return st
 
-    def _update_index(self, s: int, toks: list[int]) -> None:
+    def _update_index(self, st: NgramState, s: int, toks: list[int]) -> None:
         # n-grams ending before the last token (the current suffix must not match itself), with the
         # LOOKUP_MATCHES most recent places each ended
-        for end in range(max(self.indexed[s], 1), len(toks)):
-            for n, table in self.index[s].items():
+        for end in range(max(st.indexed[s], 1), len(toks)):
+            for n, table in st.index[s].items():
                 if end >= n:
                     key = tuple(toks[end - n:end])
                     table[key] = [end, *table.get(key, [])][:LOOKUP_MATCHES]
-        self.indexed[s] = max(self.indexed[s], len(toks))
+        st.indexed[s] = max(st.indexed[s], len(toks))
 
-    def lookup(self, s: int, toks: list[int]) -> list[list[int]]:
+    def lookup(self, st: NgramState, s: int, toks: list[int]) -> list[list[int]]:
         """Continuations of the longest earlier match of the last tokens, most recent first: the
         first up to ``k`` tokens, the others (other places the same n-gram ended) up to ``k // 2``."""
-        self._update_index(s, toks)
+        self._update_index(st, s, toks)
         for n in range(LOOKUP_NGRAM, 0, -1):
             if len(toks) < n:
                 continue
-            ends = self.index[s][n].get(tuple(toks[-n:]))
+            ends = st.index[s][n].get(tuple(toks[-n:]))
             if ends:
                 return [toks[e:e + (self.k if i == 0 else self.k // 2)] for i, e in enumerate(ends)]
         return []
 
-    def draft(self, s: int, toks: list[int], budget: int) -> Tree:
+    def draft(self, st: NgramState, s: int, toks: list[int], budget: int) -> Tree:
         tree = Tree(toks[-1])
         if budget <= 0:
             return tree
-        for branch in self.lookup(s, toks):
+        for branch in self.lookup(st, s, toks):
             node = 0
             for t in branch[:budget]:
                 node = tree.add(node, t)
@@ -146,7 +163,7 @@ class NgramDrafter:
             if n in expanded or tree.depth[n] >= budget:
                 return
             expanded.add(n)
-            cands, probs = self.succ.get(tree.tokens[n], ([], []))
+            cands, probs = st.succ.get(tree.tokens[n], ([], []))
             for t, pt in zip(cands, probs):
                 heapq.heappush(heap, (-prob * pt, next(order), n, t))
 
@@ -161,11 +178,11 @@ class NgramDrafter:
             expand(n, -negp)
         return tree
 
-    def observe(self, tokens: list[int], logits: torch.Tensor) -> None:
+    def observe(self, st: NgramState, tokens: list[int], logits: torch.Tensor) -> None:
         """Recycle the target's likeliest next tokens after each verified node (logits [N, V])."""
         top = torch.topk(torch.softmax(logits.float(), -1), min(RECYCLE_TOP, logits.shape[-1]), dim=-1)
         for t, ids, probs in zip(tokens, top.indices.tolist(), top.values.tolist()):
-            self.succ[t] = (ids, probs)
+            st.succ[t] = (ids, probs)
 
 
 class ModelDrafter:
@@ -179,18 +196,16 @@ class ModelDrafter:
         self.k, self.adaptive = k, adaptive
         # the whole round as one program (fixed-length drafts): catch-up, k draft steps, verify, accept
         self.step = CpuProgram(m["spec_step"], m.weights) if "spec_step" in m.programs else None
-        self.blocks: list[list[int]] | None = None
-        self.known: list[int] = []  # per sequence: positions of its tokens in the draft cache
 
-    def start(self, lengths: list[int]) -> None:
-        self.blocks = self.kv.reserve([min(n, self.kv.max_positions) for n in lengths])
-        self.table = self.kv.table(self.blocks)
-        self.known = [0] * len(lengths)
+    def start(self, lengths: list[int]) -> DraftCache:
+        """A request's blocks in the draft cache, ``lengths`` positions per sequence."""
+        blocks = self.kv.reserve([min(n, self.kv.max_positions) for n in lengths])
+        return DraftCache(blocks, self.kv.table(blocks), [0] * len(lengths))
 
-    def finish(self) -> None:
-        if self.blocks is not None:
-            self.kv.release(self.blocks)
-            self.blocks = None
+    def finish(self, dc: DraftCache | None) -> None:
+        if dc is not None and dc.blocks:
+            self.kv.release(dc.blocks)
+            dc.blocks = []
 
     def _pick(self, logits: torch.Tensor,
               sampling: Sampling) -> tuple[list[int], list[torch.Tensor | None], list[float]]:
@@ -204,23 +219,24 @@ class ModelDrafter:
         picked = torch.multinomial(q, 1, generator=sampling.generator).squeeze(-1).tolist()
         return picked, list(q), q.max(-1).values.tolist()
 
-    def catch_up(self, seqs: list[int], toks: list[list[int]]) -> list[torch.Tensor]:
+    def catch_up(self, dc: DraftCache, seqs: list[int], toks: list[list[int]]) -> list[torch.Tensor]:
         """The draft prefill's inputs for each sequence's tokens not yet in the draft cache (the
         last of them is the root); marks them known."""
-        flat = [(j, p, toks[j][p]) for j, s in enumerate(seqs) for p in range(self.known[s], len(toks[j]))]
+        flat = [(j, p, toks[j][p]) for j, s in enumerate(seqs) for p in range(dc.known[s], len(toks[j]))]
         ids = torch.tensor([[t for _, _, t in flat]], dtype=torch.long)
         pos = torch.tensor([p for _, p, _ in flat], dtype=torch.long)
         row = torch.tensor([seqs[j] for j, _, _ in flat], dtype=torch.long)
         ends = [i for i, (j, p, _) in enumerate(flat) if p == len(toks[j]) - 1]
         for j, s in enumerate(seqs):
-            self.known[s] = len(toks[j])
-        return [ids, pos, row, self.table, *self.kv.args(), torch.tensor(ends, dtype=torch.long)]
+            dc.known[s] = len(toks[j])
+        return [ids, pos, row, dc.table, *self.kv.args(), torch.tensor(ends, dtype=torch.long)]
 
-    def draft(self, seqs: list[int], toks: list[list[int]], budgets: list[int], sampling: Sampling) -> list[Tree]:
+    def draft(self, dc: DraftCache, seqs: list[int], toks: list[list[int]], budgets: list[int],
+              sampling: Sampling) -> list[Tree]:
         cache = self.kv.args()  # k_cache, v_cache (and an int8 cache's scales)
         trees = [Tree(t[-1]) for t in toks]
         # catch the draft cache up with each sequence's committed tokens, then draft the first token
-        logits = self.prefill(*self.catch_up(seqs, toks))[0][0]
+        logits = self.prefill(*self.catch_up(dc, seqs, toks))[0][0]
         live = [j for j in range(len(seqs)) if budgets[j] > 0]
         picked, qs, _ = self._pick(logits, sampling)
         leaf = [0] * len(seqs)
@@ -233,7 +249,7 @@ class ModelDrafter:
             ids = torch.tensor([[trees[j].tokens[leaf[j]] for j in live]], dtype=torch.long)
             pos = torch.tensor([len(toks[j]) - 1 + step for j in live], dtype=torch.long)
             row = torch.tensor([seqs[j] for j in live], dtype=torch.long)
-            logits = self.decode(ids, pos, row, self.table, *cache)[0][0]
+            logits = self.decode(ids, pos, row, dc.table, *cache)[0][0]
             picked, qs, conf = self._pick(logits, sampling)
             keep = []
             for r, j in enumerate(live):
@@ -244,16 +260,18 @@ class ModelDrafter:
             live = keep
         return trees
 
-    def accepted(self, s: int, committed_before: int, drafted: int, accepted: int) -> None:
+    def accepted(self, dc: DraftCache, s: int, committed_before: int, drafted: int, accepted: int) -> None:
         # the draft fed its tokens 1..drafted-1; those the target accepted stay valid in its cache
-        self.known[s] = committed_before + min(accepted, max(drafted - 1, 0))
+        dc.known[s] = committed_before + min(accepted, max(drafted - 1, 0))
 
 
 class SpecDecoder:
     """The draft -> verify strategy (``kiln.runtime.state.DecodeStrategy``) for a module with a
     ``verify`` program: ``module``'s drafter, the target's KV cache ``kv`` (its size and device also
-    size the draft model's cache), the model's context and vocabulary sizes. ``stats`` holds the
-    counters of the latest request; ``summary()`` reports them."""
+    size the draft model's cache), the model's context and vocabulary sizes. Everything that belongs to
+    one request (its counters, the drafter's tables or draft-cache blocks) lives in its ``Request``
+    (``stats``, ``draft``), so requests can interleave on one decoder; ``stats`` points at the latest
+    request's counters, which ``summary()`` reports by default."""
 
     def __init__(self, module, kv: KVAllocator, max_positions: int, vocab_size: int):
         m = module
@@ -284,9 +302,9 @@ class SpecDecoder:
     def begin(self, req: Request) -> None:
         req.stats = self.stats = dict.fromkeys(STAT_KEYS, 0)
         if isinstance(self.drafter, ModelDrafter):
-            self.drafter.start(req.reserved)
+            req.draft = self.drafter.start(req.reserved)
         else:
-            self.drafter.start(req.prompts)
+            req.draft = self.drafter.start(req.prompts)
 
     def step(self, req: Request, active: list[int]) -> None:
         """One round for the sequences in ``active``."""
@@ -294,7 +312,7 @@ class SpecDecoder:
 
     def end(self, req: Request) -> None:
         if isinstance(self.drafter, ModelDrafter):
-            self.drafter.finish()
+            self.drafter.finish(req.draft)
 
     def report(self, req: Request) -> dict:
         return {"prompt_tokens": req.prompt_tokens, **self.summary(req.stats)}
@@ -313,9 +331,9 @@ class SpecDecoder:
                 all(lengths[s] - len(toks[s]) >= d.k for s in active):
             return self._fused_round(req, active)
         if isinstance(self.drafter, ModelDrafter):
-            trees = self.drafter.draft(active, [toks[s] for s in active], budgets, req.sampling)
+            trees = self.drafter.draft(req.draft, active, [toks[s] for s in active], budgets, req.sampling)
         else:
-            trees = [self.drafter.draft(s, toks[s], b) for s, b in zip(active, budgets)]
+            trees = [self.drafter.draft(req.draft, s, toks[s], b) for s, b in zip(active, budgets)]
         for j, (s, tree) in enumerate(zip(active, trees)):  # the slot limit binds whole trees, not depth
             room = lengths[s] - len(toks[s]) + 1
             if len(tree) > room:
@@ -351,7 +369,7 @@ class SpecDecoder:
                                             mask, _i64(parent), q, req.sampling.program_args, seed)
         req.stats["verify_calls"] += 1
         if isinstance(self.drafter, NgramDrafter):
-            self.drafter.observe(ids, logits[0])
+            self.drafter.observe(req.draft, ids, logits[0])
         acc, nx = accepted.tolist(), nxt.tolist()
         off = 0
         for s, tree in zip(active, trees):
@@ -363,13 +381,13 @@ class SpecDecoder:
             req.stats["sequence_rounds"] += 1
             self._commit(req, s, [tree.tokens[i] for i in path[1:]] + [bonus])
             if isinstance(self.drafter, ModelDrafter):
-                self.drafter.accepted(s, before, len(tree) - 1, len(path) - 1)
+                self.drafter.accepted(req.draft, s, before, len(tree) - 1, len(path) - 1)
             off += len(tree)
 
     def _fused_round(self, req: Request, active: list[int]) -> None:
         """A round as one call of ``spec_step``: draft k tokens per sequence, verify, accept, roll back."""
         d, toks = self.drafter, req.tokens
-        catch = d.catch_up(active, [toks[s] for s in active])
+        catch = d.catch_up(req.draft, active, [toks[s] for s in active])
         seed = req.sampling.draw_seed()
         k_cache, v_cache = req.cache[:2]
         chain, accepted, nxt, _ = d.step(*catch, _i64([toks[s][-1] for s in active]),
@@ -388,7 +406,7 @@ class SpecDecoder:
             req.stats["accepted"] += len(path) - 1
             req.stats["sequence_rounds"] += 1
             self._commit(req, s, [ids[i] for i in path[1:]] + [bonus])
-            d.accepted(s, before, d.k, len(path) - 1)
+            d.accepted(req.draft, s, before, d.k, len(path) - 1)
 
     def summary(self, stats: dict | None = None) -> dict:
         """The reported figures of ``stats`` (default: the latest request's)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -48,6 +48,7 @@ class Request:
     table: torch.Tensor | None = None
     cache: tuple[torch.Tensor, ...] = ()
     stats: dict[str, int] = field(default_factory=dict)
+    draft: Any = None  # the strategy's own per-request state (a drafter's n-gram tables or draft-cache blocks)
 
     def __post_init__(self):
         n = len(self.prompts)
