@@ -44,14 +44,7 @@ def test_readme_has_the_two_commands():
 def test_every_mutation_plant_still_matches_the_source():
     # tools/mutate.py plants known bugs by replacing one snippet each; a refactor that changes a
     # snippet must update its plant, or the mutation check stops before running anything
-    import importlib.util
-    import sys
+    from _tools import load_tool
 
-    spec = importlib.util.spec_from_file_location("kiln_mutate", ROOT / "tools" / "mutate.py")
-    mutate = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mutate  # its dataclasses look their module up while it loads
-    try:
-        spec.loader.exec_module(mutate)
-    finally:
-        del sys.modules[spec.name]
+    mutate = load_tool("mutate")
     assert mutate.check_sources(mutate.PLANTS, ROOT) == []

@@ -14,12 +14,10 @@ logits and the quantizing ones stay near them.
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from _tools import load_tool
 
 from kiln.codegen.cpu import CpuProgram
 from kiln.ir.parser import parse_module
@@ -27,17 +25,7 @@ from kiln.ir.printer import print_module
 from kiln.ir.verifier import verify_module
 from kiln.passes.manager import load_passes
 
-
-def _load_tool():
-    path = Path(__file__).resolve().parents[1] / "tools" / "golden.py"
-    spec = importlib.util.spec_from_file_location("kiln_tools_golden", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-golden = _load_tool()
+golden = load_tool("golden")
 GOLDEN = golden.GOLDEN_DIR
 CASES = sorted(p.name.removesuffix(".input.mlir") for p in GOLDEN.glob("*.input.mlir"))
 # passes that must not change what `forward` computes (quantize-weights and quantize-kv round it)

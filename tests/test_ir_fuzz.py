@@ -13,13 +13,11 @@ bounded by time (``FUZZ_SECONDS``) so that it fits a slow shared CI machine;
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from _tools import load_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,16 +31,7 @@ CASE_LIMIT = 2.0  # CPU seconds one mutant may take (a SIGPROF timer: load on a 
 MAX_CASES = 5000
 
 
-def _load_tool():
-    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_ir.py"
-    spec = importlib.util.spec_from_file_location("kiln_tools_fuzz_ir", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz_ir = _load_tool()
+fuzz_ir = load_tool("fuzz_ir")
 
 
 @pytest.fixture(scope="module")
