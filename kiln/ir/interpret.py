@@ -61,18 +61,22 @@ class PreparedOp:
             raise ExecError(f"{self.name} returned {len(outs)} results, its type has {self.n_results}")
         return outs
 
+    def execute(self, ctx: ExecContext, inputs: Sequence[Any], where: str = "") -> list[Any]:
+        """``run``, with an exception other than kiln's own turned into an ``ExecError`` naming the op
+        (and ``where``, e.g. its program)."""
+        try:
+            return self.run(ctx, inputs)
+        except KilnError:
+            raise
+        except Exception as e:  # name the op that failed
+            raise ExecError(f"{self.name}{' in ' + where if where else ''} failed: {type(e).__name__}: {e}") from e
+
 
 def run_op(op: Op, inputs: Sequence[Any], ctx: ExecContext, kernel: Callable[..., Any] | None = None,
            where: str = "") -> list[Any]:
     """Run one op on concrete inputs; an exception other than kiln's own becomes an ``ExecError``
     naming the op (and ``where``, e.g. its program)."""
-    prepared = PreparedOp(op, kernel)
-    try:
-        return prepared.run(ctx, inputs)
-    except KilnError:
-        raise
-    except Exception as e:  # name the op that failed
-        raise ExecError(f"{op.name}{' in ' + where if where else ''} failed: {type(e).__name__}: {e}") from e
+    return PreparedOp(op, kernel).execute(ctx, inputs, where)
 
 
 def bind_inputs(program: Program, args: Sequence[Any]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from kiln.errors import ExecError
 from kiln.ir.core import Module, Op, Program, Value
 from kiln.ir.interpret import ExecContext, PreparedOp
 from kiln.ir.match import erase_unused, producer
-from kiln.ir.registry import has_trait, is_pure, lookup
+from kiln.ir.registry import has_trait, is_pure
 from kiln.ir.semantics import FROM_TORCH
 from kiln.ir.types import SLICE_TO_END, TensorType, canon_dim, dim_mul, dims_equal
 from kiln.passes.base import Pass, register
@@ -184,8 +184,7 @@ class FoldConstants(Pass):
             return False
         if not op.results or not all(r.type.is_static for r in op.results):
             return False
-        d = lookup(op.name)
-        if d.reference is None:
+        if op.opdef.reference is None:
             return False
         inputs = [_source_tensor(v.owner, module.weights) for v in op.operands]
         if any(t is None for t in inputs):
@@ -198,7 +197,7 @@ class FoldConstants(Pass):
                hashable(op.attrs), tuple(r.type for r in op.results))
         suffix = op.name.split(".", 1)[1]
         base = f"{names[0] if names else 'const'}.{suffix}"
-        outs = self._evaluate(module, op, d, inputs)
+        outs = self._evaluate(module, op, inputs)
         if outs is None:
             return False
         new_values = []
@@ -218,7 +217,7 @@ class FoldConstants(Pass):
         self.stats[suffix] += 1
         return True
 
-    def _evaluate(self, module: Module, op: Op, d, inputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    def _evaluate(self, module: Module, op: Op, inputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
         ctx = ExecContext({}, module.weights)
         with torch.no_grad():
             try:
@@ -226,9 +225,9 @@ class FoldConstants(Pass):
             except KeyError:  # needs a symbolic size bound only at run time
                 self.stats["skipped-symbolic"] += 1
                 return None
-            except ExecError:  # results that do not match the op's type: leave the op alone
+            except ExecError:  # a different number of results than the op's type: leave the op alone
                 return None
-        if len(outs) != len(op.results) or not all(isinstance(t, torch.Tensor) for t in outs):
+        if not all(isinstance(t, torch.Tensor) for t in outs):
             return None
         if not all(tensor_matches(t, r.type) for t, r in zip(outs, op.results)):
             self.stats["skipped-type-mismatch"] += 1

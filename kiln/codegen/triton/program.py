@@ -27,7 +27,7 @@ from kiln.codegen.triton.rowwise import KernelSource, next_pow2
 from kiln.codegen.triton.templates import DEFAULTS, head_block
 from kiln.errors import KilnError
 from kiln.ir.core import IRError, Op, Program
-from kiln.ir.interpret import ExecContext, bind_inputs, run_op
+from kiln.ir.interpret import ExecContext, PreparedOp, bind_inputs
 from kiln.ir.semantics import TORCH_DTYPE
 from kiln.ir.types import eval_dim
 
@@ -306,6 +306,8 @@ class TritonProgram:
         # each kernel op's operands by declared name, resolved once: launchers read them per launch
         self.named: dict[int, dict[str, Any]] = {id(o): o.operand_map() for ops in self.kernels.groups.values()
                                                  for o in ops}
+        # the ops outside kernels, prepared once for the torch fallback (kiln/ir/interpret.py)
+        self.fallback = {id(ops[0]): PreparedOp(ops[0]) for label, ops in self.schedule if label is None}
 
     def _schedule(self) -> list[tuple[str | None, list[Op]]]:
         """Kernels and single ops in a stable topological order (each unit as soon as its inputs exist,
@@ -355,11 +357,12 @@ class TritonProgram:
         env = bind_inputs(p, args)  # checks ranks, dtypes and symbolic sizes like the CPU target
         vals: dict[int, Any] = {id(a): t.to(self.device) for a, t in zip(p.args, args)}
         ctx = ExecContext(env, self.weights, self.device)
+        where = f"program {p.name!r}"  # for the fallback's errors
         self.checked_indices: set = set()  # index tensors of this call already checked by guard_cache_indices
         for label, ops in self.schedule:
             if label is None:
                 op = ops[0]
-                outs = run_op(op, [vals[id(v)] for v in op.operands], ctx, where=f"program {p.name!r}")
+                outs = self.fallback[id(op)].execute(ctx, [vals[id(v)] for v in op.operands], where)
                 for r, t in zip(op.results, outs):
                     vals[id(r)] = t
                 continue
