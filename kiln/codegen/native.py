@@ -111,6 +111,7 @@ from pathlib import Path
 import torch
 
 from kiln.errors import KilnError
+from kiln.ir.match import GEMM_WEIGHT
 from kiln.ir.ops_quant import INT4_SYMMETRIC_ZERO
 
 MIN_WEIGHT_ELEMENTS = 1 << 16
@@ -489,8 +490,8 @@ def pack_linear_weights(module) -> int:
     for prog in module.programs.values():
         for op in prog.walk("kiln.weight"):
             name = op.attrs["name"]
-            ok = all(user.name in ("kiln.linear", "kiln.qlinear") and
-                     i == user.operand_index("weight" if user.name == "kiln.linear" else "q") for user, i in op.result.uses)
+            ok = all(user.name in GEMM_WEIGHT and i == user.operand_index(GEMM_WEIGHT[user.name])
+                     for user, i in op.result.uses)
             only[name] = only.get(name, True) and ok
         for op in prog.walk("kiln.qlinear"):
             names = [v.owner.attrs["name"] if v is not None and v.owner is not None and v.owner.name == "kiln.weight"

@@ -30,6 +30,16 @@ def operand_pairs(op: Op) -> Iterator[tuple[Value, Value]]:
         yield b, a
 
 
+# the operand that holds a gemm-trait op's weight: the float matrix, or the quantized codes
+GEMM_WEIGHT = {"kiln.linear": "weight", "kiln.qlinear": "q"}
+
+
+def gemm_weight(op: Op) -> Value | None:
+    """The weight operand of a ``kiln.linear`` / ``kiln.qlinear`` (None for any other op)."""
+    name = GEMM_WEIGHT.get(op.name)
+    return op.operand(name) if name is not None else None
+
+
 def erase_unused(program: Program) -> int:
     """Erase pure ops whose results nobody reads, last to first (so chains go in one sweep)."""
     erased = 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kiln.ir.core import Module, Op, Program, Value
+from kiln.ir.match import gemm_weight
 from kiln.ir.types import KERNEL_FLOATS
 from kiln.passes.base import Pass, register
 
@@ -184,7 +185,7 @@ class GroupKernels(Pass):
         rowwise = list(g.members.values())
         by_op = {id(o): ops for ops in rowwise for o in ops}
         for op in prog.ops:
-            weight = op.operand("weight" if op.name == "kiln.linear" else "q") if op.name in GEMM_KINDS else None
+            weight = gemm_weight(op) if op.name in GEMM_KINDS else None
             if weight is not None and all(isinstance(d, int) for d in weight.type.shape) and \
                     op.result.type.dtype in KERNEL_FLOATS and op.operand("x").type.dtype in KERNEL_FLOATS:
                 ops = [op]
