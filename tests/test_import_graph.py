@@ -19,7 +19,7 @@ LAYERS = [
     ("frontend+passes", ("kiln.frontend", "kiln.passes")),
     ("codegen", ("kiln.codegen",)),
     ("runtime", ("kiln.runtime",)),
-    ("drivers", ("kiln.compiler", "kiln.data", "kiln.evaluate", "kiln.bench", "kiln.bench_spec",
+    ("drivers", ("kiln.compiler", "kiln.data", "kiln.evaluate", "kiln.bench", "kiln.bench_spec", "kiln.export",
                  "kiln.costmodel")),
     ("entry points", ("kiln", "kiln.cli", "kiln.__main__")),
 ]
