@@ -339,6 +339,18 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    from pathlib import Path
+
+    from kiln.export import check_output_dir, export
+
+    check_output_dir(Path(a.output))  # before loading the artifact
+    art = _load(a, a.artifact)
+    desc = export(art, a.format, a.output, progress=_progress(a.quiet))
+    print(f"exported {a.artifact} -> {a.output} ({a.format}): {', '.join(desc['programs'])}")
+    return 0
+
+
 BUNDLED_TARGET = "examples/models/kiln-code-target"
 DEMO_PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n'
 
@@ -481,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
+
+    x = sub.add_parser("export", help="write an artifact's programs as ONNX models or MLIR (torch or linalg)")
+    x.add_argument("artifact")
+    x.add_argument("--format", required=True, choices=["onnx", "mlir-linalg", "mlir-torch"])
+    x.add_argument("-o", "--output", required=True, metavar="DIR", help="a new or empty directory")
+    x.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
+    x.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    x.set_defaults(fn=cmd_export)
 
     e = sub.add_parser("eval", help="bits per byte and perplexity on the held-out stdlib split, or on your "
                        "text (--text / --dir), with compressors' bits per byte on the same bytes")

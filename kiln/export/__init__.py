@@ -60,11 +60,11 @@ def export(artifact, fmt: str, out: str | Path, progress: Callable[[str], None] 
         if fmt == "onnx":
             from kiln.export.onnx_export import write_onnx
 
-            files = write_onnx(module, programs, tmp, say)
+            files, extra = write_onnx(module, programs, tmp, say)
         else:
             from kiln.export.mlir import write_mlir
 
-            files = write_mlir(module, programs, tmp, fmt, say)
+            files, extra = write_mlir(module, programs, tmp, fmt, say)
         if artifact.tokenizer_files:
             (tmp / "tokenizer").mkdir()
             for name, data in artifact.tokenizer_files.items():
@@ -77,6 +77,7 @@ def export(artifact, fmt: str, out: str | Path, progress: Callable[[str], None] 
             "pipeline": artifact.manifest.get("pipeline", {}).get("name"),
             "model": {k: meta.get(k) for k in ("vocab_size", "max_positions", "bos_token_id", "eos_token_id")},
             "kv_cache": meta.get("kv_cache"),
+            **extra,
             "programs": files,
             "skipped_programs": skipped,
             "tokenizer": "tokenizer/tokenizer.json" if "tokenizer.json" in artifact.tokenizer_files else None,

@@ -712,9 +712,10 @@ def program_model(program: Program, weights: dict[str, torch.Tensor], store: Wei
     return model, spec
 
 
-def write_onnx(module, programs: list[str], out: Path, say: Callable[[str], None]) -> dict:
+def write_onnx(module, programs: list[str], out: Path, say: Callable[[str], None]) -> tuple[dict, dict]:
     """``<program>.onnx`` for each of ``programs`` and the shared ``weights.bin`` in ``out``; checks each
-    model with ``onnx.checker`` (full shape inference). Returns the descriptor's ``programs`` entry."""
+    model with ``onnx.checker`` (full shape inference). Returns the descriptor's ``programs`` entry and
+    its format-specific fields."""
     require_onnx()
     for name in programs:  # refuse before writing anything
         bad = unsupported(module[name])
@@ -739,4 +740,4 @@ def write_onnx(module, programs: list[str], out: Path, say: Callable[[str], None
         except Exception as e:  # noqa: BLE001 - a checker failure is an exporter bug; report it in one line
             raise KilnError(f"the exported {name}.onnx does not pass onnx.checker: "
                             f"{str(e).strip().splitlines()[0][:300]}") from None
-    return {"opset": OPSET, **files}
+    return files, {"opset": OPSET, "weights": WEIGHTS_FILE}
