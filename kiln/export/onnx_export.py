@@ -4,8 +4,8 @@ IR (``forward``, ``prefill``, ``decode``), with the KV cache as explicit inputs 
 Each kiln op has one entry in ``LOWER`` (op name -> a function emitting ONNX nodes); an op without one
 is refused before anything is written (``unsupported``), with a one-line ``KilnError`` naming it.
 Standard ``ai.onnx`` ops (opset ``OPSET``) are used everywhere except the int4 linear, which becomes
-ONNX Runtime's ``com.microsoft.MatMulNBits`` (its natural lowering: ORT's 4-bit GEMM). int8 weights
-stay int8 in the file and run as ``DequantizeLinear`` (per output channel) + ``MatMul``.
+ONNX Runtime's ``com.microsoft.MatMulNBits`` (ORT's n-bit weight GEMM), int4 as 4-bit blocks of the group
+size and int8 as 8-bit blocks sharing the row's scale, both with float32 activations (accuracy level 0).
 
 The cache ops keep kiln's layout ([L, NB, KVH, BS, D] per K and V, a block table per sequence;
 docs/kv-cache.md): ``kiln.cache_write`` is a ``ScatterND`` of the packed tokens' rows, whose result
@@ -105,6 +105,7 @@ class Emitter:
         self.n = 0
         self.dims: dict[str, str] = {}  # symbolic dim text -> name of an int64 [1] tensor holding it
         self.uses_ms = False
+        self.lazy: dict[str, Callable[[], str]] = {}  # kiln.weight results: written only if a node reads them
         for a in program.args:
             self.names[id(a)] = a.hint or f"arg{a.index}"
 
@@ -212,7 +213,8 @@ def _weight(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     name = op.attr("name")
     from kiln.codegen.native import unpacked
 
-    return [e.weight(name, unpacked(e.weights[name]))]
+    e.lazy[name] = lambda: e.weight(name, unpacked(e.weights[name]))
+    return [name]
 
 
 @lower("kiln.constant")
@@ -590,25 +592,34 @@ def _qlinear(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     fmt, gs, sym = op.attr("format"), op.attr("group_size"), op.attr("symmetric")
     qv, sv, offv, rest = split_quant_operands(op.operands[1:], sym, fmt)
     x = e.cast(xs[0], _in(op, 0), DType.f32)
-    if fmt == "int8":  # weight-only int8: DequantizeLinear per output channel, then a float GEMM
-        w = e.node("DequantizeLinear", [e.value(qv), e.value(sv)], axis=0)  # [N, K] f32
-        y = e.node("MatMul", [x, e.node("Transpose", [w], perm=[1, 0])])
-    else:  # int4: ORT's MatMulNBits (4-bit blocks of group_size along K, scales per block)
-        from kiln.codegen.native import unpacked
+    from kiln.codegen.native import unpacked
 
-        n, k = qv.type.shape[0], 2 * qv.type.shape[1]
+    n = qv.type.shape[0]
+    qname, sname = _weight_source(qv), _weight_source(sv)
+    scale_t = unpacked(e.weights[sname]).float()  # int8 [N], int4 [N, G]
+    if fmt == "int8":  # codes + 128 as 8-bit blocks, every block of a row with the row's scale
+        k = qv.type.shape[1]
+        gs = 128 if k >= 128 else 32
+        nb = -(-k // gs)
+        codes = torch.full((n, nb * gs), 128, dtype=torch.uint8)
+        codes[:, :k] = (unpacked(e.weights[qname]).to(torch.int16) + 128).to(torch.uint8)
+        ins = [e.weight(f"{qname}.nbits8", codes.reshape(n, nb, gs)),
+               e.weight(f"{sname}.blocks", scale_t[:, None].expand(n, nb).reshape(-1).contiguous())]
+        bits = 8
+    else:  # int4 groups of group_size along K, a scale per group
+        k = 2 * qv.type.shape[1]
         if gs < 16 or gs & (gs - 1):
             raise KilnError(f"cannot export an int4 linear with group size {gs}: MatMulNBits needs a power of 2 >= 16")
-        qname = _weight_source(qv)
-        scale_t = unpacked(e.weights[_weight_source(sv)]).float()  # [N, G]
         ins = [e.weight(f"{qname}.nbits", _int4_consecutive(unpacked(e.weights[qname]), k, gs)),
-               e.weight(f"{_weight_source(sv)}.f32", scale_t.reshape(-1))]
+               e.weight(f"{sname}.f32", scale_t.reshape(-1))]
         if offv is not None:  # w = code * s + m = (code - zp) * s with zp = -m / s (a float zero point)
             off_t = unpacked(e.weights[_weight_source(offv)]).float()
             ins.append(e.weight(f"{_weight_source(offv)}.zp", (-off_t / scale_t).reshape(-1)))
-        else:  # symmetric: w = (code - 8) * s, MatMulNBits' default zero point
-            assert INT4_SYMMETRIC_ZERO == -8.0
-        y = e.node("MatMulNBits", [x] + ins, domain=MS_DOMAIN, K=k, N=n, bits=4, block_size=gs)
+        # symmetric: w = (code - 8) * s, MatMulNBits' default zero point (INT4_SYMMETRIC_ZERO = -8)
+        bits = 4
+    # accuracy_level 0: activations stay float32 (ORT's default rewrite of DequantizeLinear + MatMul into
+    # MatMulNBits uses level 4, int8 activations, which moves logits by ~1e-2)
+    y = e.node("MatMulNBits", [x] + ins, domain=MS_DOMAIN, K=k, N=n, bits=bits, block_size=gs, accuracy_level=0)
     return [e.node("Add", [y, e.cast(e.value(rest[0]), rest[0].type.dtype, DType.f32)]) if rest else y]
 
 
@@ -696,6 +707,10 @@ def program_model(program: Program, weights: dict[str, torch.Tensor], store: Wei
     outputs += [(f"{e.value(a)}_out", v) for a, v in caches]
     for name, v in outputs:  # graph outputs get their own names (an Identity when the value is named)
         e.nodes.append(helper.make_node("Identity", [e.value(v)], [name]))
+    read = {i for n in e.nodes for i in n.input}
+    for name, make in e.lazy.items():
+        if name in read:
+            make()
     graph = helper.make_graph(
         e.nodes, program.name, [_value_info(e.value(a), a.type) for a in program.args],
         [_value_info(name, v.type) for name, v in outputs], initializer=list(e.inits.values()))
