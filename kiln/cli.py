@@ -247,6 +247,39 @@ def cmd_run(a) -> int:
     return 0
 
 
+def cmd_serve(a) -> int:
+    try:
+        from kiln.serve.app import Server, bind, uvicorn_server
+    except ImportError as e:
+        raise KilnError(f"kiln serve needs the 'serve' extra ({e.name} is missing): "
+                        "pip install 'kiln[serve]'") from None
+    from pathlib import Path
+
+    from kiln.runtime.generate import Runtime
+
+    api_key = a.api_key or os.environ.get("KILN_API_KEY") or None
+    template = None
+    if a.chat_template:
+        template = Path(a.chat_template).read_text(encoding="utf-8")
+    art = _load(a, a.artifact)
+    rt = Runtime(art, cache_tokens=a.cache_tokens, speculative=not a.no_speculative, cache_sequences=a.max_batch)
+    name = a.model_name or Path(os.path.abspath(a.artifact)).name
+    server = Server(rt, name, max_batch=a.max_batch, max_queue=a.max_queue, chunk_tokens=a.chunk_tokens,
+                    api_key=api_key, chat_template=template)
+    sock = bind(a.host, a.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    drafter = f"; speculative ({rt.spec.info.get('drafter')})" if rt.spec is not None else ""
+    sys.stderr.write(f"kiln serve: {name} on {url} (OpenAI API under /v1, metrics at /metrics); max batch "
+                     f"{a.max_batch}, queue {a.max_queue}, {rt.kv.describe()}{drafter}; chat "
+                     f"{'on' if server.chat else 'off (no chat template)'}\n")
+    if api_key is None and host not in ("127.0.0.1", "::1", "localhost"):
+        sys.stderr.write("kiln serve: warning: listening beyond loopback with no API key (--api-key or "
+                         "KILN_API_KEY): anyone who can reach the port can use the model\n")
+    uvicorn_server(server, a.log_level, a.shutdown_timeout).run(sockets=[sock])
+    return 0
+
+
 def _spec_stats(stats: dict) -> dict:
     keys = ("speculative", "accepted_per_verify", "acceptance_rate", "verify_calls", "drafted_tokens",
             "accepted_tokens", "fused_rounds")
@@ -482,6 +515,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-speculative", action="store_true",
                    help="decode one token per step even if the artifact was compiled with --draft")
     r.set_defaults(fn=cmd_run)
+
+    v = sub.add_parser("serve", help="serve an artifact over an OpenAI-compatible HTTP API (continuous batching)")
+    v.add_argument("artifact")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--max-batch", type=int, default=16, help="most sequences decoded together (default 16)")
+    v.add_argument("--max-queue", type=int, default=64,
+                   help="most requests waiting to start; beyond it, 429 with Retry-After (default 64)")
+    v.add_argument("--chunk-tokens", type=int, default=256,
+                   help="tokens per engine iteration: every running sequence's next token, the rest to "
+                   "prompt chunks (default 256)")
+    v.add_argument("--cache-tokens", type=int,
+                   help="KV-cache size in tokens (default: max-batch full contexts, <= 1 GiB)")
+    v.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (or set KILN_API_KEY)")
+    v.add_argument("--model-name", help="the model id clients send (default: the artifact's directory name)")
+    v.add_argument("--chat-template", metavar="FILE",
+                   help="a Jinja chat template for /v1/chat/completions (default: the model's own, if any)")
+    v.add_argument("--no-speculative", action="store_true", help="decode one token per step even if the "
+                   "artifact was compiled with --draft")
+    v.add_argument("--shutdown-timeout", type=float, default=30.0,
+                   help="seconds to let in-flight requests finish on shutdown (default 30)")
+    v.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    v.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
+    v.set_defaults(fn=cmd_serve)
 
     b = sub.add_parser("bench", help="decode and prefill speed against transformers (same process, same threads)")
     b.add_argument("artifact")

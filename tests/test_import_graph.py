@@ -20,7 +20,7 @@ LAYERS = [
     ("codegen", ("kiln.codegen",)),
     ("runtime", ("kiln.runtime",)),
     ("drivers", ("kiln.compiler", "kiln.data", "kiln.evaluate", "kiln.bench", "kiln.bench_spec", "kiln.export",
-                 "kiln.costmodel")),
+                 "kiln.costmodel", "kiln.serve")),
     ("entry points", ("kiln", "kiln.cli", "kiln.__main__")),
 ]
 FORBIDDEN = [("kiln.frontend", "kiln.passes"), ("kiln.passes", "kiln.frontend")]  # siblings stay apart

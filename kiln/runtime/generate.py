@@ -96,7 +96,8 @@ def _is_token(t) -> bool:
 class Runtime:
     """Runs an artifact's programs: ``logits(ids)``, ``generate(ids, ...)``, ``stream(ids, ...)``.
 
-    ``cache_tokens`` sizes the KV-cache pool (default: 4 full-context sequences, at most 1 GiB);
+    ``cache_tokens`` sizes the KV-cache pool (default: ``cache_sequences`` full-context sequences, 4
+    unless given, at most 1 GiB);
     ``prefill_chunk`` is the most prompt tokens one prefill call processes; ``speculative=False``
     decodes one token per step even when the artifact has a drafter; ``cuda_graphs=True`` (target
     cuda on a GPU; unverified) replays the decode step from a captured CUDA graph.
@@ -107,7 +108,7 @@ class Runtime:
     when it is set, else ``plain``, else ``recompute``."""
 
     def __init__(self, artifact, device: str = "cpu", cache_tokens: int | None = None, prefill_chunk: int = 512,
-                 speculative: bool = True, cuda_graphs: bool = False):
+                 speculative: bool = True, cuda_graphs: bool = False, cache_sequences: int = 4):
         target = artifact.manifest.get("target", "cpu")
         if target not in ("cpu", "cuda") or (target == "cpu" and device != "cpu"):
             raise KilnError(f"target {target!r} / device {device!r}: the cpu target runs on device 'cpu' only")
@@ -151,7 +152,7 @@ class Runtime:
             from kiln.runtime.kvcache import KVAllocator
 
             try:
-                self.kv = KVAllocator(info, self.max_positions, cache_tokens, device)
+                self.kv = KVAllocator(info, self.max_positions, cache_tokens, device, cache_sequences)
             except (KeyError, ValueError, TypeError) as e:
                 raise KilnError(f"the artifact's kv_cache description is malformed ({type(e).__name__}: {e})") from None
             want = (self.kv.layers, "NB", self.kv.kv_heads, self.kv.block_size, self.kv.head_dim)

@@ -67,7 +67,8 @@ def check_cache_info(info, max_positions, where: str = "the artifact") -> int:
 
 
 class KVAllocator:
-    def __init__(self, info: dict, max_positions: int, capacity_tokens: int | None = None, device: str = "cpu"):
+    def __init__(self, info: dict, max_positions: int, capacity_tokens: int | None = None, device: str = "cpu",
+                 sequences: int = DEFAULT_CACHE_SEQUENCES):
         self.bytes_per_token = check_cache_info(info, max_positions)
         self.layout = info["layout"]
         self.block_size = int(info["block_size"])
@@ -76,8 +77,8 @@ class KVAllocator:
         self.max_positions = max_positions
         self.device = device
         explicit = capacity_tokens is not None
-        if capacity_tokens is None:  # 4 full contexts, cut to 1 GiB but never below one full context ...
-            capacity_tokens = min(DEFAULT_CACHE_SEQUENCES * max_positions,
+        if capacity_tokens is None:  # `sequences` full contexts, cut to 1 GiB but never below one context ...
+            capacity_tokens = min(sequences * max_positions,
                                   max(DEFAULT_CACHE_BYTES // self.bytes_per_token, max_positions))
         if not isinstance(capacity_tokens, int) or isinstance(capacity_tokens, bool) or capacity_tokens <= 0:
             raise KilnError(f"the KV cache needs a positive number of tokens, got {capacity_tokens!r}")
