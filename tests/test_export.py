@@ -117,6 +117,15 @@ def test_quantized_weights_export_as_matmulnbits_and_match(tmp_path, import_pres
     assert size < 0.5 * floats  # the weights stay quantized in the file
 
 
+def test_the_int8_kv_cache_exports_with_its_scales_and_matches(tmp_path, import_preset):
+    art = _artifact(import_preset, "llama-tiny", f"{CLEANUP},kv-cache,quantize-kv,canonicalize,dce")
+    desc = check_export(art, tmp_path / "onnx")
+    dec = desc["programs"]["decode"]
+    assert dec["cache"] == {"k_cache": "k_cache_out", "v_cache": "v_cache_out", "k_scale": "k_scale_out",
+                            "v_scale": "v_scale_out"}
+    assert {i["name"]: i["dtype"] for i in dec["inputs"]}["k_cache"] == "i8" and dec["contrib_ops"] == []
+
+
 def test_the_three_programs_share_one_weight_file(tmp_path, import_preset):
     art = _artifact(import_preset, "llama-tiny")
     export(art, "onnx", tmp_path / "o")

@@ -520,26 +520,29 @@ def _cache_rows(e: Emitter, cache: Value, pos: str, seq: str, table: str) -> tup
     return e.node("Gather", [flat, idx], axis=0), e.node("Mod", [pos, e.const(bs)])
 
 
-@lower("kiln.cache_write")
-def _cache_write(e: Emitter, op: Op, xs: list[str]) -> list[str]:
-    # cache [L, NB, KVH, BS, D] <- rows of x [1, KVH, N, D] at (layer, block, head, offset)
-    m = op.operand_map()
-    cache, x, pos, seq, table = (e.value(m[k]) for k in ("cache", "x", "pos", "seq", "table"))
-    ct = m["cache"].type
-    kvh = ct.shape[2]
-    block, off = _cache_rows(e, m["cache"], pos, seq, table)
-    n1 = e.node("Concat", [e.node("Shape", [pos]), e.const([kvh, 1])], axis=0)  # [N, KVH, 1]
+def _cache_index(e: Emitter, op: Op, m: dict) -> str:
+    """[N, KVH, 4] ScatterND indices (layer, block, head, offset) of each packed token's rows."""
+    kvh = m["cache"].type.shape[2]
+    block, off = _cache_rows(e, m["cache"], e.value(m["pos"]), e.value(m["seq"]), e.value(m["table"]))
+    n1 = e.node("Concat", [e.node("Shape", [e.value(m["pos"])]), e.const([kvh, 1])], axis=0)  # [N, KVH, 1]
     col = [e.const(np.full([1, 1, 1], op.attr("layer"))),
            e.node("Reshape", [block, e.const([-1, 1, 1])]),
            e.const(np.arange(kvh).reshape(1, kvh, 1)),
            e.node("Reshape", [off, e.const([-1, 1, 1])])]
-    idx = e.node("Concat", [e.node("Expand", [c, n1]) for c in col], axis=-1)  # [N, KVH, 4]
-    rows = e.node("Transpose", [e.node("Squeeze", [x, e.const([0])])], perm=[1, 0, 2])  # [N, KVH, D]
-    rows = e.cast(rows, m["x"].type.dtype, ct.dtype)
-    return [e.node("ScatterND", [cache, idx, rows])]
+    return e.node("Concat", [e.node("Expand", [c, n1]) for c in col], axis=-1)
 
 
-@lower("kiln.cache_attention")
+@lower("kiln.cache_write")
+def _cache_write(e: Emitter, op: Op, xs: list[str]) -> list[str]:
+    # cache [L, NB, KVH, BS, D] <- rows of x [1, KVH, N, D] at (layer, block, head, offset)
+    m = op.operand_map()
+    idx = _cache_index(e, op, m)
+    rows = e.node("Transpose", [e.node("Squeeze", [e.value(m["x"]), e.const([0])])], perm=[1, 0, 2])  # [N, KVH, D]
+    rows = e.cast(rows, m["x"].type.dtype, m["cache"].type.dtype)
+    return [e.node("ScatterND", [e.value(m["cache"]), idx, rows])]
+
+
+@lower("kiln.cache_attention", "kiln.cache_attention_q8")
 def _cache_attention(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     # every sequence's blocks side by side: keys [KVH, S*MB*BS, D]; query n sees key j when j is in
     # its sequence's run (j // P == seq[n], P = MB*BS) at a position j % P <= pos[n]
@@ -549,13 +552,21 @@ def _cache_attention(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     kvh, g = _heads(op, q, kvh)
     pos, seq, table = (e.value(m[k]) for k in ("pos", "seq", "table"))
     layer = e.const(op.attr("layer"))
+    dt = _out(op)
 
-    def gathered(cache: str) -> str:
+    def gathered(cache: str, scales: str | None, cdt: DType) -> str:
         blocks = e.node("Gather", [e.node("Gather", [cache, layer], axis=0), table], axis=0)  # [S, MB, KVH, BS, D]
-        keys = e.node("Transpose", [blocks], perm=[2, 0, 1, 3, 4])
+        if scales is not None:  # int8 rows times their scales, as they are read
+            sc = e.node("Gather", [e.node("Gather", [scales, layer], axis=0), table], axis=0)  # [S, MB, KVH, BS]
+            blocks = e.node("Mul", [e.node("Cast", [blocks], to=ONNX_DTYPE[DType.f32]),
+                                    e.node("Unsqueeze", [sc, e.const([-1])])])
+            cdt = DType.f32
+        keys = e.node("Transpose", [e.cast(blocks, cdt, dt)], perm=[2, 0, 1, 3, 4])
         return e.node("Reshape", [keys, e.const([kvh, 1, -1, d])])  # [KVH, 1, S*MB*BS, D]
 
-    k, v = gathered(e.value(kc)), gathered(e.value(m["v_cache"]))
+    q8 = op.name == "kiln.cache_attention_q8"
+    k = gathered(e.value(kc), e.value(m["k_scales"]) if q8 else None, kc.type.dtype)
+    v = gathered(e.value(m["v_cache"]), e.value(m["v_scales"]) if q8 else None, kc.type.dtype)
     p = e.node("Mul", [e.node("Shape", [table], start=1, end=2), e.const([bs])])  # [1]: positions per sequence
     j = e.node("Range", [e.const(0), e.node("Squeeze", [e.node("Mul", [e.node("Shape", [table], start=0, end=1), p]),
                                                         e.const([0])]), e.const(1)])
@@ -565,8 +576,33 @@ def _cache_attention(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     keep = e.node("And", [same, seen])  # [N, S*P]
     q4 = e.node("Reshape", [xs[0], e.const([kvh, g, -1, d])])  # [KVH, G, N, D]
     scores = e.node("MatMul", [q4, e.node("Transpose", [k], perm=[0, 1, 3, 2])])  # [KVH, G, N, S*P]
-    o = _masked_softmax_v(e, scores, keep, v, op.attr("scale"), _out(op))  # [KVH, G, N, D]
+    o = _masked_softmax_v(e, scores, keep, v, op.attr("scale"), dt)  # [KVH, G, N, D]
     return [e.node("Reshape", [o, e.const([1, kvh * g, -1, d])])]
+
+
+def _quantize_rows(e: Emitter, x: str) -> tuple[str, str]:
+    """Symmetric int8 over the last dim (``quantize_rows_int8``): codes (float, in [-127, 127]) and scales."""
+    s = e.node("Div", [e.node("ReduceMax", [e.node("Abs", [x]), e.const([-1])], keepdims=0),
+                       e.const(127.0, np.float32)])
+    s = e.node("Where", [e.node("Greater", [s, e.const(0.0, np.float32)]), s, e.const(1.0, np.float32)])
+    q = e.node("Round", [e.node("Div", [x, e.node("Unsqueeze", [s, e.const([-1])])])])
+    return e.node("Clip", [q, e.const(-127.0, np.float32), e.const(127.0, np.float32)]), s
+
+
+@lower("kiln.fake_quant_int8")
+def _fake_quant_int8(e: Emitter, op: Op, xs: list[str]) -> list[str]:
+    q, s = _quantize_rows(e, e.cast(xs[0], _in(op, 0), DType.f32))
+    return [e.cast(e.node("Mul", [q, e.node("Unsqueeze", [s, e.const([-1])])]), DType.f32, _out(op))]
+
+
+@lower("kiln.cache_write_q8")
+def _cache_write_q8(e: Emitter, op: Op, xs: list[str]) -> list[str]:
+    m = op.operand_map()
+    idx = _cache_index(e, op, m)
+    rows = e.node("Transpose", [e.node("Squeeze", [e.value(m["x"]), e.const([0])])], perm=[1, 0, 2])  # [N, KVH, D]
+    q, s = _quantize_rows(e, e.cast(rows, m["x"].type.dtype, DType.f32))
+    return [e.node("ScatterND", [e.value(m["cache"]), idx, e.node("Cast", [q], to=ONNX_DTYPE[DType.i8])]),
+            e.node("ScatterND", [e.value(m["scales"]), idx, s])]
 
 
 # -- quantized weights --------------------------------------------------------------------------------
@@ -673,10 +709,10 @@ def cache_outputs(program: Program) -> list[tuple[Value, Value]]:
     for a in program.args:
         v, wrote = a, False
         while True:
-            nxt = [u for u, i in v.uses if has_trait(u.name, "writes-cache") and u.operands[0] is v and i == 0]
+            nxt = [(u, i) for u, i in v.uses if has_trait(u.name, "writes-cache") and i < len(u.results)]
             if not nxt:
                 break
-            v, wrote = nxt[0].results[0], True
+            v, wrote = nxt[0][0].results[nxt[0][1]], True
         if wrote:
             out.append((a, v))
     return out
