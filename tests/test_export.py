@@ -223,3 +223,25 @@ def test_mlir_refuses_the_int8_cache_ops_in_one_line(tmp_path, import_preset):
         export(art, "mlir-linalg", tmp_path / "m")
     assert "\n" not in str(e.value) and "kiln.cache_write_q8" in str(e.value)
     assert not (tmp_path / "m").exists()
+
+
+def test_the_docs_example_generates_what_kiln_does(tmp_path, tiny_artifact, monkeypatch, capsys):
+    import re
+    import runpy
+    from pathlib import Path
+
+    import kiln
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "export.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.DOTALL).group(1)
+    assert len(code.strip().splitlines()) <= 15
+    art = kiln.load(tiny_artifact)
+    export(art, "onnx", tmp_path / "llama.onnx")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "example.py").write_text(code)
+    scope = runpy.run_path(str(tmp_path / "example.py"))
+    rt = art.runtime()
+    prompt = rt.encode("Hello, world")
+    want = rt.generate([prompt], max_new_tokens=16, stop_at_eos=False)[0]
+    assert scope["ids"] == list(want)
+    assert capsys.readouterr().out.strip() == rt.tokenizer.decode(list(want)).strip()
