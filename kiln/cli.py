@@ -256,17 +256,19 @@ def cmd_serve(a) -> int:
     from pathlib import Path
 
     from kiln.runtime.generate import Runtime
+    from kiln.runtime.scheduler import check_limits
 
+    check_limits(a.max_batch, a.max_queue, a.chunk_tokens)
     api_key = a.api_key or os.environ.get("KILN_API_KEY") or None
     template = None
     if a.chat_template:
         template = Path(a.chat_template).read_text(encoding="utf-8")
+    sock = bind(a.host, a.port)  # first: a busy port fails before the model loads
     art = _load(a, a.artifact)
     rt = Runtime(art, cache_tokens=a.cache_tokens, speculative=not a.no_speculative, cache_sequences=a.max_batch)
-    name = a.model_name or Path(os.path.abspath(a.artifact)).name
+    name = a.model_name or Path(os.path.abspath(a.artifact)).name.removesuffix(".kiln")
     server = Server(rt, name, max_batch=a.max_batch, max_queue=a.max_queue, chunk_tokens=a.chunk_tokens,
                     api_key=api_key, chat_template=template)
-    sock = bind(a.host, a.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     drafter = f"; speculative ({rt.spec.info.get('drafter')})" if rt.spec is not None else ""
@@ -276,7 +278,12 @@ def cmd_serve(a) -> int:
     if api_key is None and host not in ("127.0.0.1", "::1", "localhost"):
         sys.stderr.write("kiln serve: warning: listening beyond loopback with no API key (--api-key or "
                          "KILN_API_KEY): anyone who can reach the port can use the model\n")
-    uvicorn_server(server, a.log_level, a.shutdown_timeout).run(sockets=[sock])
+    try:
+        uvicorn_server(server, a.log_level, a.shutdown_timeout).run(sockets=[sock])
+    except (KeyboardInterrupt, SystemExit) as e:  # uvicorn re-raises the signal it shut down for
+        if isinstance(e, SystemExit) and e.code != 143:
+            raise
+    sys.stderr.write("kiln serve: stopped\n")
     return 0
 
 

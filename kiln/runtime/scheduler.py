@@ -49,6 +49,16 @@ DEFAULT_MAX_QUEUE = 64
 DEFAULT_CHUNK_TOKENS = 256  # tokens per iteration: decodes first, the rest to prompt chunks
 
 
+def check_limits(max_batch: int, max_queue: int, chunk_tokens: int) -> None:
+    """Refuse scheduler settings that cannot work (KilnError naming the setting)."""
+    for name, v, lo in (("max-batch", max_batch, 1), ("max-queue", max_queue, 0), ("chunk-tokens", chunk_tokens, 1)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise KilnError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if chunk_tokens < max_batch:
+        raise KilnError(f"chunk-tokens ({chunk_tokens}) must be at least max-batch ({max_batch}): every "
+                        "running sequence decodes one token per iteration")
+
+
 class QueueFull(KilnError):
     """The waiting queue is at ``max_queue``: come back later (the server answers 429)."""
 
@@ -121,12 +131,7 @@ class Scheduler:
         if runtime.kv is None:
             raise KilnError("continuous batching needs an artifact with a KV cache (compiled with the kv-cache "
                             "pass, as every named pipeline does)")
-        for name, v, lo in (("max-batch", max_batch, 1), ("max-queue", max_queue, 0), ("chunk-tokens", chunk_tokens, 1)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise KilnError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if chunk_tokens < max_batch:
-            raise KilnError(f"chunk-tokens ({chunk_tokens}) must be at least max-batch ({max_batch}): every "
-                            "running sequence decodes one token per iteration")
+        check_limits(max_batch, max_queue, chunk_tokens)
         self.rt = runtime
         self.kv = runtime.kv
         self.max_batch, self.max_queue, self.chunk_tokens = max_batch, max_queue, chunk_tokens

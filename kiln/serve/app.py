@@ -30,8 +30,14 @@ from starlette.routing import Route
 
 from kiln.errors import KilnError
 from kiln.runtime.sampling import Sampling, check_sampling
-from kiln.runtime.scheduler import (DEFAULT_CHUNK_TOKENS, DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, Closed, QueueFull,
-                                    Scheduler)
+from kiln.runtime.scheduler import (
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_QUEUE,
+    Closed,
+    QueueFull,
+    Scheduler,
+)
 from kiln.serve import protocol
 from kiln.serve.chat import ChatTemplate
 from kiln.serve.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -79,7 +85,7 @@ class Server:
     def _engine(self) -> None:
         try:
             self.scheduler.run()
-        except BaseException as e:  # noqa: BLE001 - reported by /health and to every waiting request
+        except BaseException as e:
             self.engine_error = f"{type(e).__name__}: {e}"
             raise
 

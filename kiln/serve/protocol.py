@@ -10,6 +10,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 MAX_STOP_STRINGS = 4  # as OpenAI's API
 MAX_TEMPERATURE = 2.0
@@ -19,7 +20,7 @@ DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 class ApiError(Exception):
     """An error answered with OpenAI's error JSON: ``{"error": {"message", "type", "param", "code"}}``."""
 
-    TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+    TYPES: ClassVar[dict[int, str]] = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
              413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_error"}
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
@@ -129,12 +130,12 @@ def common(body: dict, vocab_size: int, max_tokens_key: str = "max_tokens") -> d
     max_tokens = body.get(max_tokens_key)
     if max_tokens is None and max_tokens_key != "max_tokens":
         max_tokens_key = "max_tokens"
-    return dict(max_tokens=_int(body, max_tokens_key, DEFAULT_MAX_TOKENS, 1),
-                temperature=_number(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE),
-                top_p=_number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True),
-                top_k=_int(body, "top_k", 0, 0), seed=_int(body, "seed", None, 0, 2**63 - 1),
-                stop=stop, stream=_bool(body, "stream", False), include_usage=include_usage,
-                ignore_eos=_bool(body, "ignore_eos", False), stop_token_ids=stop_ids)
+    return {"max_tokens": _int(body, max_tokens_key, DEFAULT_MAX_TOKENS, 1),
+            "temperature": _number(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE),
+            "top_p": _number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True),
+            "top_k": _int(body, "top_k", 0, 0), "seed": _int(body, "seed", None, 0, 2**63 - 1),
+            "stop": stop, "stream": _bool(body, "stream", False), "include_usage": include_usage,
+            "ignore_eos": _bool(body, "ignore_eos", False), "stop_token_ids": stop_ids}
 
 
 def completion_params(body: dict, vocab_size: int) -> Params:
