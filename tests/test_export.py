@@ -6,6 +6,7 @@ weights; unsupported ops refused in one line; the CLI; MLIR through torch-mlir; 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,12 @@ def test_every_family_exports_and_matches_through_onnxruntime(tmp_path, import_p
     assert (tmp_path / "onnx" / "tokenizer" / "tokenizer.json").is_file()
     spec = json.loads((tmp_path / "onnx" / "kiln_export.json").read_text())
     assert spec["kv_cache"]["layout"] == "contiguous" and spec["opset"] == 21
+
+
+def test_a_bundled_model_exports_and_matches(tmp_path, import_preset):
+    draft = str(Path(__file__).resolve().parent.parent / "examples" / "models" / "kiln-code-draft")
+    desc = check_export(_artifact(import_preset, draft), tmp_path / "onnx")
+    assert desc["source"]["family"] == "llama"
 
 
 def test_paged_cache_exports_and_matches(tmp_path, import_preset):
@@ -228,7 +235,6 @@ def test_mlir_refuses_the_int8_cache_ops_in_one_line(tmp_path, import_preset):
 def test_the_docs_example_generates_what_kiln_does(tmp_path, tiny_artifact, monkeypatch, capsys):
     import re
     import runpy
-    from pathlib import Path
 
     import kiln
 
