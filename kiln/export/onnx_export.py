@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,7 @@ class Emitter:
         self.n = 0
         self.dims: dict[str, str] = {}  # symbolic dim text -> name of an int64 [1] tensor holding it
         self.uses_ms = False
+        self.caches: dict[int, CacheState] = {}  # id(cache Value) -> the fed cache and this call's writes
         self.lazy: dict[str, Callable[[], str]] = {}  # kiln.weight results: written only if a node reads them
         for a in program.args:
             self.names[id(a)] = a.hint or f"arg{a.index}"
@@ -511,6 +513,34 @@ def _attention(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     return [e.node("Reshape", [o, e.const([0, kvh * g, -1, dv])])]
 
 
+# The cache ops. ONNX has no in-place update, and a ScatterND into a graph input copies the whole cache,
+# so a write per layer would copy it 2L times per call. Instead a cache value is a ``CacheState``: the
+# cache as fed plus the writes made to it so far (per write: layer, ScatterND indices, rows). Attention
+# of layer l slices layer l of the fed cache to the positions in use, applies the pending writes of
+# layer l to that slice, and reads it; the program's cache output applies every write at once, one
+# ScatterND per cache tensor per call.
+
+
+@dataclass(frozen=True)
+class CacheState:
+    source: str  # the graph input holding the cache (or its int8 scales) as fed
+    writes: tuple[tuple[int, str, str], ...] = ()  # (layer, indices [N, KVH, 4], rows [N, KVH(, D)])
+
+    def write(self, layer: int, idx: str, rows: str) -> CacheState:
+        if any(w[0] == layer for w in self.writes):
+            raise KilnError(f"cannot export: layer {layer} of one cache is written twice in one program")
+        return CacheState(self.source, self.writes + ((layer, idx, rows),))
+
+
+def _cache_state(e: Emitter, v: Value) -> CacheState:
+    if id(v) not in e.caches:
+        if v.owner is not None:
+            raise KilnError(f"cannot export: a cache operand comes from {v.owner.name}, not from the program's "
+                            "cache inputs or a cache write")
+        e.caches[id(v)] = CacheState(e.value(v))
+    return e.caches[id(v)]
+
+
 def _cache_rows(e: Emitter, cache: Value, pos: str, seq: str, table: str) -> tuple[str, str]:
     """(block, offset) [N] of each packed token: block table[seq, pos // BS], offset pos % BS."""
     bs = cache.type.shape[3]
@@ -532,50 +562,106 @@ def _cache_index(e: Emitter, op: Op, m: dict) -> str:
     return e.node("Concat", [e.node("Expand", [c, n1]) for c in col], axis=-1)
 
 
+def _token_rows(e: Emitter, m: dict) -> str:
+    return e.node("Transpose", [e.node("Squeeze", [e.value(m["x"]), e.const([0])])], perm=[1, 0, 2])  # [N, KVH, D]
+
+
 @lower("kiln.cache_write")
 def _cache_write(e: Emitter, op: Op, xs: list[str]) -> list[str]:
-    # cache [L, NB, KVH, BS, D] <- rows of x [1, KVH, N, D] at (layer, block, head, offset)
+    # cache [L, NB, KVH, BS, D] <- rows of x [1, KVH, N, D] at (layer, block, head, offset), deferred
+    m = op.operand_map()
+    rows = e.cast(_token_rows(e, m), m["x"].type.dtype, m["cache"].type.dtype)
+    e.caches[id(op.results[0])] = _cache_state(e, m["cache"]).write(op.attr("layer"), _cache_index(e, op, m), rows)
+    return [e.fresh("cache_state")]  # not a tensor: only cache ops and the outputs read it
+
+
+@lower("kiln.cache_write_q8")
+def _cache_write_q8(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     m = op.operand_map()
     idx = _cache_index(e, op, m)
-    rows = e.node("Transpose", [e.node("Squeeze", [e.value(m["x"]), e.const([0])])], perm=[1, 0, 2])  # [N, KVH, D]
-    rows = e.cast(rows, m["x"].type.dtype, m["cache"].type.dtype)
-    return [e.node("ScatterND", [e.value(m["cache"]), idx, rows])]
+    q, s = _quantize_rows(e, e.cast(_token_rows(e, m), m["x"].type.dtype, DType.f32))
+    layer = op.attr("layer")
+    e.caches[id(op.results[0])] = _cache_state(e, m["cache"]).write(layer, idx, e.node("Cast", [q], to=ONNX_DTYPE[DType.i8]))
+    e.caches[id(op.results[1])] = _cache_state(e, m["scales"]).write(layer, idx, s)
+    return [e.fresh("cache_state"), e.fresh("cache_state")]
+
+
+def materialize(e: Emitter, state: CacheState, name: str | None = None) -> str:
+    """The cache tensor after all of ``state``'s writes: one ScatterND."""
+    if not state.writes:
+        return state.source
+    idx = [w[1] for w in state.writes]
+    rows = [w[2] for w in state.writes]
+    cat = (lambda xs: xs[0] if len(xs) == 1 else e.node("Concat", xs, axis=0))
+    out = name or e.fresh("cache")
+    e.nodes.append(helper.make_node("ScatterND", [state.source, cat(idx), cat(rows)], [out]))
+    return out
+
+
+def _positions_cap(e: Emitter, pos: str, bs: int) -> str:
+    """[1]: min(BS, max(pos) + 1), the offsets within a block that any query of this call can see."""
+    key = f"cap:{pos}:{bs}"
+    if key not in e.dims:
+        top = e.node("Add", [e.node("ReduceMax", [pos, e.const([0])], keepdims=1), e.const([1])])
+        e.dims[key] = e.node("Min", [top, e.const([bs])])
+    return e.dims[key]
+
+
+def _layer_view(e: Emitter, state: CacheState, layer: int, cap: str) -> str:
+    """Layer ``layer`` of the cache, offsets < cap, with this call's pending writes to it: [NB, KVH, cap(, D)]."""
+    sl = e.node("Slice", [state.source, e.const([layer, 0]), e.node("Concat", [e.const([layer + 1]), cap], axis=0),
+                          e.const([0, 3])])
+    sl = e.node("Squeeze", [sl, e.const([0])])
+    for lw, idx, rows in state.writes:
+        if lw == layer:  # offsets of this call's tokens are <= max(pos), so < cap
+            sl = e.node("ScatterND", [sl, e.node("Slice", [idx, e.const([1]), e.const([4]), e.const([2])]), rows])
+    return sl
 
 
 @lower("kiln.cache_attention", "kiln.cache_attention_q8")
 def _cache_attention(e: Emitter, op: Op, xs: list[str]) -> list[str]:
-    # every sequence's blocks side by side: keys [KVH, S*MB*BS, D]; query n sees key j when j is in
-    # its sequence's run (j // P == seq[n], P = MB*BS) at a position j % P <= pos[n]
+    # every sequence's blocks side by side, each block cut to its first cap = min(BS, max(pos) + 1)
+    # offsets (the rest is beyond every query): keys [KVH, S*MB*cap, D]; key j is at (sequence row
+    # j // (MB*cap), block (j // cap) % MB, offset j % cap), so position ((j // cap) % MB)*BS + j % cap;
+    # query n sees it when that row is seq[n] and that position is <= pos[n]
     m = op.operand_map()
     q, kc = m["q"], m["k_cache"]
     _, _, kvh, bs, d = kc.type.shape
     kvh, g = _heads(op, q, kvh)
     pos, seq, table = (e.value(m[k]) for k in ("pos", "seq", "table"))
-    layer = e.const(op.attr("layer"))
+    layer = op.attr("layer")
     dt = _out(op)
+    cap = _positions_cap(e, pos, bs)
+    q8 = op.name == "kiln.cache_attention_q8"
 
-    def gathered(cache: str, scales: str | None, cdt: DType) -> str:
-        blocks = e.node("Gather", [e.node("Gather", [cache, layer], axis=0), table], axis=0)  # [S, MB, KVH, BS, D]
+    def gathered(cache: Value, scales: Value | None) -> str:
+        view = _layer_view(e, _cache_state(e, cache), layer, cap)  # [NB, KVH, cap, D]
+        blocks = e.node("Gather", [view, table], axis=0)  # [S, MB, KVH, cap, D]
+        cdt = cache.type.dtype
         if scales is not None:  # int8 rows times their scales, as they are read
-            sc = e.node("Gather", [e.node("Gather", [scales, layer], axis=0), table], axis=0)  # [S, MB, KVH, BS]
+            sv = _layer_view(e, _cache_state(e, scales), layer, cap)  # [NB, KVH, cap]
+            sc = e.node("Gather", [sv, table], axis=0)
             blocks = e.node("Mul", [e.node("Cast", [blocks], to=ONNX_DTYPE[DType.f32]),
                                     e.node("Unsqueeze", [sc, e.const([-1])])])
             cdt = DType.f32
         keys = e.node("Transpose", [e.cast(blocks, cdt, dt)], perm=[2, 0, 1, 3, 4])
-        return e.node("Reshape", [keys, e.const([kvh, 1, -1, d])])  # [KVH, 1, S*MB*BS, D]
+        return e.node("Reshape", [keys, e.const([kvh, 1, -1, d])])  # [KVH, 1, S*MB*cap, D]
 
-    q8 = op.name == "kiln.cache_attention_q8"
-    k = gathered(e.value(kc), e.value(m["k_scales"]) if q8 else None, kc.type.dtype)
-    v = gathered(e.value(m["v_cache"]), e.value(m["v_scales"]) if q8 else None, kc.type.dtype)
-    p = e.node("Mul", [e.node("Shape", [table], start=1, end=2), e.const([bs])])  # [1]: positions per sequence
-    j = e.node("Range", [e.const(0), e.node("Squeeze", [e.node("Mul", [e.node("Shape", [table], start=0, end=1), p]),
-                                                        e.const([0])]), e.const(1)])
-    js, jp = e.node("Div", [j, p]), e.node("Mod", [j, p])  # [S*P]
+    k = gathered(kc, m["k_scales"] if q8 else None)
+    v = gathered(m["v_cache"], m["v_scales"] if q8 else None)
+    mb = e.node("Shape", [table], start=1, end=2)
+    per_seq = e.node("Mul", [mb, cap])  # [1]
+    total = e.node("Mul", [e.node("Shape", [table], start=0, end=1), per_seq])
+    j = e.node("Range", [e.const(0), e.node("Squeeze", [total, e.const([0])]), e.const(1)])  # [S*MB*cap]
+    js = e.node("Div", [j, per_seq])
+    jpos = e.node("Add", [e.node("Mul", [e.node("Mod", [e.node("Div", [j, cap]), mb]), e.const([bs])]),
+                          e.node("Mod", [j, cap])])
     same = e.node("Equal", [e.node("Unsqueeze", [js, e.const([0])]), e.node("Unsqueeze", [seq, e.const([1])])])
-    seen = e.node("LessOrEqual", [e.node("Unsqueeze", [jp, e.const([0])]), e.node("Unsqueeze", [pos, e.const([1])])])
-    keep = e.node("And", [same, seen])  # [N, S*P]
+    seen = e.node("LessOrEqual", [e.node("Unsqueeze", [jpos, e.const([0])]),
+                                  e.node("Unsqueeze", [pos, e.const([1])])])
+    keep = e.node("And", [same, seen])  # [N, S*MB*cap]
     q4 = e.node("Reshape", [xs[0], e.const([kvh, g, -1, d])])  # [KVH, G, N, D]
-    scores = e.node("MatMul", [q4, e.node("Transpose", [k], perm=[0, 1, 3, 2])])  # [KVH, G, N, S*P]
+    scores = e.node("MatMul", [q4, e.node("Transpose", [k], perm=[0, 1, 3, 2])])  # [KVH, G, N, S*MB*cap]
     o = _masked_softmax_v(e, scores, keep, v, op.attr("scale"), dt)  # [KVH, G, N, D]
     return [e.node("Reshape", [o, e.const([1, kvh * g, -1, d])])]
 
@@ -593,16 +679,6 @@ def _quantize_rows(e: Emitter, x: str) -> tuple[str, str]:
 def _fake_quant_int8(e: Emitter, op: Op, xs: list[str]) -> list[str]:
     q, s = _quantize_rows(e, e.cast(xs[0], _in(op, 0), DType.f32))
     return [e.cast(e.node("Mul", [q, e.node("Unsqueeze", [s, e.const([-1])])]), DType.f32, _out(op))]
-
-
-@lower("kiln.cache_write_q8")
-def _cache_write_q8(e: Emitter, op: Op, xs: list[str]) -> list[str]:
-    m = op.operand_map()
-    idx = _cache_index(e, op, m)
-    rows = e.node("Transpose", [e.node("Squeeze", [e.value(m["x"]), e.const([0])])], perm=[1, 0, 2])  # [N, KVH, D]
-    q, s = _quantize_rows(e, e.cast(rows, m["x"].type.dtype, DType.f32))
-    return [e.node("ScatterND", [e.value(m["cache"]), idx, e.node("Cast", [q], to=ONNX_DTYPE[DType.i8])]),
-            e.node("ScatterND", [e.value(m["scales"]), idx, s])]
 
 
 # -- quantized weights --------------------------------------------------------------------------------
@@ -741,8 +817,28 @@ def program_model(program: Program, weights: dict[str, torch.Tensor], store: Wei
         outputs.append(("logits" if i == 0 and len(program.outputs) == 1 else f"output_{i}", v))
     caches = cache_outputs(program)
     outputs += [(f"{e.value(a)}_out", v) for a, v in caches]
-    for name, v in outputs:  # graph outputs get their own names (an Identity when the value is named)
-        e.nodes.append(helper.make_node("Identity", [e.value(v)], [name]))
+    inputs = {e.value(a) for a in program.args}
+    for name, v in outputs:  # graph outputs get their own names
+        if id(v) in e.caches:  # a cache after this call's writes: one ScatterND per cache tensor
+            materialize(e, e.caches[id(v)], name)
+            continue
+        src = e.value(v)
+        producer = next((n for n in e.nodes if src in n.output), None)
+        if producer is None or src in inputs or src in {o for o, _ in outputs}:
+            e.nodes.append(helper.make_node("Identity", [src], [name]))  # an input or initializer: a copy
+        else:  # rename the producing node's output (no copy)
+            producer.output[list(producer.output).index(src)] = name
+            for n in e.nodes:
+                for i, x in enumerate(n.input):
+                    if x == src:
+                        n.input[i] = name
+            e.names = {k: (name if x == src else x) for k, x in e.names.items()}
+    defined = inputs | {i.name for i in e.inits.values()} | set(e.lazy) | {o for n in e.nodes for o in n.output}
+    for n in e.nodes:
+        for i in n.input:
+            if i and i not in defined:
+                raise KilnError(f"cannot export program {program.name!r}: {n.op_type} reads {i!r}, which is no "
+                                "tensor (a KV cache read by an op other than the cache ops?)")
     read = {i for n in e.nodes for i in n.input}
     for name, make in e.lazy.items():
         if name in read:
