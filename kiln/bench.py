@@ -109,7 +109,7 @@ def bench(artifact, baseline: str = "hf", prompt_len: int = 64, new_tokens: int 
     if baseline not in BASELINES:
         raise KilnError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     if baseline == "ort":
-        raise KilnError("the ONNX Runtime baseline is not built yet; use --baseline hf or torch-compile")
+        raise KilnError("the ONNX Runtime baseline runs three sides: use kiln.bench_ort.bench_ort")
     check_settings(prompt_len, new_tokens, repeats, threads)
     say = progress or (lambda s: None)
     if threads is not None:

@@ -374,6 +374,12 @@ def cmd_bench(a) -> int:
                                          progress=_progress(a.json))
         print(json.dumps(r) if a.json else bench_spec.format_table(r))
         return 0
+    if a.baseline == "ort":  # ORT GenAI and kiln's own ONNX export on ORT (kiln/bench_ort.py)
+        from kiln import bench_ort
+
+        r = bench_ort.bench_ort(art, a.prompt_len, a.new_tokens, a.repeats, a.threads, progress=_progress(a.json))
+        print(json.dumps(r) if a.json else bench_ort.format_table(r))
+        return 0
     r = bench(art, a.baseline, a.prompt_len, a.new_tokens, a.repeats, a.threads, progress=_progress(a.json))
     print(json.dumps(r) if a.json else format_table(r))
     return 0

@@ -100,7 +100,7 @@ def test_run_text_and_stream(capsys, tiny_artifact):
     (["run", "{art}", "--prompt", "hi", "--cache-tokens", "0"], "positive number of tokens"),
     (["run", "{art}", "--prompt", "hi", "--prefill-chunk", "0"], "prefill_chunk must be a positive"),
     (["run", "{art}", "--prompt", "a", "--prompt", "b", "--stream"], "give one --prompt"),
-    (["bench", "{art}", "--baseline", "ort"], "not built yet"),
+    (["bench", "{art}", "--baseline", "ort", "--new-tokens", "1"], "--new-tokens >= 2"),
     (["bench", "{art}", "--new-tokens", "1"], "--new-tokens >= 2"),
     (["bench", "{art}", "--prompt-len", "600"], "exceed the context"),
     (["eval", "{tmp}/nothing"], "no model at"),

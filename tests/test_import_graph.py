@@ -19,7 +19,7 @@ LAYERS = [
     ("frontend+passes", ("kiln.frontend", "kiln.passes")),
     ("codegen", ("kiln.codegen",)),
     ("runtime", ("kiln.runtime",)),
-    ("drivers", ("kiln.compiler", "kiln.data", "kiln.evaluate", "kiln.bench", "kiln.bench_spec", "kiln.export",
+    ("drivers", ("kiln.compiler", "kiln.data", "kiln.evaluate", "kiln.bench", "kiln.bench_spec", "kiln.bench_ort", "kiln.export",
                  "kiln.costmodel", "kiln.serve")),
     ("entry points", ("kiln", "kiln.cli", "kiln.__main__")),
 ]
