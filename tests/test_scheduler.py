@@ -207,3 +207,37 @@ def test_a_failing_batch_fails_its_sequences_and_the_engine_goes_on():
     sched.submit([1, 2, 3], 5, GREEDY, set(), c)
     _drain(sched)
     assert c.end == ("done", "length") and len(c.tokens) == 5
+
+
+@pytest.mark.parametrize("layout", ["paged", "contiguous"])
+def test_batched_decode_attention_matches_the_reference(layout):
+    """The CPU kernel for a batch of decoding sequences (kiln/codegen/cpu_attention.py) against the
+    per-sequence reference: ragged lengths, GQA, shuffled blocks, rows of the table in any order,
+    unused cache positions poisoned with huge values (they must get zero weight)."""
+    from kiln.codegen.cpu_attention import cache_attention_batched
+    from kiln.ir.ops import _cache_attention_ref
+
+    r = random.Random(layout)
+    for kvh, group, d in ((1, 4, 16), (2, 2, 8), (4, 1, 32), (2, 3, 64)):
+        bs, pool, width = (16, 64, 6) if layout == "paged" else (96, 12, 1)
+        kc = torch.full((2, pool, kvh, bs, d), 1e30)
+        vc = torch.full((2, pool, kvh, bs, d), -1e30)
+        n = 7
+        free = list(range(pool))
+        r.shuffle(free)
+        table = torch.full((n + 2, width), pool, dtype=torch.long)  # past the pool, as KVAllocator.table pads
+        lengths = [r.randint(1, width * bs) for _ in range(n + 2)]
+        for s, length in enumerate(lengths):
+            blocks = [free.pop() for _ in range(-(-length // bs))]
+            table[s, :len(blocks)] = torch.tensor(blocks)
+            for p in range(length):
+                b, o = blocks[p // bs], p % bs
+                kc[1, b, :, o], vc[1, b, :, o] = torch.randn(kvh, d), torch.randn(kvh, d)
+        rows = r.sample(range(n + 2), n)
+        seq = torch.tensor(rows)
+        pos = torch.tensor([lengths[s] - 1 for s in rows])
+        q = torch.randn(1, kvh * group, n, d)
+        want = _cache_attention_ref(None, q, kc, vc, pos, seq, table, layer=1, scale=d ** -0.5, layout=layout)
+        got = cache_attention_batched(None, q, kc, vc, pos, seq, table, layer=1, scale=d ** -0.5, layout=layout)
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)

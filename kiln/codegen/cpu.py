@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from kiln.codegen.cpu_attention import KERNELS as ATTENTION_KERNELS
 from kiln.codegen.cpu_quant import KERNELS as QUANT_KERNELS
 from kiln.errors import ExecError, KilnError
 from kiln.ir.core import IRError, Program
@@ -44,7 +45,8 @@ def _linear_native_or_torch(ctx, x, w, b=None):
 
 
 # Ops whose CPU lowering is not their reference function (same meaning, faster kernel).
-KERNELS = {"kiln.linear": _linear_native_or_torch, **QUANT_KERNELS}  # + the int8 / int4 linears
+KERNELS = {"kiln.linear": _linear_native_or_torch, **QUANT_KERNELS,  # + the int8 / int4 linears
+           **ATTENTION_KERNELS}  # + decode attention over a batch of sequences at once
 
 
 class CpuProgram:
