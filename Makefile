@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/quantize.py
 	$(BIN)/python benchmarks/speculative.py
 	$(BIN)/python benchmarks/linear.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
