@@ -245,6 +245,22 @@ def test_a_full_queue_answers_429_with_retry_after(art):
         assert 'kiln_rejected_requests_total{status="429"} 1.0' in httpx.get(url + "/metrics").text
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_engine_crash_answers_every_request(art):
+    srv = _server(art, cache_sequences=2)
+
+    def broken():
+        raise RuntimeError("scheduler bug")
+
+    srv.scheduler._admit = broken
+    with ServerThread(srv) as url:
+        r = httpx.post(url + "/v1/completions", json={"prompt": "x = ", "max_tokens": 4}, timeout=30)
+        assert r.status_code == 500 and "scheduler bug" in r.json()["error"]["message"]
+        h = httpx.get(url + "/health")
+        assert h.status_code == 503 and "scheduler bug" in h.json()["error"]
+        assert httpx.post(url + "/v1/completions", json={"prompt": "x", "max_tokens": 2}).status_code == 503
+
+
 # -- load ----------------------------------------------------------------------------------------
 
 def _wait_idle(srv: Server, timeout: float = 30) -> None:

@@ -206,6 +206,27 @@ class Scheduler:
                 seq.cancelled, seq.cancel_reason = True, reason
             self._wake.notify()
 
+    def cancel_all(self) -> None:
+        """Cancel every sequence the scheduler holds (shutdown)."""
+        with self._lock:
+            for seq in [*self.running, *self._waiting, *self._resume, *self._incoming]:
+                if not seq.cancelled:
+                    seq.cancelled, seq.cancel_reason = True, "cancelled"
+            self._wake.notify()
+
+    def abort(self, message: str) -> None:
+        """The engine cannot go on: every sequence it holds gets an error event and nothing more
+        runs (a later ``submit`` raises Closed)."""
+        with self._lock:
+            self._closed = True
+            seqs = [*self.running, *self._waiting, *self._resume, *self._incoming]
+            self.running, self._incoming = [], collections.deque()
+            self._waiting.clear()
+            self._resume.clear()
+        for seq in seqs:
+            if not seq.cancelled:
+                seq.on_event(("error", message))
+
     def close(self) -> None:
         """Take no new work; ``run`` returns once everything admitted has finished or been cancelled."""
         with self._lock:

@@ -85,18 +85,15 @@ class Server:
     def _engine(self) -> None:
         try:
             self.scheduler.run()
-        except BaseException as e:
-            self.engine_error = f"{type(e).__name__}: {e}"
+        except BaseException as e:  # reported by /health, and to every request it held
+            self.engine_error = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            self.scheduler.abort(f"the engine stopped ({self.engine_error})")
             raise
 
     def stop(self, timeout: float = 10.0) -> None:
         """Take no new requests, cancel what is left, and wait for the engine to finish its iteration."""
         self.scheduler.close()
-        sched = self.scheduler
-        with sched._lock:
-            pending = list(sched.running) + list(sched._waiting) + list(sched._resume) + list(sched._incoming)
-        for seq in pending:
-            sched.cancel(seq)
+        self.scheduler.cancel_all()
         if self.thread is not None:
             self.thread.join(timeout)
 
