@@ -253,3 +253,17 @@ def test_the_docs_example_generates_what_kiln_does(tmp_path, tiny_artifact, monk
     want = rt.generate([prompt], max_new_tokens=16, stop_at_eos=False)[0]
     assert scope["ids"] == list(want)
     assert capsys.readouterr().out.strip() == rt.tokenizer.decode(list(want)).strip()
+
+
+def test_bench_against_ort_genai_and_the_onnx_export(tiny_artifact):
+    """kiln bench --baseline ort on llama-tiny: both ORT sides produce kiln's greedy tokens (speeds are for
+    docs/benchmarks.md, not checked here)."""
+    import kiln
+    from kiln.bench_ort import bench_ort, format_table, genai_precision
+
+    art = kiln.load(tiny_artifact)
+    assert genai_precision(art.module) == "fp32"
+    r = bench_ort(art, prompt_len=8, new_tokens=6, repeats=1, threads=2)
+    assert r["greedy_tokens_match"] and r["onnx_ort_tokens_match"]
+    assert r["genai_precision"] == "fp32" and r["baseline"] == "ort"
+    assert "ORT GenAI" in format_table(r)
