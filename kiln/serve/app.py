@@ -209,8 +209,9 @@ class Server:
         rid = protocol.new_id(kind)
         text = protocol.TextStream(self.rt.decode, params.stop)
         if params.stream:
-            return StreamingResponse(self._stream(kind, rid, params, len(ids), seq, events, text),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return _EventStream(self._stream(kind, rid, params, len(ids), seq, events, text),
+                                lambda: self.scheduler.cancel(seq), media_type="text/event-stream",
+                                headers={"Cache-Control": "no-cache"})
         parts: list[str] = []
         made, finish = 0, None
         try:
@@ -271,6 +272,22 @@ class Server:
         finally:
             if finish is None:  # the client went away (the stream was cancelled) or sending failed
                 self.scheduler.cancel(seq)
+
+
+class _EventStream(StreamingResponse):
+    """A streamed response that calls ``on_close`` however it ends, also when the client goes away
+    before the first event (the body's generator then never starts, so its own cleanup never runs).
+    Cancelling a finished sequence does nothing."""
+
+    def __init__(self, content, on_close, **kw):
+        super().__init__(content, **kw)
+        self.on_close = on_close
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
 
 
 def _error_response(e: ApiError) -> JSONResponse:
