@@ -157,7 +157,7 @@ class ProgramFunction(torch.nn.Module):
 
     def __init__(self, program: Program, weight_names: list[str]):
         super().__init__()
-        from kiln.export.onnx_export import cache_outputs
+        from kiln.export.onnx_emit import cache_outputs
 
         self.program = program
         self.weight_names = weight_names
