@@ -241,3 +241,29 @@ def test_batched_decode_attention_matches_the_reference(layout):
         got = cache_attention_batched(None, q, kc, vc, pos, seq, table, layer=1, scale=d ** -0.5, layout=layout)
         assert torch.isfinite(got).all()
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_logprobs_are_the_models_distribution():
+    art = _art("llama-tiny", "paged")
+    rt = art.runtime()
+    prompts = _prompts(3, rt.vocab_size, seed=11)
+    sched = Scheduler(rt, max_batch=4, chunk_tokens=32)
+    got = []
+    for p in prompts:
+        events = []
+        sched.submit(p, 6, GREEDY, set(), events.append, logprobs=3)
+        got.append(events)
+    _drain(sched)
+    for p, events in zip(prompts, got):
+        toks = [t for ev in events if ev[0] == "tokens" for t in ev[1]]
+        lps = [x for ev in events if ev[0] == "tokens" for x in ev[2]]
+        ref = torch.log_softmax(rt.logits([p + toks])[0], -1)
+        for i, (t, (lp, alts)) in enumerate(zip(toks, lps)):
+            assert abs(lp - float(ref[len(p) - 1 + i, t])) < 1e-4
+            assert len(alts) == 3 and alts[0][0] == t  # greedy picks the likeliest
+            assert [a for a, _ in alts] == ref[len(p) - 1 + i].topk(3).indices.tolist()
+    with pytest.raises(KilnError, match="logprobs"):
+        sched.submit([1, 2], 3, GREEDY, set(), Sink(), logprobs=99)
+    spec = _art("llama-tiny", "paged", "ngram").runtime()
+    with pytest.raises(KilnError, match="speculative"):
+        Scheduler(spec).submit([1, 2], 3, GREEDY, set(), Sink(), logprobs=1)

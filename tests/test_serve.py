@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from openai import OpenAI
 
 import kiln
@@ -142,6 +143,36 @@ def test_chat_completions_use_the_template(served, offline):
     assert chunks[-1].choices[0].finish_reason in ("length", "stop")
 
 
+def test_logprobs(served, offline):
+    srv, url = served
+    c = _client(url)
+    want, ids = offline(PROMPTS[2], 12)
+    r = c.completions.create(model="code", prompt=PROMPTS[2], max_tokens=12, temperature=0, logprobs=2)
+    lp = r.choices[0].logprobs
+    assert r.choices[0].text == want and len(lp.tokens) == len(ids) == r.usage.completion_tokens
+    if want.isascii():  # (a character split across tokens would show as U+FFFD in each token's text)
+        assert "".join(lp.tokens) == want
+    prompt_ids = srv.rt.encode(PROMPTS[2])
+    ref = torch.log_softmax(srv.rt.logits([prompt_ids + ids])[0].float(), -1)  # the model's distribution
+    for i, (tok, got) in enumerate(zip(ids, lp.token_logprobs)):
+        assert abs(got - float(ref[len(prompt_ids) - 1 + i, tok])) < 1e-3
+        top = lp.top_logprobs[i]
+        assert len(top) == 2 and max(top.values()) == pytest.approx(got, abs=1e-6)  # greedy: the likeliest
+    assert lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset)
+    chunks = list(c.completions.create(model="code", prompt=PROMPTS[2], max_tokens=12, temperature=0, logprobs=0,
+                                       stream=True))
+    streamed = [x for ch in chunks if ch.choices and ch.choices[0].logprobs for x in ch.choices[0].logprobs.token_logprobs]
+    assert streamed == pytest.approx(lp.token_logprobs, abs=1e-6)
+    msgs = [{"role": "user", "content": "sort a list"}]
+    chat = c.chat.completions.create(model="code", messages=msgs, max_tokens=5, temperature=0, logprobs=True,
+                                     top_logprobs=3)
+    content = chat.choices[0].logprobs.content
+    assert len(content) == chat.usage.completion_tokens and all(len(x.top_logprobs) == 3 for x in content)
+    assert all(x.logprob <= 0 and x.bytes == list(x.token.encode()) for x in content)
+    r = httpx.post(url + "/v1/chat/completions", json={"messages": msgs, "top_logprobs": 2})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "top_logprobs"
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body,status,param", [
@@ -160,7 +191,8 @@ def test_chat_completions_use_the_template(served, offline):
     (b'{"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}', 400, "stop"),
     (b'{"prompt": "x", "stop": [1]}', 400, "stop"),
     (b'{"prompt": "x", "n": 2}', 400, "n"),
-    (b'{"prompt": "x", "logprobs": 3}', 400, "logprobs"),
+    (b'{"prompt": "x", "logprobs": 6}', 400, "logprobs"),
+    (b'{"prompt": "x", "echo": true}', 400, "echo"),
     (b'{"prompt": "x", "stream": "yes"}', 400, "stream"),
     (b'{"prompt": "x", "seed": -1}', 400, "seed"),
     (b'{"prompt": "x", "model": "gpt-4"}', 404, "model"),

@@ -26,7 +26,8 @@ other, then advances by one draft -> verify round (``SpecDecoder.step``) per ite
 preempted.
 
 Events reach the submitter through its ``on_event`` callback, called on the engine thread:
-``("tokens", [ids])``, then one of ``("done", "stop" | "length")`` or ``("error", message)``. A
+``("tokens", [ids], logprobs)`` (logprobs: None, or one ``(logprob, [(id, logprob)...])`` per
+token for a sequence that asked for them), then one of ``("done", "stop" | "length")`` or ``("error", message)``. A
 cancelled sequence gets no further events.
 """
 
@@ -47,6 +48,7 @@ from kiln.runtime.state import Request
 DEFAULT_MAX_BATCH = 16
 DEFAULT_MAX_QUEUE = 64
 DEFAULT_CHUNK_TOKENS = 256  # tokens per iteration: decodes first, the rest to prompt chunks
+MAX_LOGPROBS = 20  # most alternatives per token a sequence may ask for (OpenAI's top_logprobs limit)
 
 
 def check_limits(max_batch: int, max_queue: int, chunk_tokens: int) -> None:
@@ -81,7 +83,15 @@ class NullMetrics:
     def iteration(self, tokens: int, seconds: float) -> None: ...
 
 
-Event = tuple  # ("tokens", [ids]) | ("done", reason) | ("error", message)
+Event = tuple  # ("tokens", [ids], logprobs or None) | ("done", reason) | ("error", message)
+
+
+def _logprobs(logits: torch.Tensor, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """(log-probability of ``token``, [(id, log-probability)] of the ``top`` most likely) under the
+    model's distribution, before temperature and top-k/top-p."""
+    lp = torch.log_softmax(logits.float(), -1)
+    alts = lp.topk(top) if top else None
+    return float(lp[token]), ([] if alts is None else list(zip(alts.indices.tolist(), alts.values.tolist())))
 
 
 @dataclass(eq=False)
@@ -98,6 +108,7 @@ class Sequence:
     blocks: list[int] = field(default_factory=list)
     cached: int = 0
     state: str = "waiting"
+    logprobs: int | None = None
     cancelled: bool = False
     cancel_reason: str = "cancelled"
     preemptions: int = 0
@@ -182,10 +193,17 @@ class Scheduler:
         return prompt_len + max_new - 1  # the last token is never fed back
 
     def submit(self, prompt: list[int], max_new: int, sampling: Sampling, stops: set[int],
-               on_event: Callable[[Event], None]) -> Sequence:
+               on_event: Callable[[Event], None], logprobs: int | None = None) -> Sequence:
         """Queue one sequence; raises KilnError for a request that can never run, QueueFull when the
-        queue is full and Closed after ``close``."""
+        queue is full and Closed after ``close``. ``logprobs`` (None: off) asks for each generated
+        token's log-probability under the model and the ``logprobs`` most likely alternatives."""
         self.check(prompt, max_new)
+        if logprobs is not None:
+            if self.rt.spec is not None:
+                raise KilnError("log-probabilities are not available with speculative decoding (the verify step "
+                                "accepts several tokens at once); serve the artifact with --no-speculative")
+            if not isinstance(logprobs, int) or isinstance(logprobs, bool) or not 0 <= logprobs <= MAX_LOGPROBS:
+                raise KilnError(f"logprobs must be an integer in [0, {MAX_LOGPROBS}], got {logprobs!r}")
         with self._lock:
             if self._closed:
                 raise Closed("the server is shutting down")
@@ -193,7 +211,7 @@ class Scheduler:
                 raise QueueFull(f"the queue is full ({self.max_queue} waiting requests)")
             self._ids += 1
             seq = Sequence(self._ids, Request([list(prompt)], max_new, set(stops), sampling), on_event,
-                           speculative=self.rt.spec is not None)
+                           speculative=self.rt.spec is not None, logprobs=logprobs)
             self._incoming.append(seq)
             self._wake.notify()
         return seq
@@ -372,7 +390,7 @@ class Scheduler:
         for r, seq in enumerate(takers):
             tok = int(seq.request.sampling.pick(logits[r:r + 1])[0])
             seq.request.commit(0, [tok])
-            self._hand_out(seq)
+            self._hand_out(seq, _logprobs(logits[r], tok, seq.logprobs) if seq.logprobs is not None else None)
         self.metrics.iteration(len(ids), time.perf_counter() - t0)
 
     def _spec_round(self, seq: Sequence) -> None:
@@ -383,7 +401,7 @@ class Scheduler:
             return
         self._hand_out(seq)
 
-    def _hand_out(self, seq: Sequence) -> None:
+    def _hand_out(self, seq: Sequence, logprobs: tuple | None = None) -> None:
         req = seq.request
         new = list(req.queue[0])
         req.queue[0].clear()
@@ -397,7 +415,7 @@ class Scheduler:
             else:
                 self.metrics.next_tokens((now - seq.last_token_at) / len(new), len(new))
             seq.last_token_at = now
-            seq.on_event(("tokens", new))
+            seq.on_event(("tokens", new, [logprobs] if logprobs is not None else None))
         if req.done[0]:
             reason = "stop" if req.tokens[0][-1] in req.stops else "length"
             self._finish(seq, reason, ("done", reason))

@@ -181,7 +181,7 @@ class Server:
             gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
             stops = set(params.stop_token_ids) | (set() if params.ignore_eos else set(rt.eos_ids))
             seq = self.scheduler.submit(ids, params.max_tokens, Sampling(temperature, params.top_k, params.top_p, gen),
-                                        stops, on_event)
+                                        stops, on_event, logprobs=params.logprobs)
         except QueueFull as e:
             self.metrics.reject(429)
             raise ApiError(429, f"{e}; retry later", code="queue_full",
@@ -213,6 +213,7 @@ class Server:
                                 lambda: self.scheduler.cancel(seq), media_type="text/event-stream",
                                 headers={"Cache-Control": "no-cache"})
         parts: list[str] = []
+        entries: list = []  # (token, logprob, alternatives) when logprobs were asked for
         made, finish = 0, None
         try:
             while finish is None:
@@ -224,6 +225,7 @@ class Server:
                     continue
                 if ev[0] == "tokens":
                     made += len(ev[1])
+                    entries += _entries(ev)
                     parts.append(text.push(ev[1]))
                     if text.stopped:
                         self.scheduler.cancel(seq, "stop")
@@ -236,8 +238,12 @@ class Server:
         finally:
             if finish is None:
                 self.scheduler.cancel(seq)
+        lp = self._logprobs(kind, entries, params) if params.logprobs is not None else None
         return JSONResponse(protocol.response(kind, rid, self.model_name, "".join(parts), finish,
-                                              protocol.usage(len(ids), made)))
+                                              protocol.usage(len(ids), made), lp))
+
+    def _logprobs(self, kind: str, entries: list, params: protocol.Params) -> dict:
+        return protocol.logprobs_object(kind, entries, lambda t: self.rt.decode([t]), params.logprobs)
 
     async def _stream(self, kind, rid, params, prompt_tokens, seq, events, text):
         model, finish, made = self.model_name, None, 0
@@ -250,8 +256,11 @@ class Server:
                 yield sse(protocol.chunk(kind, rid, model, "", None, first=True))
             while finish is None:
                 ev = await events.get()
+                lp = None
                 if ev[0] == "tokens":
                     made += len(ev[1])
+                    if params.logprobs is not None:
+                        lp = self._logprobs(kind, _entries(ev), params)
                     delta = text.push(ev[1])
                     if text.stopped:
                         self.scheduler.cancel(seq, "stop")
@@ -263,8 +272,8 @@ class Server:
                     yield sse(err.body())
                     finish = "error"
                     return
-                if delta:
-                    yield sse(protocol.chunk(kind, rid, model, delta, None))
+                if delta or lp is not None:
+                    yield sse(protocol.chunk(kind, rid, model, delta, None, logprobs=lp))
             yield sse(protocol.chunk(kind, rid, model, None, finish))
             if params.include_usage:
                 yield sse(protocol.usage_chunk(kind, rid, model, protocol.usage(prompt_tokens, made)))
@@ -272,6 +281,11 @@ class Server:
         finally:
             if finish is None:  # the client went away (the stream was cancelled) or sending failed
                 self.scheduler.cancel(seq)
+
+
+def _entries(ev) -> list:
+    """[(token, logprob, alternatives)] of a tokens event that carries logprobs, else []."""
+    return [(t, lp, alts) for t, (lp, alts) in zip(ev[1], ev[2])] if ev[2] is not None else []
 
 
 class _EventStream(StreamingResponse):

@@ -14,6 +14,8 @@ from typing import ClassVar
 
 MAX_STOP_STRINGS = 4  # as OpenAI's API
 MAX_TEMPERATURE = 2.0
+MAX_COMPLETION_LOGPROBS = 5  # /v1/completions' `logprobs` (OpenAI's limit)
+MAX_TOP_LOGPROBS = 20  # /v1/chat/completions' `top_logprobs`
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 
 
@@ -85,11 +87,11 @@ class Params:
     include_usage: bool
     ignore_eos: bool
     stop_token_ids: list[int] = field(default_factory=list)
+    logprobs: int | None = None  # None: off; n: each token's log-probability and its n likeliest alternatives
 
 
 UNSUPPORTED = {  # field -> the values kiln serve accepts (others: a clear 400)
-    "n": (None, 1), "best_of": (None, 1), "echo": (None, False), "suffix": (None, ""), "logprobs": (None, False),
-    "top_logprobs": (None, 0), "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0),
+    "n": (None, 1), "best_of": (None, 1), "echo": (None, False), "suffix": (None, ""), "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0),
     "logit_bias": (None,), "tools": (None,), "tool_choice": (None, "none"), "response_format": (None,),
 }
 
@@ -155,7 +157,8 @@ def completion_params(body: dict, vocab_size: int) -> Params:
         raise _bad("prompt", "kiln serve takes one prompt per request (send several requests instead)")
     else:
         raise _bad("prompt", "'prompt' must be a non-empty string or a list of token ids")
-    return Params(prompt_text=text, prompt_ids=ids, **common(body, vocab_size))
+    return Params(prompt_text=text, prompt_ids=ids, logprobs=_int(body, "logprobs", None, 0, MAX_COMPLETION_LOGPROBS),
+                  **common(body, vocab_size))
 
 
 ROLES = ("system", "user", "assistant", "tool", "developer")
@@ -182,8 +185,34 @@ def chat_messages(body: dict) -> list[dict]:
 
 
 def chat_params(body: dict, vocab_size: int, prompt_text: str) -> Params:
-    return Params(prompt_text=prompt_text, prompt_ids=None,
+    top = _int(body, "top_logprobs", None, 0, MAX_TOP_LOGPROBS)
+    if not _bool(body, "logprobs", False):
+        if top is not None:
+            raise _bad("top_logprobs", "'top_logprobs' needs 'logprobs': true")
+        logprobs = None
+    else:
+        logprobs = top or 0
+    return Params(prompt_text=prompt_text, prompt_ids=None, logprobs=logprobs,
                   **common(body, vocab_size, max_tokens_key="max_completion_tokens"))
+
+
+def logprobs_object(kind: str, entries: list[tuple[int, float, list]], token_text, top: int) -> dict:
+    """OpenAI's ``logprobs`` of a choice from ``entries`` [(token id, logprob, [(id, logprob)...])]
+    (the scheduler's), ``token_text(id)`` giving a token's text."""
+    if kind == "chat":
+        def one(t, lp):
+            text = token_text(t)
+            return {"token": text, "logprob": lp, "bytes": list(text.encode("utf-8"))}
+        return {"content": [{**one(t, lp), "top_logprobs": [one(a, alp) for a, alp in alts]}
+                            for t, lp, alts in entries]}
+    tokens = [token_text(t) for t, _, _ in entries]
+    offsets, at = [], 0
+    for text in tokens:
+        offsets.append(at)
+        at += len(text)
+    return {"tokens": tokens, "token_logprobs": [lp for _, lp, _ in entries],
+            "top_logprobs": [{token_text(a): alp for a, alp in alts} for _, _, alts in entries] if top else None,
+            "text_offset": offsets}
 
 
 # -- responses ---------------------------------------------------------------------------------
@@ -198,28 +227,30 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def response(kind: str, rid: str, model: str, text: str, finish: str, used: dict) -> dict:
+def response(kind: str, rid: str, model: str, text: str, finish: str, used: dict, logprobs: dict | None = None
+             ) -> dict:
     if kind == "chat":
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": logprobs,
                   "finish_reason": finish}
         obj = "chat.completion"
     else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}
         obj = "text_completion"
     return {"id": rid, "object": obj, "created": int(time.time()), "model": model, "choices": [choice],
             "usage": used}
 
 
-def chunk(kind: str, rid: str, model: str, text: str | None, finish: str | None, first: bool = False) -> dict:
+def chunk(kind: str, rid: str, model: str, text: str | None, finish: str | None, first: bool = False,
+          logprobs: dict | None = None) -> dict:
     """One streamed piece: ``text`` None for the final chunk that carries only ``finish``."""
     if kind == "chat":
         delta: dict = {"role": "assistant"} if first else {}
         if text is not None:
             delta["content"] = text
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         obj = "chat.completion.chunk"
     else:
-        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
         obj = "text_completion"
     return {"id": rid, "object": obj, "created": int(time.time()), "model": model, "choices": [choice]}
 
