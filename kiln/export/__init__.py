@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,10 +53,8 @@ def export(artifact, fmt: str, out: str | Path, progress: Callable[[str], None] 
     skipped = [p for p in module.programs if p not in PROGRAMS]
     t0 = time.perf_counter()
     # build everything in a directory beside ``out`` first: a refused op leaves nothing half-written
-    tmp = out.parent / f".{out.name}.export-tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
         if fmt == "onnx":
             from kiln.export.onnx_export import write_onnx
