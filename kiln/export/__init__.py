@@ -16,6 +16,7 @@ speculative ones are listed in ``kiln_export.json`` as skipped. See docs/export.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -55,6 +56,9 @@ def export(artifact, fmt: str, out: str | Path, progress: Callable[[str], None] 
     # build everything in a directory beside ``out`` first: a refused op leaves nothing half-written
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
     try:
         if fmt == "onnx":
             from kiln.export.onnx_export import write_onnx
