@@ -44,9 +44,10 @@ from kiln.bench_spec import heldout_prompts
 TARGET = str(ROOT / "examples" / "models" / "kiln-code-target")
 
 
-def start_server(art: Path, max_batch: int, max_queue: int) -> tuple[subprocess.Popen, str]:
+def start_server(art: Path, max_batch: int, max_queue: int, threads: int | None) -> tuple[subprocess.Popen, str]:
+    extra = ["--threads", str(threads)] if threads else []
     p = subprocess.Popen([sys.executable, "-m", "kiln", "serve", str(art), "--port", "0", "--log-level", "warning",
-                          "--max-batch", str(max_batch), "--max-queue", str(max_queue)],
+                          "--max-batch", str(max_batch), "--max-queue", str(max_queue), *extra],
                          stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     banner = p.stderr.readline()
     m = re.search(r"on (http://\S+)", banner)
@@ -124,6 +125,7 @@ def main() -> int:
     ap.add_argument("--overload", type=int, default=160)
     ap.add_argument("--levels", default="1,4,16,64")
     ap.add_argument("--pipeline", default="paged")
+    ap.add_argument("--threads", type=int, help="kiln serve --threads (default: its own default)")
     ap.add_argument("--json", default="benchmarks/results/serve.json")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +138,7 @@ def main() -> int:
         pool = heldout_prompts(rt.encode, 32, 256)
         work = [(p[-r.choice([16, 32, 64, 128, 256]):], a.new_tokens) for p in
                 (pool[i % len(pool)] for i in range(a.requests))]
-        proc, url = start_server(art, a.max_batch, a.max_queue)
+        proc, url = start_server(art, a.max_batch, a.max_queue, a.threads)
         levels: dict[str, dict] = {}
         try:
             asyncio.run(closed_loop(url, work[:4], 2))  # warm-up
@@ -174,6 +176,7 @@ def main() -> int:
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "pipeline": a.pipeline,
+                               "server_threads": a.threads,
                                "requests": a.requests, "new_tokens": a.new_tokens, "max_batch": a.max_batch,
                                "max_queue": a.max_queue, "levels": levels, "overload": {"clients": a.overload,
                                                                                           **overload},

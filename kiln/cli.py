@@ -259,6 +259,12 @@ def cmd_serve(a) -> int:
     from kiln.runtime.scheduler import check_limits
 
     check_limits(a.max_batch, a.max_queue, a.chunk_tokens)
+    if a.threads is not None:
+        if a.threads < 1:
+            raise KilnError(f"--threads must be at least 1, got {a.threads}")
+        import torch
+
+        torch.set_num_threads(a.threads)
     api_key = a.api_key or os.environ.get("KILN_API_KEY") or None
     template = None
     if a.chat_template:
@@ -547,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Jinja chat template for /v1/chat/completions (default: the model's own, if any)")
     v.add_argument("--no-speculative", action="store_true", help="decode one token per step even if the "
                    "artifact was compiled with --draft")
+    v.add_argument("--threads", type=int, help="torch threads for the model's compute (default: torch's)")
     v.add_argument("--shutdown-timeout", type=float, default=30.0,
                    help="seconds to let in-flight requests finish on shutdown (default 30)")
     v.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
