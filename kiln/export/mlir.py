@@ -27,7 +27,7 @@ import torch
 
 from kiln.errors import KilnError
 from kiln.ir.core import Program
-from kiln.ir.interpret import PreparedOp
+from kiln.ir.interpret import PreparedOp, call_attrs
 from kiln.ir.registry import ExecContext, has_trait
 from kiln.ir.semantics import TORCH_DTYPE
 from kiln.ir.types import parse_dim
@@ -180,8 +180,6 @@ class ProgramFunction(torch.nn.Module):
             ins = [vals[id(v)] for v in op.operands]
             if fn is not None:
                 ctx.result_types = [r.type for r in op.results]
-                from kiln.ir.interpret import call_attrs
-
                 out = fn(ctx, *ins, **call_attrs(op))
                 outs = [out] if len(op.results) == 1 else list(out)
             else:

@@ -12,6 +12,7 @@ import numpy as np
 from kiln.errors import KilnError
 from kiln.export.onnx_emit import NEG_INF, NP_DTYPE, ONNX_DTYPE, Emitter, _heads, _in, _out, lower
 from kiln.ir.core import Op
+from kiln.ir.ops import promote
 from kiln.ir.types import DType
 
 # -- sources ----------------------------------------------------------------------------------------
@@ -102,8 +103,6 @@ def _binary(e: Emitter, op: Op, xs: list[str]) -> list[str]:
 
 
 def _common(a: DType, b: DType) -> DType:
-    from kiln.ir.ops import promote
-
     return promote(a, b)
 
 
