@@ -100,6 +100,25 @@ async def closed_loop(url: str, work: list[tuple[list[int], int]], clients: int)
         return out, time.perf_counter() - t0
 
 
+def engine_counters(url: str) -> dict[str, float]:
+    """The server's iteration counters (its /metrics): model-call seconds and tokens, summed."""
+    text = httpx.get(url + "/metrics").text
+    out = {}
+    for name in ("kiln_iteration_seconds_sum", "kiln_iteration_seconds_count", "kiln_iteration_tokens_sum"):
+        m = re.search(rf"^{name} (\S+)$", text, re.M)
+        out[name] = float(m.group(1)) if m else 0.0
+    return out
+
+
+def engine_delta(before: dict, after: dict, seconds: float) -> dict:
+    d = {k: after[k] - before[k] for k in before}
+    n = max(d["kiln_iteration_seconds_count"], 1)
+    return {"iterations": int(d["kiln_iteration_seconds_count"]),
+            "model_ms_per_iteration": round(1000 * d["kiln_iteration_seconds_sum"] / n, 2),
+            "tokens_per_iteration": round(d["kiln_iteration_tokens_sum"] / n, 1),
+            "model_busy_fraction": round(d["kiln_iteration_seconds_sum"] / seconds, 3)}
+
+
 def pct(xs: list[float], q: float) -> float | None:
     return round(float(np.percentile(xs, q)) * 1000, 2) if xs else None
 
@@ -143,8 +162,9 @@ def main() -> int:
         try:
             asyncio.run(closed_loop(url, work[:4], 2))  # warm-up
             for c in (int(x) for x in a.levels.split(",")):
+                before = engine_counters(url)
                 res, dt = asyncio.run(closed_loop(url, work, c))
-                levels[str(c)] = summarise(res, dt)
+                levels[str(c)] = {**summarise(res, dt), **engine_delta(before, engine_counters(url), dt)}
                 print(f"  {c:>3} clients: {levels[str(c)]}", file=sys.stderr)
             over_work = [work[i % len(work)] for i in range(a.overload)]
             res, dt = asyncio.run(closed_loop(url, over_work, a.overload))

@@ -213,7 +213,8 @@ def test_a_failing_batch_fails_its_sequences_and_the_engine_goes_on():
 def test_batched_decode_attention_matches_the_reference(layout):
     """The CPU kernel for a batch of decoding sequences (kiln/codegen/cpu_attention.py) against the
     per-sequence reference: ragged lengths, GQA, shuffled blocks, rows of the table in any order,
-    unused cache positions poisoned with huge values (they must get zero weight)."""
+    decoding queries mixed with prompt chunks, unused cache positions poisoned with huge values
+    (they must get zero weight)."""
     from kiln.codegen.cpu_attention import cache_attention_batched
     from kiln.ir.ops import _cache_attention_ref
 
@@ -234,9 +235,13 @@ def test_batched_decode_attention_matches_the_reference(layout):
                 b, o = blocks[p // bs], p % bs
                 kc[1, b, :, o], vc[1, b, :, o] = torch.randn(kvh, d), torch.randn(kvh, d)
         rows = r.sample(range(n + 2), n)
-        seq = torch.tensor(rows)
-        pos = torch.tensor([lengths[s] - 1 for s in rows])
-        q = torch.randn(1, kvh * group, n, d)
+        seq, pos = [], []
+        for k, s in enumerate(rows):  # every third sequence brings its last few positions (a prompt chunk)
+            take = min(lengths[s], 1 if k % 3 else 5)
+            seq += [s] * take
+            pos += range(lengths[s] - take, lengths[s])
+        seq, pos = torch.tensor(seq), torch.tensor(pos)
+        q = torch.randn(1, kvh * group, len(seq), d)
         want = _cache_attention_ref(None, q, kc, vc, pos, seq, table, layer=1, scale=d ** -0.5, layout=layout)
         got = cache_attention_batched(None, q, kc, vc, pos, seq, table, layer=1, scale=d ** -0.5, layout=layout)
         assert torch.isfinite(got).all()

@@ -387,8 +387,10 @@ class Scheduler:
             return
         for seq, n in batch:
             seq.cached += n
-        for r, seq in enumerate(takers):
-            tok = int(seq.request.sampling.pick(logits[r:r + 1])[0])
+        greedy = logits.argmax(-1).tolist() if any(s.request.sampling.greedy for s in takers) else None
+        for r, seq in enumerate(takers):  # each sampled sequence draws from its own generator
+            sampling = seq.request.sampling
+            tok = greedy[r] if sampling.greedy else int(sampling.pick(logits[r:r + 1])[0])
             seq.request.commit(0, [tok])
             self._hand_out(seq, _logprobs(logits[r], tok, seq.logprobs) if seq.logprobs is not None else None)
         self.metrics.iteration(len(ids), time.perf_counter() - t0)

@@ -38,6 +38,8 @@ class Metrics:
                                    registry=r)
         self.batch_tokens = Histogram("kiln_iteration_tokens", "Tokens per engine iteration",
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=r)
+        self.iteration_seconds = Histogram("kiln_iteration_seconds", "Time of one engine iteration's model call",
+                                           buckets=LATENCY_BUCKETS, registry=r)
         sched = scheduler_ref
         for name, doc, fn in (
                 ("kiln_queue_depth", "Requests waiting to start", lambda: sched().queue_depth),
@@ -67,6 +69,7 @@ class Metrics:
 
     def iteration(self, tokens: int, seconds: float) -> None:
         self.batch_tokens.observe(tokens)
+        self.iteration_seconds.observe(seconds)
 
     # -- the server's ------------------------------------------------------------------
     def reject(self, status: int) -> None:
