@@ -105,7 +105,7 @@ def engine_counters(url: str) -> dict[str, float]:
     text = httpx.get(url + "/metrics").text
     out = {}
     for name in ("kiln_iteration_seconds_sum", "kiln_iteration_seconds_count", "kiln_iteration_tokens_sum"):
-        m = re.search(rf"^{name} (\S+)$", text, re.M)
+        m = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
         out[name] = float(m.group(1)) if m else 0.0
     return out
 
