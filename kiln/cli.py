@@ -268,7 +268,11 @@ def cmd_serve(a) -> int:
     api_key = a.api_key or os.environ.get("KILN_API_KEY") or None
     template = None
     if a.chat_template:
-        template = Path(a.chat_template).read_text(encoding="utf-8")
+        try:
+            template = Path(a.chat_template).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise KilnError(f"cannot read the chat template {a.chat_template!r}: "
+                            f"{getattr(e, 'strerror', None) or e}") from None
     sock = bind(a.host, a.port)  # first: a busy port fails before the model loads
     art = _load(a, a.artifact)
     rt = Runtime(art, cache_tokens=a.cache_tokens, speculative=not a.no_speculative, cache_sequences=a.max_batch)
@@ -280,7 +284,7 @@ def cmd_serve(a) -> int:
     drafter = f"; speculative ({rt.spec.info.get('drafter')})" if rt.spec is not None else ""
     sys.stderr.write(f"kiln serve: {name} on {url} (OpenAI API under /v1, metrics at /metrics); max batch "
                      f"{a.max_batch}, queue {a.max_queue}, {rt.kv.describe()}{drafter}; chat "
-                     f"{'on' if server.chat else 'off (no chat template)'}\n")
+                     f"{'on' if server.chat else 'off (' + (server.chat_note or 'no chat template') + ')'}\n")
     if api_key is None and host not in ("127.0.0.1", "::1", "localhost"):
         sys.stderr.write("kiln serve: warning: listening beyond loopback with no API key (--api-key or "
                          "KILN_API_KEY): anyone who can reach the port can use the model\n")

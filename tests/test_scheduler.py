@@ -167,8 +167,8 @@ def test_refusals_before_any_work():
         sched.submit([1] * 60, 10, GREEDY, set(), Sink())
     with pytest.raises(KilnError, match="max_tokens"):
         sched.submit([1, 2], 0, GREEDY, set(), Sink())
-    sched.submit([1, 2], 3, GREEDY, set(), Sink())
-    sched.submit([1, 2], 3, GREEDY, set(), Sink())
+    for _ in range(4):  # two free batch slots + a queue of two
+        sched.submit([1, 2], 3, GREEDY, set(), Sink())
     with pytest.raises(QueueFull):
         sched.submit([1, 2], 3, GREEDY, set(), Sink())
     sched.close()
@@ -272,3 +272,48 @@ def test_logprobs_are_the_models_distribution():
     spec = _art("llama-tiny", "paged", "ngram").runtime()
     with pytest.raises(KilnError, match="speculative"):
         Scheduler(spec).submit([1, 2], 3, GREEDY, set(), Sink(), logprobs=1)
+
+
+def test_the_queue_limit_counts_only_what_waits_beyond_free_slots():
+    art = _art("llama-tiny", "paged")
+    rt = art.runtime(cache_sequences=16)
+    sched = Scheduler(rt, max_batch=8, max_queue=2)
+    sinks = [Sink() for _ in range(10)]
+    for s in sinks:  # an idle server takes a full batch and its queue at once
+        sched.submit([3, 4, 5], 4, GREEDY, set(), s)
+    with pytest.raises(QueueFull):
+        sched.submit([3, 4, 5], 4, GREEDY, set(), Sink())
+    sched.step()
+    assert len(sched.running) == 8 and sched.queue_depth == 2
+    _drain(sched)
+    assert all(s.end == ("done", "length") for s in sinks)
+
+
+def test_a_contiguous_cache_runs_one_sequence_per_row():
+    art = _art("llama-tiny", "default")
+    rt = art.runtime(cache_sequences=4)
+    assert rt.kv.layout == "contiguous" and rt.kv.n_blocks == 4
+    sched = Scheduler(rt, max_batch=8)
+    for i in range(6):
+        sched.submit([1 + i, 2, 3], 5, GREEDY, set(), Sink())
+    sched.step()
+    assert len(sched.running) == 4 and sched.blocks_free == 0 and sched.queue_depth == 2
+    _drain(sched)
+    assert sched.blocks_used == 0
+
+
+def test_a_sampling_failure_fails_only_its_sequence():
+    art = _art("llama-tiny", "paged")
+    rt = art.runtime()
+    sched = Scheduler(rt, max_batch=4)
+
+    class Broken(Sampling):
+        def pick(self, logits):
+            raise RuntimeError("bad draw")
+
+    bad, good = Sink(), Sink()
+    sched.submit([1, 2, 3], 5, Broken(0.5, 0, 1.0), set(), bad)
+    sched.submit([4, 5, 6], 5, GREEDY, set(), good)
+    _drain(sched)
+    assert bad.end == ("error", "RuntimeError: bad draw") and good.end == ("done", "length")
+    assert sched.blocks_used == 0

@@ -79,6 +79,76 @@ def _client(url: str, key: str = "none") -> OpenAI:
     return OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=60)
 
 
+# -- text of a completion (no server) ----------------------------------------------------------------
+
+def _bytes_stream(stops, pieces: list[bytes]):
+    """A TextStream over a byte-level 'tokenizer': token i is pieces[i]."""
+    from kiln.serve.protocol import TextStream
+
+    return TextStream(lambda ids: b"".join(pieces[i] for i in ids).decode("utf-8", errors="replace"), stops)
+
+
+def _feed(ts, n: int) -> tuple[str, bool]:
+    out = "".join(ts.push([i]) for i in range(n))
+    if not ts.stopped:
+        out += ts.finish()
+    return out, ts.stopped
+
+
+@pytest.mark.parametrize("stops,pieces,want,stopped", [
+    (["END"], [b"ab", b"cE", b"N", b"Dxy"], "abc", True),  # a stop split across three tokens
+    (["END"], [b"ab", b"cE", b"N", b"x"], "abcENx", False),  # a held-back prefix that does not complete
+    (["XY", "cd"], [b"ab", b"c", b"dXY"], "ab", True),  # the earliest of several stops wins
+    (["\n\n"], [b"a\n", b"\n", b"b"], "a", True),
+    ([], ["é".encode()[:1], "é".encode()[1:], b"!"], "é!", False),  # a character split across tokens
+    (["é"], [b"x", "é".encode()[:1], "é".encode()[1:]], "x", True),
+    (["long stop string"], [b"a long stop", b" string", b"z"], "a ", True),
+])
+def test_text_stream(stops, pieces, want, stopped):
+    ts = _bytes_stream(stops, pieces)
+    sent = []
+    for i in range(len(pieces)):
+        d = ts.push([i])
+        assert "\ufffd" not in d  # never half a character
+        assert not any(s in "".join(sent) + d for s in stops)  # never any part of a stop string that occurs
+        sent.append(d)
+        if ts.stopped:
+            break
+    text = "".join(sent) + ("" if ts.stopped else ts.finish())
+    assert (text, ts.stopped) == (want, stopped)
+
+
+def test_text_stream_cost_is_bounded():
+    """The longest stop strings the API takes, against a long completion: each token's work stays
+    small (it once grew with the square of the text)."""
+    stops = ["q" * 255 + "!", "w" * 256, "e" * 200, "r" * 256]
+    pieces = [b"q" * 7 + b"w" * 5 + b"e" * 3] * 2000
+    ts = _bytes_stream(stops, pieces)
+    t0 = time.perf_counter()
+    for i in range(len(pieces)):
+        ts.push([i])
+    assert time.perf_counter() - t0 < 10  # ~2 s here; quadratic hold-back checks took minutes
+    assert ts.sent and not ts.stopped
+
+
+def test_chat_templates_render_like_transformers_and_refuse_abuse():
+    from kiln.errors import KilnError
+    from kiln.serve.chat import ChatTemplate
+
+    hf_like = ("{{ bos_token }}{% if tools %}TOOLS{% endif %}{% for m in messages %}"
+               "{% if loop.index > 2 %}{% break %}{% endif %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "user", "content": "x"}]
+    assert ChatTemplate(hf_like).render(msgs) == "<system>s<user>u<assistant>"
+    for bad, why in (("{{ 'a' * 50000000 }}", "too large"), ("{{ 1 / 0 }}", "ZeroDivisionError"),
+                     ("{{ 7 ** 99999 }}", "power"), ("{{ raise_exception('no system role') }}", "no system role"),
+                     ("{% for i in range(50) %}{{ 'x' * 60000 }}{% endfor %}", "too long")):
+        with pytest.raises(KilnError, match=why):
+            ChatTemplate(bad).render(msgs)
+    with pytest.raises(KilnError, match="parse"):
+        ChatTemplate("{% for %}")
+
+
 # -- the openai client ---------------------------------------------------------------------------
 
 def test_openai_client_completions_equal_offline_generation(served, offline):
@@ -275,6 +345,18 @@ def test_a_full_queue_answers_429_with_retry_after(art):
         waiting.join()
         _wait_idle(srv)
         assert 'kiln_rejected_requests_total{status="429"} 1.0' in httpx.get(url + "/metrics").text
+
+
+def test_a_client_that_hangs_up_on_a_plain_request_cancels_it(served):
+    srv, url = served
+    before = srv.metrics.requests.labels(outcome="cancelled")._value.get()
+    made = srv.metrics.generated._value.get()
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.5 s and closes the connection
+        httpx.post(url + "/v1/completions", timeout=0.5, json={
+            "prompt": PROMPTS[0], "max_tokens": 400, "temperature": 0, "ignore_eos": True})
+    _wait_idle(srv)
+    assert srv.metrics.requests.labels(outcome="cancelled")._value.get() == before + 1
+    assert srv.metrics.generated._value.get() - made < 400  # stopped well before its 400 tokens
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

@@ -194,9 +194,11 @@ class Runtime:
                 raise KilnError(f"the artifact's tokenizer.json is unusable: {str(e).splitlines()[0][:200]}") from None
         return self._tokenizer
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text``; ``add_special_tokens=False`` leaves out what the tokenizer would add
+        (a BOS), for text that already carries it (a rendered chat template)."""
         check_prompt_text(text)
-        ids = self.tokenizer.encode(text).ids
+        ids = self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
         if not ids:
             raise KilnError("the prompt encodes to no tokens")
         return ids

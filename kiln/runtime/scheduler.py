@@ -207,7 +207,9 @@ class Scheduler:
         with self._lock:
             if self._closed:
                 raise Closed("the server is shutting down")
-            if len(self._incoming) + len(self._waiting) >= self.max_queue:
+            # waiting beyond the free batch slots is what the queue limit bounds
+            free_slots = max(self.max_batch - len(self.running) - len(self._resume), 0)
+            if len(self._incoming) + len(self._waiting) >= self.max_queue + free_slots:
                 raise QueueFull(f"the queue is full ({self.max_queue} waiting requests)")
             self._ids += 1
             seq = Sequence(self._ids, Request([list(prompt)], max_new, set(stops), sampling), on_event,
@@ -238,12 +240,15 @@ class Scheduler:
         with self._lock:
             self._closed = True
             seqs = [*self.running, *self._waiting, *self._resume, *self._incoming]
-            self.running, self._incoming = [], collections.deque()
+            self._incoming.clear()
             self._waiting.clear()
             self._resume.clear()
         for seq in seqs:
-            if not seq.cancelled:
+            try:
+                self._finish(seq, "error", ("error", message))  # releases its blocks and drafter state
+            except Exception:  # noqa: BLE001 - the engine is already broken: tell every client regardless
                 seq.on_event(("error", message))
+        self.running = []
 
     def close(self) -> None:
         """Take no new work; ``run`` returns once everything admitted has finished or been cancelled."""
@@ -289,6 +294,8 @@ class Scheduler:
             self._finish(seq, seq.cancel_reason)
 
     def _admit(self) -> None:
+        promised = 0  # blocks the plain sequences admitted in this pass will take for their prompts
+        spare = self.kv.layout == "paged"  # a contiguous row never grows: no spare block to keep
         while len(self.running) < self.max_batch:
             q = self._resume if self._resume else self._waiting
             if not q:
@@ -296,11 +303,14 @@ class Scheduler:
             seq = q[0]
             if seq.speculative:
                 need = self.kv.blocks_for(self.rt.spec.reserve(seq.request)[0])
-            else:  # the prompt, and one spare block per running sequence so that they can grow
-                need = self.kv.blocks_for(len(seq.tokens)) + sum(not s.speculative for s in self.running)
-            if need > len(self.kv.free):
+            else:  # the prompt, and (paged) a spare block per running plain sequence so that they can grow
+                need = self.kv.blocks_for(len(seq.tokens))
+            growth = sum(not s.speculative for s in self.running) if spare else 0
+            if need + promised + growth > len(self.kv.free):
                 return
             q.popleft()
+            if not seq.speculative:
+                promised += need
             if seq.speculative:
                 req = seq.request
                 req.reserved = self.rt.spec.reserve(req)
@@ -331,7 +341,7 @@ class Scheduler:
             plan.append((seq, n))
             budget -= n
         out = []
-        for seq, n in sorted(plan, key=lambda p: p[0].arrival):
+        for seq, n in sorted(plan, key=lambda p: (p[0].arrival, p[0].id)):
             if seq.state != "running":  # preempted for an older sequence's block
                 continue
             if self._grow(seq, seq.cached + n):
@@ -342,9 +352,9 @@ class Scheduler:
         """Blocks for ``positions``, preempting the newest plain sequences while the pool is empty;
         False when ``seq`` itself was the newest and is preempted."""
         need = self.kv.blocks_for(positions) - len(seq.blocks)
-        while need > len(self.kv.free):
-            victims = [s for s in self.running if not s.speculative]
-            victim = max(victims, key=lambda s: s.arrival)
+        while need > len(self.kv.free):  # the newest plain sequence that holds blocks (or seq itself) goes
+            victims = [s for s in self.running if not s.speculative and (s.blocks or s is seq)]
+            victim = max(victims, key=lambda s: (s.arrival, s.id))
             self._preempt(victim)
             if victim is seq:
                 return False
@@ -390,9 +400,14 @@ class Scheduler:
         greedy = logits.argmax(-1).tolist() if any(s.request.sampling.greedy for s in takers) else None
         for r, seq in enumerate(takers):  # each sampled sequence draws from its own generator
             sampling = seq.request.sampling
-            tok = greedy[r] if sampling.greedy else int(sampling.pick(logits[r:r + 1])[0])
+            try:
+                tok = greedy[r] if sampling.greedy else int(sampling.pick(logits[r:r + 1])[0])
+                lp = _logprobs(logits[r], tok, seq.logprobs) if seq.logprobs is not None else None
+            except Exception as e:  # noqa: BLE001 - (NaN logits, say) fails this sequence, not the engine
+                self._fail([seq], f"{type(e).__name__}: {e}")
+                continue
             seq.request.commit(0, [tok])
-            self._hand_out(seq, _logprobs(logits[r], tok, seq.logprobs) if seq.logprobs is not None else None)
+            self._hand_out(seq, lp)
         self.metrics.iteration(len(ids), time.perf_counter() - t0)
 
     def _spec_round(self, seq: Sequence) -> None:

@@ -23,8 +23,9 @@ import time
 
 import torch
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -62,9 +63,15 @@ class Server:
         if api_key is not None and not api_key:
             raise KilnError("the API key is empty")
         self.api_key = api_key
-        if chat_template is None:
-            chat_template = ChatTemplate.from_artifact(runtime.artifact)
-        self.chat = ChatTemplate(chat_template, runtime.artifact) if chat_template else None
+        self.chat = None
+        self.chat_note = None  # why chat is off, when the model's own template is unusable
+        if chat_template is not None:  # given by the operator: an unusable one is an error
+            self.chat = ChatTemplate(chat_template, runtime.artifact)
+        elif (own := ChatTemplate.from_artifact(runtime.artifact)) is not None:
+            try:
+                self.chat = ChatTemplate(own, runtime.artifact)
+            except KilnError as e:  # the model's own: serve completions anyway, and say why chat is off
+                self.chat_note = f"the model's chat template is unusable ({e})"
         self.thread: threading.Thread | None = None
         self.engine_error: str | None = None
         self.started = time.time()
@@ -73,7 +80,8 @@ class Server:
                     Route("/v1/completions", self.completions, methods=["POST"]),
                     Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                     Route("/metrics", self.metrics_page)],
-            exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+            exception_handlers={ApiError: self._api_error, HTTPException: _http_error, Exception: _internal_error,
+                                ClientDisconnect: _client_gone},
             lifespan=self._lifespan)
 
     # -- the engine --------------------------------------------------------------------
@@ -128,14 +136,16 @@ class Server:
         body = await self._body(request)
         messages = protocol.chat_messages(body)
         if self.chat is None:
-            raise ApiError(400, f"the model {self.model_name!r} has no chat template (its tokenizer_config.json "
-                                "carries none); use /v1/completions, or start kiln serve with --chat-template FILE",
+            why = self.chat_note or "its tokenizer_config.json carries none"
+            raise ApiError(400, f"the model {self.model_name!r} has no chat template ({why}); use "
+                                "/v1/completions, or start kiln serve with --chat-template FILE",
                            param="messages", code="no_chat_template")
-        try:
-            text = self.chat.render(messages)
+        try:  # in a worker thread: a slow template does not hold up the event loop
+            text = await run_in_threadpool(self.chat.render, messages)
         except KilnError as e:
             raise ApiError(400, str(e), param="messages") from None
-        return await self._generate(request, "chat", protocol.chat_params(body, self.rt.vocab_size, text))
+        return await self._generate(request, "chat", protocol.chat_params(body, self.rt.vocab_size, text),
+                                    special_tokens=False)
 
     # -- helpers -------------------------------------------------------------------------
     def _auth(self, request: Request) -> None:
@@ -145,7 +155,6 @@ class Server:
         scheme, _, token = given.partition(" ")
         ok = hmac.compare_digest(token.strip().encode(), self.api_key.encode()) and scheme.lower() == "bearer"
         if not ok:
-            self.metrics.reject(401)
             raise ApiError(401, "missing or incorrect API key (send 'Authorization: Bearer KEY')",
                            code="invalid_api_key")
 
@@ -153,13 +162,11 @@ class Server:
         self._auth(request)
         size = request.headers.get("content-length", "")
         if size.isdigit() and int(size) > MAX_BODY_BYTES:
-            self.metrics.reject(413)
             raise ApiError(413, f"the request body is {int(size)} bytes; the limit is {MAX_BODY_BYTES}")
         raw = bytearray()
         async for part in request.stream():
             raw += part
             if len(raw) > MAX_BODY_BYTES:
-                self.metrics.reject(413)
                 raise ApiError(413, f"the request body exceeds {MAX_BODY_BYTES} bytes")
         try:
             body = json.loads(raw)
@@ -173,29 +180,35 @@ class Server:
                                 f"{self.model_name!r}", param="model", code="model_not_found")
         return body
 
-    def _submit(self, params: protocol.Params, on_event):
+    def _submit(self, params: protocol.Params, on_event, special_tokens: bool = True):
         rt = self.rt
         try:
-            ids = params.prompt_ids if params.prompt_ids is not None else rt.encode(params.prompt_text)
+            ids = params.prompt_ids if params.prompt_ids is not None else rt.encode(params.prompt_text,
+                                                                                   special_tokens)
+            if params.max_tokens is None:  # (chat) as much as the context leaves
+                params.max_tokens = max(rt.max_positions - len(ids), 1)
             temperature = check_sampling(params.temperature, params.top_p, params.top_k, params.max_tokens)
             gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
             stops = set(params.stop_token_ids) | (set() if params.ignore_eos else set(rt.eos_ids))
             seq = self.scheduler.submit(ids, params.max_tokens, Sampling(temperature, params.top_k, params.top_p, gen),
                                         stops, on_event, logprobs=params.logprobs)
         except QueueFull as e:
-            self.metrics.reject(429)
             raise ApiError(429, f"{e}; retry later", code="queue_full",
                            headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         except Closed as e:
-            self.metrics.reject(503)
             raise ApiError(503, str(e), code="shutting_down") from None
         except KilnError as e:
-            self.metrics.reject(400)
             raise ApiError(400, str(e), code="context_length_exceeded" if "exceeds" in str(e) or
                            "needs" in str(e) else None) from None
         return ids, seq
 
-    async def _generate(self, request: Request, kind: str, params: protocol.Params) -> Response:
+    async def _api_error(self, request: Request, e: Exception) -> Response:
+        if e.status != 500:  # refused before any work (a 500 is a failure, counted by outcome)
+            self.metrics.reject(e.status)
+        return _error_response(e)
+
+    async def _generate(self, request: Request, kind: str, params: protocol.Params,
+                        special_tokens: bool = True) -> Response:
         if self.engine_error:
             raise ApiError(503, f"the engine stopped ({self.engine_error})")
         loop = asyncio.get_running_loop()
@@ -205,7 +218,7 @@ class Server:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
                 loop.call_soon_threadsafe(events.put_nowait, ev)
 
-        ids, seq = self._submit(params, on_event)
+        ids, seq = self._submit(params, on_event, special_tokens)
         rid = protocol.new_id(kind)
         text = protocol.TextStream(self.rt.decode, params.stop)
         if params.stream:
@@ -215,13 +228,18 @@ class Server:
         parts: list[str] = []
         entries: list = []  # (token, logprob, alternatives) when logprobs were asked for
         made, finish = 0, None
+        checked = time.monotonic()
         try:
             while finish is None:
                 try:
                     ev = await asyncio.wait_for(events.get(), DISCONNECT_POLL_S)
                 except asyncio.TimeoutError:
+                    ev = None
+                if time.monotonic() - checked >= DISCONNECT_POLL_S:  # also while tokens keep coming
+                    checked = time.monotonic()
                     if await request.is_disconnected():
                         return Response(status_code=499)  # nobody reads it; the finally cancels the work
+                if ev is None:
                     continue
                 if ev[0] == "tokens":
                     made += len(ev[1])
@@ -308,8 +326,8 @@ def _error_response(e: ApiError) -> JSONResponse:
     return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
 
-async def _api_error(request: Request, e: Exception) -> Response:
-    return _error_response(e)
+async def _client_gone(request: Request, e: Exception) -> Response:
+    return Response(status_code=499)  # the client left while sending its body: nobody reads an answer
 
 
 async def _http_error(request: Request, e: Exception) -> Response:

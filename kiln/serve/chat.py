@@ -10,12 +10,28 @@ from __future__ import annotations
 import json
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from kiln.errors import KilnError
 
 MAX_TEMPLATE_CHARS = 1 << 16
 MAX_RENDERED_CHARS = 1 << 21
+MAX_PRODUCT_CHARS = 1 << 16  # the longest string or list a template may build with * (or ** as a number)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with ``*`` and ``**`` unable to build huge values."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_PRODUCT_CHARS:
+                    raise KilnError("the chat template builds a value too large to render")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise KilnError("the chat template raises a number to too high a power")
+        return SandboxedEnvironment.call_binop(self, context, operator, left, right)
 
 
 def _special(cfg: dict, key: str) -> str:
@@ -33,7 +49,8 @@ class ChatTemplate:
             raise KilnError(f"the chat template is {len(source)} characters; the limit is {MAX_TEMPLATE_CHARS}")
         cfg = self._config(artifact) if artifact is not None else {}
         self.bos, self.eos = _special(cfg, "bos_token"), _special(cfg, "eos_token")
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+        # as transformers renders chat templates: trim_blocks, lstrip_blocks, loop controls, lenient undefined
+        env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
         env.globals["raise_exception"] = self._raise
         try:
             self.template = env.from_string(source)
@@ -65,15 +82,22 @@ class ChatTemplate:
         raise KilnError(f"the chat template refused the messages: {message}")
 
     def render(self, messages: list[dict]) -> str:
+        """The prompt text for ``messages``; a KilnError for anything the template does wrong. The
+        output is built piece by piece and cut off at ``MAX_RENDERED_CHARS``."""
+        parts, size = [], 0
         try:
-            text = self.template.render(messages=messages, add_generation_prompt=True, bos_token=self.bos,
-                                        eos_token=self.eos)
+            for piece in self.template.generate(messages=messages, add_generation_prompt=True, bos_token=self.bos,
+                                                eos_token=self.eos, tools=None, documents=None):
+                size += len(piece)
+                if size > MAX_RENDERED_CHARS:
+                    raise KilnError("the rendered chat prompt is too long")
+                parts.append(piece)
         except KilnError:
             raise
-        except jinja2.TemplateError as e:
-            raise KilnError(f"the chat template failed on these messages: {e}") from None
-        if len(text) > MAX_RENDERED_CHARS:
-            raise KilnError("the rendered chat prompt is too long")
+        except Exception as e:  # noqa: BLE001 - a template can fail in any way (jinja2's errors, ZeroDivisionError, ...)
+            raise KilnError(f"the chat template failed on these messages: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+        text = "".join(parts)
         if not text:
             raise KilnError("the chat template rendered an empty prompt")
         return text

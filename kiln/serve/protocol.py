@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 MAX_STOP_STRINGS = 4  # as OpenAI's API
+MAX_STOP_CHARS = 256  # per stop string: the text held back for a possible stop is at most this long
 MAX_TEMPERATURE = 2.0
 MAX_COMPLETION_LOGPROBS = 5  # /v1/completions' `logprobs` (OpenAI's limit)
 MAX_TOP_LOGPROBS = 20  # /v1/chat/completions' `top_logprobs`
@@ -47,7 +48,7 @@ def _int(body: dict, name: str, default, lo: int, hi: int | None = None):
     if not isinstance(v, int) or isinstance(v, bool):
         raise _bad(name, f"'{name}' must be an integer, got {type(v).__name__}")
     if v < lo or (hi is not None and v > hi):
-        raise _bad(name, f"'{name}' must be in [{lo}, {hi if hi is not None else 'inf'}), got {v}")
+        raise _bad(name, f"'{name}' must be an integer >= {lo}{f' and <= {hi}' if hi is not None else ''}, got {v}")
     return v
 
 
@@ -77,7 +78,7 @@ class Params:
 
     prompt_text: str | None
     prompt_ids: list[int] | None
-    max_tokens: int
+    max_tokens: int | None  # None: up to the model's context
     temperature: float
     top_p: float
     top_k: int
@@ -109,7 +110,8 @@ def _check_unsupported(body: dict) -> None:
                            param=name, code="unsupported_value")
 
 
-def common(body: dict, vocab_size: int, max_tokens_key: str = "max_tokens") -> dict:
+def common(body: dict, vocab_size: int, max_tokens_key: str = "max_tokens",
+           default_max: int | None = DEFAULT_MAX_TOKENS) -> dict:
     """The settings shared by completions and chat completions."""
     _check_unsupported(body)
     stop = body.get("stop")
@@ -119,20 +121,22 @@ def common(body: dict, vocab_size: int, max_tokens_key: str = "max_tokens") -> d
         stop = [stop]
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise _bad("stop", "'stop' must be a string or a list of strings")
-    if len(stop) > MAX_STOP_STRINGS or any(not s for s in stop):
-        raise _bad("stop", f"'stop' takes at most {MAX_STOP_STRINGS} non-empty strings")
+    if len(stop) > MAX_STOP_STRINGS or any(not s or len(s) > MAX_STOP_CHARS for s in stop):
+        raise _bad("stop", f"'stop' takes at most {MAX_STOP_STRINGS} non-empty strings of at most {MAX_STOP_CHARS} "
+                           "characters")
     opts = body.get("stream_options")
     if opts is not None and not isinstance(opts, dict):
         raise _bad("stream_options", "'stream_options' must be an object")
     include_usage = _bool(opts or {}, "include_usage", False)
-    stop_ids = body.get("stop_token_ids") or []
+    stop_ids = body.get("stop_token_ids")
+    stop_ids = [] if stop_ids is None else stop_ids
     if not isinstance(stop_ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and
                                                  0 <= t < vocab_size for t in stop_ids):
         raise _bad("stop_token_ids", f"'stop_token_ids' must be a list of token ids in [0, {vocab_size})")
     max_tokens = body.get(max_tokens_key)
     if max_tokens is None and max_tokens_key != "max_tokens":
         max_tokens_key = "max_tokens"
-    return {"max_tokens": _int(body, max_tokens_key, DEFAULT_MAX_TOKENS, 1),
+    return {"max_tokens": _int(body, max_tokens_key, default_max, 1),
             "temperature": _number(body, "temperature", 1.0, 0.0, MAX_TEMPERATURE),
             "top_p": _number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True),
             "top_k": _int(body, "top_k", 0, 0), "seed": _int(body, "seed", None, 0, 2**63 - 1),
@@ -193,7 +197,7 @@ def chat_params(body: dict, vocab_size: int, prompt_text: str) -> Params:
     else:
         logprobs = top or 0
     return Params(prompt_text=prompt_text, prompt_ids=None, logprobs=logprobs,
-                  **common(body, vocab_size, max_tokens_key="max_completion_tokens"))
+                  **common(body, vocab_size, max_tokens_key="max_completion_tokens", default_max=None))
 
 
 def logprobs_object(kind: str, entries: list[tuple[int, float, list]], token_text, top: int) -> dict:
@@ -272,23 +276,27 @@ class TextStream:
         self.ids: list[int] = []
         self.sent = ""
         self.stopped = False
+        self.longest = max((len(s) for s in stops), default=0)
 
     def push(self, ids: list[int]) -> str:
         if self.stopped:
             return ""
         self.ids.extend(ids)
         text = self.decode(self.ids)
-        hits = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        # a stop string can only begin in the text not yet sent (earlier text was checked and sent)
+        start = max(len(self.sent) - self.longest, 0) if text.startswith(self.sent) else 0
+        hits = [i for i in (text.find(s, start) for s in self.stops) if i >= 0]
         if hits:
             self.stopped = True
             return self._advance(text[:min(hits)], final=True)
         keep = len(text.rstrip("\ufffd"))
-        for s in self.stops:  # the longest tail of text that begins some stop string
-            for n in range(min(len(s) - 1, keep), 0, -1):
-                if text[keep - n:keep] == s[:n]:
-                    keep -= n
+        held = 0
+        for s in self.stops:  # the longest tail of the text that begins some stop string
+            for n in range(min(len(s) - 1, keep), held, -1):
+                if text.endswith(s[:n], 0, keep):
+                    held = n
                     break
-        return self._advance(text[:keep])
+        return self._advance(text[:keep - held])
 
     def finish(self) -> str:
         """Whatever was held back, once the sequence has ended without a stop string."""
