@@ -104,14 +104,9 @@ def check_settings(prompt_len: int, new_tokens: int, repeats: int, threads: int 
         raise KilnError(f"--threads must be >= 1, got {threads}")
 
 
-def bench(artifact, baseline: str = "hf", prompt_len: int = 64, new_tokens: int = 128, repeats: int = 3,
-          threads: int | None = None, seed: int = 0, progress=None) -> dict:
-    if baseline not in BASELINES:
-        raise KilnError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-    if baseline == "ort":
-        raise KilnError("the ONNX Runtime baseline runs three sides: use kiln.bench_ort.bench_ort")
-    check_settings(prompt_len, new_tokens, repeats, threads)
-    say = progress or (lambda s: None)
+def cached_runtime(artifact, prompt_len: int, new_tokens: int, threads: int | None):
+    """The artifact's runtime for a benchmark of cached decoding, with ``threads`` torch threads
+    (None: torch's); a KilnError for an artifact without a KV cache or a run beyond its context."""
     if threads is not None:
         torch.set_num_threads(threads)
     rt = artifact.runtime()
@@ -120,6 +115,18 @@ def bench(artifact, baseline: str = "hf", prompt_len: int = 64, new_tokens: int 
                         "kiln bench measures cached decoding")
     if prompt_len + new_tokens > rt.max_positions:
         raise KilnError(f"prompt ({prompt_len}) + new tokens ({new_tokens}) exceed the context of {rt.max_positions}")
+    return rt
+
+
+def bench(artifact, baseline: str = "hf", prompt_len: int = 64, new_tokens: int = 128, repeats: int = 3,
+          threads: int | None = None, seed: int = 0, progress=None) -> dict:
+    if baseline not in BASELINES:
+        raise KilnError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    if baseline == "ort":
+        raise KilnError("the ONNX Runtime baseline runs three sides: use kiln.bench_ort.bench_ort")
+    check_settings(prompt_len, new_tokens, repeats, threads)
+    say = progress or (lambda s: None)
+    rt = cached_runtime(artifact, prompt_len, new_tokens, threads)
     ids = torch.randint(3, max(rt.vocab_size, 4), (1, prompt_len), generator=torch.Generator().manual_seed(seed))
     say(f"loading the baseline model ({baseline})")
     model = source_model(artifact.manifest)

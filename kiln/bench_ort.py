@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from kiln.bench import _cpu_name, check_settings, copy_bandwidth, decode_weight_bytes, source_model
+from kiln.bench import _cpu_name, cached_runtime, check_settings, copy_bandwidth, decode_weight_bytes, source_model
 from kiln.errors import KilnError
 
 Timed = Callable[[int], tuple[list[int], float]]
@@ -113,16 +113,9 @@ def bench_ort(artifact, prompt_len: int = 64, new_tokens: int = 128, repeats: in
               seed: int = 0, progress=None) -> dict:
     check_settings(prompt_len, new_tokens, repeats, threads)
     say = progress or (lambda s: None)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
     precision = genai_precision(artifact.module)
-    rt = artifact.runtime()
-    if rt.kv is None:
-        raise KilnError("this artifact has no KV cache (compiled without the kv-cache pass); "
-                        "kiln bench measures cached decoding")
-    if prompt_len + new_tokens > rt.max_positions:
-        raise KilnError(f"prompt ({prompt_len}) + new tokens ({new_tokens}) exceed the context of {rt.max_positions}")
+    rt = cached_runtime(artifact, prompt_len, new_tokens, threads)
+    threads = torch.get_num_threads()
     ids = torch.randint(3, max(rt.vocab_size, 4), (prompt_len,), generator=torch.Generator().manual_seed(seed)).tolist()
 
     def kiln_run(n: int) -> tuple[list[int], float]:
