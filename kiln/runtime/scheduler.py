@@ -182,15 +182,14 @@ class Scheduler:
         if len(prompt) + max_new > ctx:
             raise KilnError(f"the prompt ({len(prompt)} tokens) plus max_tokens ({max_new}) exceeds the model's "
                             f"context of {ctx} tokens")
-        need = self.kv.blocks_for(self._positions(len(prompt), max_new))
+        need = self.kv.blocks_for(self._reservation(Request([[0] * len(prompt)], max_new, set(), Sampling(0.0, 0, 1.0))))
         if need > self.kv.n_blocks:
             raise KilnError(f"the prompt ({len(prompt)} tokens) plus max_tokens ({max_new}) needs {need} KV-cache "
                             f"blocks; the server's cache has {self.kv.n_blocks} ({self.kv.describe()})")
 
-    def _positions(self, prompt_len: int, max_new: int) -> int:
-        if self.rt.spec is not None:
-            return self.rt.spec.reserve(Request([[0] * prompt_len], max_new, set(), Sampling(0.0, 0, 1.0)))[0]
-        return prompt_len + max_new - 1  # the last token is never fed back
+    def _reservation(self, request: Request) -> int:
+        """The positions a one-sequence request can reach, as its decoding strategy counts them."""
+        return (self.rt.spec if self.rt.spec is not None else self.rt.plain).reserve(request)[0]
 
     def submit(self, prompt: list[int], max_new: int, sampling: Sampling, stops: set[int],
                on_event: Callable[[Event], None], logprobs: int | None = None) -> Sequence:
@@ -301,19 +300,19 @@ class Scheduler:
             if not q:
                 return
             seq = q[0]
-            if seq.speculative:
-                need = self.kv.blocks_for(self.rt.spec.reserve(seq.request)[0])
-            else:  # the prompt, and (paged) a spare block per running plain sequence so that they can grow
-                need = self.kv.blocks_for(len(seq.tokens))
+            # a speculative sequence takes its whole reservation now; a plain one its prompt's blocks, and
+            # (paged) a spare block per running plain sequence is kept so that they can grow
+            positions = self._reservation(seq.request) if seq.speculative else len(seq.tokens)
+            need = self.kv.blocks_for(positions)
             growth = sum(not s.speculative for s in self.running) if spare else 0
             if need + promised + growth > len(self.kv.free):
                 return
             q.popleft()
             if not seq.speculative:
                 promised += need
-            if seq.speculative:
+            else:
                 req = seq.request
-                req.reserved = self.rt.spec.reserve(req)
+                req.reserved = [positions]
                 seq.blocks = self.kv.reserve(req.reserved)[0]
                 try:
                     self.rt.spec.begin(req)

@@ -241,24 +241,29 @@ class Server:
                         return Response(status_code=499)  # nobody reads it; the finally cancels the work
                 if ev is None:
                     continue
-                if ev[0] == "tokens":
-                    made += len(ev[1])
-                    entries += _entries(ev)
-                    parts.append(text.push(ev[1]))
-                    if text.stopped:
-                        self.scheduler.cancel(seq, "stop")
-                        finish = "stop"
-                elif ev[0] == "done":
-                    parts.append(text.finish())
-                    finish = ev[1]
-                else:
-                    raise ApiError(500, f"generation failed: {ev[1]}", code="generation_failed")
+                new, got, delta, finish = self._read(ev, seq, text)
+                made += len(new)
+                entries += got
+                parts.append(delta)
         finally:
             if finish is None:
                 self.scheduler.cancel(seq)
         lp = self._logprobs(kind, entries, params) if params.logprobs is not None else None
         return JSONResponse(protocol.response(kind, rid, self.model_name, "".join(parts), finish,
                                               protocol.usage(len(ids), made), lp))
+
+    def _read(self, ev, seq, text: protocol.TextStream) -> tuple[list[int], list, str, str | None]:
+        """One engine event of a request: (its new tokens, their logprob entries, the text now safe
+        to send, the finish reason or None). A stop string in the text ends the sequence; an error
+        event raises ApiError (500)."""
+        if ev[0] == "tokens":
+            delta = text.push(ev[1])
+            if text.stopped:
+                self.scheduler.cancel(seq, "stop")
+            return ev[1], _entries(ev), delta, "stop" if text.stopped else None
+        if ev[0] == "done":
+            return [], [], text.finish(), ev[1]
+        raise ApiError(500, f"generation failed: {ev[1]}", code="generation_failed")
 
     def _logprobs(self, kind: str, entries: list, params: protocol.Params) -> dict:
         return protocol.logprobs_object(kind, entries, lambda t: self.rt.decode([t]), params.logprobs)
@@ -273,23 +278,14 @@ class Server:
             if kind == "chat":
                 yield sse(protocol.chunk(kind, rid, model, "", None, first=True))
             while finish is None:
-                ev = await events.get()
-                lp = None
-                if ev[0] == "tokens":
-                    made += len(ev[1])
-                    if params.logprobs is not None:
-                        lp = self._logprobs(kind, _entries(ev), params)
-                    delta = text.push(ev[1])
-                    if text.stopped:
-                        self.scheduler.cancel(seq, "stop")
-                        finish = "stop"
-                elif ev[0] == "done":
-                    delta, finish = text.finish(), ev[1]
-                else:
-                    err = ApiError(500, f"generation failed: {ev[1]}", code="generation_failed")
+                try:
+                    new, entries, delta, finish = self._read(await events.get(), seq, text)
+                except ApiError as err:
                     yield sse(err.body())
                     finish = "error"
                     return
+                made += len(new)
+                lp = self._logprobs(kind, entries, params) if new and params.logprobs is not None else None
                 if delta or lp is not None:
                     yield sse(protocol.chunk(kind, rid, model, delta, None, logprobs=lp))
             yield sse(protocol.chunk(kind, rid, model, None, finish))
