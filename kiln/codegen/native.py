@@ -519,10 +519,11 @@ def pack_linear_weights(module) -> int:
     return done
 
 
-def _pack_quantized(q: torch.Tensor, s: torch.Tensor | None, o: torch.Tensor | None, attrs: dict
-                    ) -> PackedWeight | None:
+def _pack_quantized(q: torch.Tensor, s: torch.Tensor | None, o: torch.Tensor | None, attrs: dict,
+                    force: bool = False) -> PackedWeight | None:
     lib = library()
-    if s is None or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu" or q.numel() < MIN_WEIGHT_ELEMENTS // 2:
+    if s is None or q.dim() != 2 or not q.is_contiguous() or q.device.type != "cpu" or \
+            (q.numel() < MIN_WEIGHT_ELEMENTS // 2 and not force):
         return None
     n = q.shape[0]
     pn = -(-n // PANEL) * PANEL
@@ -547,17 +548,19 @@ def _pack_quantized(q: torch.Tensor, s: torch.Tensor | None, o: torch.Tensor | N
     return t
 
 
-def quant_panels(q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, attrs: dict) -> PackedWeight | None:
+def quant_panels(q: torch.Tensor, s: torch.Tensor, o: torch.Tensor | None, attrs: dict, force: bool = False
+                 ) -> PackedWeight | None:
     """The panels of a quantized weight a runtime could not swap for them (one also read by another op,
     like an int8 embedding tied to the vocabulary projection), made on first use and kept beside it
     for as long as it lives; None when packing is off, the panels are not fast in this build (``panels_fast``)
-    or the weight does not qualify."""
-    if library() is None or os.environ.get("KILN_PACK", "1") == "0" or not panels_fast():
+    or the weight does not qualify. ``force``: whenever the kernels are built, whatever its size (the
+    generated CPU step, kiln/codegen/cstep.py, runs every quantized linear on panels)."""
+    if library() is None or (not force and (os.environ.get("KILN_PACK", "1") == "0" or not panels_fast())):
         return None
     hit = _packed.get(id(q))
     if hit is not None and hit[0]() is q:
         return hit[1]
-    p = _pack_quantized(q, s, o, attrs)
+    p = _pack_quantized(q, s, o, attrs, force)
     if p is not None:
         key = id(q)
         _packed[key] = (weakref.ref(q, lambda _, key=key: _packed.pop(key, None)), p)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kiln.codegen.cpu import CpuProgram
+from kiln.codegen.cpu import cpu_program
 from kiln.errors import KilnError
 from kiln.runtime.decoding import PlainDecoding, RecomputeDecoding
 from kiln.runtime.sampling import MIN_TEMPERATURE, Sampling, check_sampling, sample_next
@@ -112,7 +112,7 @@ class Runtime:
         target = artifact.manifest.get("target", "cpu")
         if target not in ("cpu", "cuda") or (target == "cpu" and device != "cpu"):
             raise KilnError(f"target {target!r} / device {device!r}: the cpu target runs on device 'cpu' only")
-        program = CpuProgram
+        program = cpu_program
         if target == "cuda":  # Triton kernels on the GPU, or on CPU tensors under TRITON_INTERPRET=1
             from kiln.codegen.triton.program import TritonProgram
 

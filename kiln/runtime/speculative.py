@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kiln.codegen.cpu import CpuProgram
+from kiln.codegen.cpu import cpu_program
 from kiln.errors import KilnError
 from kiln.runtime.kvcache import KVAllocator
 from kiln.runtime.sampling import Sampling, filtered_probs
@@ -190,12 +190,12 @@ class ModelDrafter:
     its own KV cache; ``adaptive`` > 0 stops a chain once the draft's top probability falls below it."""
 
     def __init__(self, m, max_positions: int, capacity_tokens: int, device: str, k: int, adaptive: float):
-        self.prefill = CpuProgram(m["draft_prefill"], m.weights)
-        self.decode = CpuProgram(m["draft_decode"], m.weights)
+        self.prefill = cpu_program(m["draft_prefill"], m.weights)
+        self.decode = cpu_program(m["draft_decode"], m.weights)
         self.kv = KVAllocator(m.meta["draft_kv_cache"], max_positions, capacity_tokens, device)
         self.k, self.adaptive = k, adaptive
         # the whole round as one program (fixed-length drafts): catch-up, k draft steps, verify, accept
-        self.step = CpuProgram(m["spec_step"], m.weights) if "spec_step" in m.programs else None
+        self.step = cpu_program(m["spec_step"], m.weights) if "spec_step" in m.programs else None
 
     def start(self, lengths: list[int]) -> DraftCache:
         """A request's blocks in the draft cache, ``lengths`` positions per sequence."""
@@ -277,7 +277,7 @@ class SpecDecoder:
         m = module
         self.max_positions, self.vocab_size = max_positions, vocab_size
         self.info = dict(m.meta.get("speculative") or {})
-        self.verify = CpuProgram(m["verify"], m.weights)
+        self.verify = cpu_program(m["verify"], m.weights)
         drafter = self.info.get("drafter")
         k = int(self.info.get("k", 4))
         if drafter == "ngram":

@@ -1,0 +1,200 @@
+/* The kernels a generated CPU step calls (kiln/codegen/cstep.py writes one C function per program that
+   runs all of that program's ops in order; this header is included at its top, with the same -D flags as
+   kiln_native.c).
+
+   Everything here is static: each generated step is its own shared object, with no symbols shared with
+   kiln_native.c. The linears are not here: the step calls kiln_native.c's panel kernels through the
+   function pointers its kiln_step_bind() receives once (the loaded kernel library's addresses), so a step
+   compiles in well under a second.
+
+   Conventions: float32 activations; a tensor argument is a pointer plus the strides (in elements) of the
+   dimensions a kernel walks, the last dimension always contiguous; outputs are written whole. A kernel
+   that can meet bad data (a token id past the vocabulary, a cache position outside the block table)
+   returns the offending index + 1, or 0, and writes nothing past its bounds; the step then returns its
+   error code (cstep.py names the op). */
+#ifndef KILN_STEP_H
+#define KILN_STEP_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#include <omp.h>
+
+typedef void (*ks_linear_f32_fn)(const float *, const float *, const float *, float *, long, long, long, int);
+typedef void (*ks_linear_q8_fn)(const float *, const signed char *, const float *, const float *, float *, long,
+                                long, long, int);
+typedef void (*ks_linear_q4_fn)(const float *, const unsigned char *, const _Float16 *, const _Float16 *,
+                                const float *, float *, long, long, long, long, int);
+typedef void (*ks_dequant_i8_fn)(const signed char *, const float *, float *, long, long, int);
+typedef void (*ks_dequant_i4_fn)(const unsigned char *, const _Float16 *, const _Float16 *, float *, long, long, long,
+                                 int);
+
+/* work below this many multiply-adds runs on the calling thread: an OpenMP fork costs a few microseconds */
+#define KS_PARALLEL_WORK 32768L
+#define KS_CHUNK 64 /* keys per step of the attention's running softmax */
+
+/* RMSNorm of R rows of D (row stride xs): y = w * x / sqrt(mean(x^2) + eps), in float32 (Llama's order) */
+static void ks_rms_norm(const float *restrict x, long xs, const float *restrict w, float *restrict y, long R,
+                        long D, float eps, int threads) {
+    #pragma omp parallel for schedule(static) num_threads(threads) if (R * D > KS_PARALLEL_WORK)
+    for (long r = 0; r < R; r++) {
+        const float *xr = x + r * xs;
+        float *yr = y + r * D;
+        float ss = 0.f;
+        for (long d = 0; d < D; d++) ss += xr[d] * xr[d];
+        float inv = 1.f / sqrtf(ss / (float)D + eps);
+        for (long d = 0; d < D; d++) yr[d] = w[d] * (xr[d] * inv);
+    }
+}
+
+/* LayerNorm of R rows of D (row stride xs) with optional weight and bias (NULL) */
+static void ks_layer_norm(const float *restrict x, long xs, const float *restrict w, const float *restrict b,
+                          float *restrict y, long R, long D, float eps, int threads) {
+    #pragma omp parallel for schedule(static) num_threads(threads) if (R * D > KS_PARALLEL_WORK)
+    for (long r = 0; r < R; r++) {
+        const float *xr = x + r * xs;
+        float *yr = y + r * D;
+        float mean = 0.f, var = 0.f;
+        for (long d = 0; d < D; d++) mean += xr[d];
+        mean /= (float)D;
+        for (long d = 0; d < D; d++) var += (xr[d] - mean) * (xr[d] - mean);
+        float inv = 1.f / sqrtf(var / (float)D + eps);
+        for (long d = 0; d < D; d++) {
+            float v = (xr[d] - mean) * inv;
+            yr[d] = (w ? v * w[d] : v) + (b ? b[d] : 0.f);
+        }
+    }
+}
+
+/* rows of a [V, D] table picked by n ids (an embedding, or a gather of rows): y [n, D] */
+static long ks_rows(const float *restrict W, long V, long D, const long *restrict ids, long n, float *restrict y) {
+    for (long i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return i + 1;
+    for (long i = 0; i < n; i++) memcpy(y + i * D, W + ids[i] * D, (size_t)D * sizeof(float));
+    return 0;
+}
+
+/* the rotary tables: out [n, 2 * half] = scale * cos (or sin) (pos * inv_freq), halves repeated */
+static void ks_rope_table(const long *restrict pos, long n, const float *restrict inv, long half, float scale,
+                          int is_sin, float *restrict out) {
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < half; j++) {
+            float a = (float)pos[i] * inv[j];
+            float v = (is_sin ? sinf(a) : cosf(a)) * scale;
+            out[i * 2 * half + j] = v;
+            out[i * 2 * half + half + j] = v;
+        }
+}
+
+/* rotate-half RoPE of x [B, H, T, D] (strides xb, xh, xt) with tables [B, T, D] (contiguous) into y
+   (strides yb, yh, yt) */
+static void ks_rope(const float *restrict x, long xb, long xh, long xt, const float *restrict cs,
+                    const float *restrict sn, float *restrict y, long yb, long yh, long yt, long B, long H,
+                    long T, long D) {
+    long half = D / 2;
+    for (long b = 0; b < B; b++)
+        for (long h = 0; h < H; h++)
+            for (long t = 0; t < T; t++) {
+                const float *xr = x + b * xb + h * xh + t * xt;
+                const float *c = cs + (b * T + t) * D, *s = sn + (b * T + t) * D;
+                float *yr = y + b * yb + h * yh + t * yt;
+                for (long d = 0; d < half; d++) yr[d] = xr[d] * c[d] + (-xr[d + half]) * s[d];
+                for (long d = half; d < D; d++) yr[d] = xr[d] * c[d] + xr[d - half] * s[d];
+            }
+}
+
+/* Where position p of sequence s lives in a cache pool of NB blocks of BS positions (block table [S, MB]):
+   the block's index, or -1 when (s, p) is outside the table or the pool. */
+static inline long ks_block(const long *restrict table, long S, long MB, long NB, long BS, long s, long p) {
+    if (s < 0 || s >= S || p < 0 || p / BS >= MB) return -1;
+    long blk = table[s * MB + p / BS];
+    return blk >= 0 && blk < NB ? blk : -1;
+}
+
+/* kiln.cache_write: the N tokens' rows x [1, KVH, N, D] (strides xh, xn) into layer `layer` of the cache
+   [L, NB, KVH, BS, D] at (seq[n], pos[n]) */
+static long ks_cache_write(float *restrict cache, long NB, long KVH, long BS, long D, long layer,
+                           const float *restrict x, long xh, long xn, const long *restrict pos,
+                           const long *restrict seq, const long *restrict table, long S, long MB, long N) {
+    for (long n = 0; n < N; n++)
+        if (ks_block(table, S, MB, NB, BS, seq[n], pos[n]) < 0) return n + 1;
+    for (long n = 0; n < N; n++) {
+        long blk = ks_block(table, S, MB, NB, BS, seq[n], pos[n]);
+        for (long h = 0; h < KVH; h++)
+            memcpy(cache + (((layer * NB + blk) * KVH + h) * BS + pos[n] % BS) * D, x + h * xh + n * xn,
+                   (size_t)D * sizeof(float));
+    }
+    return 0;
+}
+
+/* kiln.cache_attention: each query q [1, H, N, D] (strides qh, qn) attends to positions 0..pos[n] of
+   sequence seq[n] in layer `layer` of the caches [L, NB, KVH, BS, D]; out [1, H, N, D] (strides oh, on).
+   The G = H / KVH query heads of a KV head go together (their keys and values are read once), KS_CHUNK
+   keys at a time with a running max and sum (the softmax never holds a whole row). Work items are
+   (token, KV head) pairs, spread over the threads. */
+static long ks_cache_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
+                               const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
+                               const long *restrict pos, const long *restrict seq, const long *restrict table,
+                               long S, long MB, long N, long H, float scale, float *restrict out, long oh,
+                               long on, int threads) {
+    long G = H / KVH;
+    for (long n = 0; n < N; n++) {  /* every block a query reads exists (a negative position is an error) */
+        if (pos[n] < 0) return n + 1;
+        for (long p = 0; p <= pos[n]; p += BS)
+            if (ks_block(table, S, MB, NB, BS, seq[n], p) < 0) return n + 1;
+    }
+    long work = 0;
+    for (long n = 0; n < N; n++) work += (pos[n] + 1) * H * D;
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (work > KS_PARALLEL_WORK && N * KVH > 1)
+    for (long n = 0; n < N; n++)
+        for (long g = 0; g < KVH; g++) {
+            long len = pos[n] + 1, s = seq[n];
+            float m[G], l[G], acc[G * D], sc[G * KS_CHUNK];
+            for (long i = 0; i < G; i++) {
+                m[i] = -INFINITY;
+                l[i] = 0.f;
+            }
+            for (long i = 0; i < G * D; i++) acc[i] = 0.f;
+            for (long j0 = 0; j0 < len; j0 += KS_CHUNK) {
+                long cnt = len - j0 < KS_CHUNK ? len - j0 : KS_CHUNK;
+                for (long t = 0; t < cnt; t++) {
+                    long j = j0 + t, blk = ks_block(table, S, MB, NB, BS, s, j);
+                    const float *k = kc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                    for (long i = 0; i < G; i++) {
+                        const float *qr = q + (g * G + i) * qh + n * qn;
+                        float dot = 0.f;
+                        for (long d = 0; d < D; d++) dot += qr[d] * k[d];
+                        sc[i * KS_CHUNK + t] = dot * scale;
+                    }
+                }
+                for (long i = 0; i < G; i++) {
+                    float mx = m[i];
+                    for (long t = 0; t < cnt; t++) mx = sc[i * KS_CHUNK + t] > mx ? sc[i * KS_CHUNK + t] : mx;
+                    float corr = expf(m[i] - mx), sum = 0.f;
+                    for (long t = 0; t < cnt; t++) {
+                        float e = expf(sc[i * KS_CHUNK + t] - mx);
+                        sc[i * KS_CHUNK + t] = e;
+                        sum += e;
+                    }
+                    l[i] = l[i] * corr + sum;
+                    m[i] = mx;
+                    for (long d = 0; d < D; d++) acc[i * D + d] *= corr;
+                }
+                for (long t = 0; t < cnt; t++) {
+                    long j = j0 + t, blk = ks_block(table, S, MB, NB, BS, s, j);
+                    const float *v = vc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                    for (long i = 0; i < G; i++) {
+                        float e = sc[i * KS_CHUNK + t];
+                        for (long d = 0; d < D; d++) acc[i * D + d] += e * v[d];
+                    }
+                }
+            }
+            for (long i = 0; i < G; i++) {
+                float *o = out + (g * G + i) * oh + n * on;
+                for (long d = 0; d < D; d++) o[d] = acc[i * D + d] / l[i];
+            }
+        }
+    return 0;
+}
+
+#endif
