@@ -72,8 +72,8 @@ class Unsupported(Exception):
 
 
 _CTYPE = {DType.f32: "float", DType.i64: "long", DType.i8: "signed char", DType.u8: "unsigned char",
-          DType.f16: "_Float16", DType.i32: "int"}
-_ITEMSIZE = {DType.f32: 4, DType.i64: 8, DType.i8: 1, DType.u8: 1, DType.f16: 2, DType.i32: 4}
+          DType.f16: "_Float16", DType.i32: "int", DType.i1: "unsigned char"}
+_ITEMSIZE = {DType.f32: 4, DType.i64: 8, DType.i8: 1, DType.u8: 1, DType.f16: 2, DType.i32: 4, DType.i1: 1}
 
 # elementwise ops: C of their operands a (and b)
 UNARY_C = {
@@ -87,6 +87,18 @@ GELU_C = {"none": "0.5f * a * (1.f + erff(a * 0.70710678118654752f))",
 BINARY_C = {"add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b"}
 VIEW_OPS = ("kiln.reshape", "kiln.transpose", "kiln.permute", "kiln.slice", "kiln.unsqueeze", "kiln.squeeze",
             "kiln.expand")
+KERNEL_OPS = ("kiln.rms_norm", "kiln.layer_norm", "kiln.linear", "kiln.qlinear", "kiln.embedding", "kiln.qembedding",
+              "kiln.gather", "kiln.rope_cos", "kiln.rope_sin", "kiln.rope", "kiln.cache_write", "kiln.cache_attention",
+              "kiln.cache_tree_attention")
+
+
+def native_op(op: Op) -> bool:
+    """Whether the generator compiles ``op`` (by name and, for elementwise ops, float32 operands); the rest
+    of a program runs in the interpreter between the compiled runs."""
+    short = op.name.removeprefix("kiln.")
+    if short in UNARY_C or short in BINARY_C or short == "gelu":
+        return all(v.type.dtype == DType.f32 for v in (*op.operands, *op.results))
+    return op.name in VIEW_OPS or op.name in KERNEL_OPS
 
 
 def _dim(d) -> sympy.Expr:
@@ -266,8 +278,16 @@ class StepSource:
 
 
 class _Gen:
-    def __init__(self, program: Program, weights: dict):
+    """Generates the C of ``ops`` (a run of ``program``'s ops) reading ``inputs`` (values made outside the
+    run: the program's arguments, or results of ops the interpreter runs) and producing ``outputs``."""
+
+    def __init__(self, program: Program, weights: dict, ops: list[Op], inputs: list[Value], outputs: list[Value],
+                 label: str):
         self.p = program
+        self.ops = ops
+        self.inputs = inputs
+        self.out_values = outputs
+        self.label = label
         self.weights = weights
         self.views: dict[int, View] = {}
         self.bufs: dict[str, Buffer] = {}
@@ -275,7 +295,7 @@ class _Gen:
         self.wslots: dict[tuple[str, str], int] = {}
         self.errors: list[str] = []
         self.index = 0
-        self.outputs = {id(v): k for k, v in enumerate(program.outputs)}
+        self.outputs = {id(v): k for k, v in enumerate(outputs)}
         self.written: set[int] = set()
         self.syms: dict[str, tuple[int, int]] = {}
         for j, a in enumerate(program.args):
@@ -286,6 +306,9 @@ class _Gen:
     # -- values ------------------------------------------------------------------
     def view(self, v: Value) -> View:
         got = self.views.get(id(v))
+        if got is None and v.owner is not None and v.owner.name == "kiln.weight":
+            self.op(v.owner)
+            got = self.views.get(id(v))
         if got is None:
             raise Unsupported(f"value {v.hint or v} has no C view")
         if got.buf.startswith("weight:"):  # a weight read as a tensor: its raw pointer
@@ -459,6 +482,8 @@ class _Gen:
             self.cache_write(op)
         elif name == "kiln.cache_attention":
             self.cache_attention(op)
+        elif name == "kiln.cache_tree_attention":
+            self.tree_attention(op)
         else:
             raise Unsupported(f"op {name}")
 
@@ -723,10 +748,34 @@ class _Gen:
                   f"{tail}, {cexpr(n)}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
                   f"{cexpr(out.strides[1])}, {cexpr(out.strides[2])}, threads))) {{ info[1] = bad - 1; return {code}; }}")
 
+    def tree_attention(self, op: Op) -> None:
+        q = self.view(op.operands[0])
+        kc, vc = self.view(op.operands[1]), self.view(op.operands[2])
+        if q.strides[-1] != 1 or q.dtype != DType.f32:
+            q = self.copy(q)
+        mask = self.view(op.operand("mask"))
+        if mask.dtype != DType.i1 or not mask.contiguous():
+            raise Unsupported("a tree mask that is not a contiguous bool [N, N]")
+        slot, _ = self.ids(op.operand("slot"))
+        seq, _ = self.ids(op.operand("seq"))
+        table = self.view(op.operand("table"))
+        for c in (kc, vc):
+            if not c.buf.startswith("a") or not c.contiguous() or c.dtype != DType.f32 or not table.contiguous():
+                raise Unsupported(f"{op.name} over a cache that is not a contiguous float32 input")
+        _, nb, kvh, bs, d = kc.shape
+        _, h, n, _ = q.shape
+        out = self.alloc(op.result, self.transposed_by_user(op.result))
+        code = self.fail_code("a tree node's (sequence, slot) reads outside the block table or the cache pool")
+        self.emit(f"if ((bad = ks_tree_attention({q.ptr()}, {cexpr(q.strides[1])}, {cexpr(q.strides[2])}, "
+                  f"{kc.ptr()}, {vc.ptr()}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, {op.attr('layer')}, "
+                  f"{slot.ptr()}, {seq.ptr()}, {table.ptr()}, {cexpr(table.shape[0])}, {cexpr(table.shape[1])}, "
+                  f"{cexpr(n)}, {mask.ptr()}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
+                  f"{cexpr(out.strides[1])}, {cexpr(out.strides[2])}, threads))) {{ info[1] = bad - 1; return {code}; }}")
+
     # -- the whole program -------------------------------------------------------------
     def generate(self) -> StepSource:
         p = self.p
-        for j, a in enumerate(p.args):
+        for j, a in enumerate(self.inputs):
             if a.type.dtype not in _CTYPE:
                 raise Unsupported(f"input {a.hint or j} of dtype {a.type.dtype.value}")
             shape = self.shape(a)
@@ -734,34 +783,38 @@ class _Gen:
                                      _contiguous_strides(shape))
             self.views[id(a)].buf = f"a{j}"
         outputs: list = []
-        for self.index, op in enumerate(p.ops):
+        for index, op in enumerate(self.ops):
+            self.index = index
             if op.name == "kiln.return":
-                for k, v in enumerate(op.operands):
-                    view = self.view(v)
-                    if view.buf == f"o{k}" and view.offset == 0 and view.contiguous():
-                        outputs.append(("buffer", v.type.shape))
-                    elif view.buf.startswith("a") and view.offset == 0 and view.contiguous() and \
-                            tuple(view.shape) == self.shape(p.args[int(view.buf[1:])]):
-                        outputs.append(("arg", int(view.buf[1:])))
-                    else:
-                        self.bufs[f"o{k}"] = Buffer(f"o{k}", v.type.dtype, sympy.Integer(0), self.index, self.index, k)
-                        shape = self.shape(v)
-                        self.copy(view, View(f"o{k}", v.type.dtype, shape, _contiguous_strides(shape)))
-                        outputs.append(("buffer", v.type.shape))
-                continue
+                raise Unsupported("a return inside a native run")
             self.op(op)
+        self.index = len(self.ops)
+        for k, v in enumerate(self.out_values):
+            view = self.view(v)
+            if view.buf == f"o{k}" and view.offset == 0 and view.contiguous():
+                outputs.append(("buffer", v.type.shape))
+            elif view.buf.startswith("a") and view.offset == 0 and view.contiguous() and \
+                    tuple(view.shape) == self.shape(self.inputs[int(view.buf[1:])]):
+                outputs.append(("arg", int(view.buf[1:])))
+            else:
+                if view.buf.startswith("weight:") or view.buf.startswith("(("):
+                    raise Unsupported("a weight passed out of a native run")
+                self.bufs[f"o{k}"] = Buffer(f"o{k}", v.type.dtype, sympy.Integer(0), self.index, self.index, k)
+                shape = self.shape(v)
+                self.copy(view, View(f"o{k}", v.type.dtype, shape, _contiguous_strides(shape)))
+                outputs.append(("buffer", v.type.shape))
         syms = sorted({s for b in self.bufs.values() for s in sympy.sympify(b.numel).free_symbols},
                       key=lambda s: s.name)
         for s in syms:
             if s.name not in self.syms:
                 raise Unsupported(f"size {s.name} is not the size of any input")
         plan = MemoryPlan(list(self.bufs.values()), syms)
-        return StepSource(p.name, self.source(plan), list(self.wslots), sorted(self.syms),
+        return StepSource(f"{p.name}{self.label}", self.source(plan), list(self.wslots), sorted(self.syms),
                           [self.syms[s] for s in sorted(self.syms)], plan, outputs, self.errors, self.written)
 
     def source(self, plan: MemoryPlan) -> str:
         names = sorted(self.syms)
-        out = [f"/* kiln: program {self.p.name!r}, generated by kiln/codegen/cstep.py from the IR. */",
+        out = [f"/* kiln: program {self.p.name!r}{self.label}, generated by kiln/codegen/cstep.py from the IR. */",
                f'#include "{HEADER}"', "",
                "static ks_linear_f32_fn lin_f32;", "static ks_linear_q8_fn lin_q8;", "static ks_linear_q4_fn lin_q4;",
                "static ks_dequant_i8_fn dq_i8;", "static ks_dequant_i4_fn dq_i4;", "",
@@ -785,8 +838,8 @@ class _Gen:
                 out.append(f"    {ct} *{b.name} = ({ct} *)O[{b.output}]; (void){b.name};")
             else:
                 out.append(f"    {ct} *{b.name} = ({ct} *)(arena + {cexpr(plan.expr(b.offset))}); (void){b.name};")
-        for j in range(len(self.p.args)):
-            ct = _CTYPE[self.p.args[j].type.dtype]
+        for j in range(len(self.inputs)):
+            ct = _CTYPE[self.inputs[j].type.dtype]
             out.append(f"    {ct} *a{j} = ({ct} *)A[{j}]; (void)a{j};")
         out += self.body
         out += ["    return 0;", "}", ""]
@@ -840,9 +893,58 @@ def _reshape_strides(shape: list, strides: list, new: tuple) -> list | None:
     return out
 
 
-def generate(program: Program, weights: dict) -> StepSource:
-    """The C step of ``program`` (raises ``Unsupported`` naming what it cannot compile)."""
-    return _Gen(program, weights).generate()
+def runs(program: Program) -> list[tuple[bool, list[Op]]]:
+    """The program's ops (weights and the return left out) as maximal runs: (compiled?, ops)."""
+    out: list[tuple[bool, list[Op]]] = []
+    for op in program.ops:
+        if op.name in ("kiln.weight", "kiln.return"):
+            continue
+        nat = native_op(op)
+        if out and out[-1][0] == nat:
+            out[-1][1].append(op)
+        else:
+            out.append((nat, [op]))
+    return out
+
+
+def _is_weight(v: Value) -> bool:
+    return v.owner is not None and v.owner.name == "kiln.weight"
+
+
+def boundaries(program: Program, ops: list[Op], later: set[int]) -> tuple[list[Value], list[Value]]:
+    """(inputs, outputs) of a run: the values it reads that are made elsewhere (weights aside), and the
+    values it makes that ``later`` (ids of values read after it, or returned) holds."""
+    made = {id(r) for op in ops for r in op.results}
+    ins: dict[int, Value] = {}
+    for op in ops:
+        for v in op.operands:
+            if id(v) not in made and not _is_weight(v):
+                ins.setdefault(id(v), v)
+    outs = [r for op in ops for r in op.results if id(r) in later]
+    return list(ins.values()), outs
+
+
+def generate(program: Program, weights: dict) -> list[StepSource]:
+    """The C of each compiled run of ``program`` (raises ``Unsupported`` naming what it cannot compile)."""
+    return [g for g, _, _ in _plan(program, weights) if g is not None]
+
+
+def _plan(program: Program, weights: dict) -> list[tuple[StepSource | None, list[Op], tuple]]:
+    parts = runs(program)
+    if not any(nat for nat, _ in parts):
+        first = next((op.name for _, ops in parts for op in ops), "no ops")
+        raise Unsupported(f"no op of program {program.name!r} compiles ({first})")
+    out = []
+    for r, (nat, ops) in enumerate(parts):
+        later = {id(v) for _, later_ops in parts[r + 1:] for op in later_ops for v in op.operands}
+        later |= {id(v) for v in program.outputs}
+        ins, outs = boundaries(program, ops, later)
+        if nat:
+            label = f", run {r}" if len(parts) > 1 else ""
+            out.append((_Gen(program, weights, ops, ins, outs, label).generate(), ops, (ins, outs)))
+        else:
+            out.append((None, ops, (ins, outs)))
+    return out
 
 
 # -- building and running ------------------------------------------------------------------
@@ -937,64 +1039,105 @@ def _quant_panels(weights: dict, name: str, program: Program, form: str) -> torc
     return q.offsets_p
 
 
+class _Compiled:
+    """A compiled run: its library and the pointer tables it is called with."""
+
+    def __init__(self, gen: StepSource, dll, ins: list[Value], outs: list[Value], weights: dict, program: Program):
+        self.gen, self.dll = gen, dll
+        self.ins = [id(v) for v in ins]
+        self.hints = [v.hint or f"%{k}" for k, v in enumerate(ins)]
+        self.outs = [id(v) for v in outs]
+        self._keep: list = []
+        ptrs = [_weight_tensor(weights, n, f, program, self._keep) for n, f in gen.weight_slots]
+        self.w = (ctypes.c_void_p * max(1, len(ptrs)))(*ptrs)
+        self.a = (ctypes.c_void_p * max(1, len(ins)))()
+        self.o = (ctypes.c_void_p * max(1, len(outs)))()
+        self.info = (ctypes.c_long * 2)()
+        self.arena = torch.empty(0, dtype=torch.uint8)
+        self.shapes = [None if kind == "arg" else [d if isinstance(d, int) else compile_dim(d) for d in spec]
+                       for kind, spec in gen.outputs]
+        self.dtypes = [TORCH_DTYPE[v.type.dtype] for v in outs]
+
+    def run(self, vals: dict, env: dict, dims, name: str) -> None:
+        ins = []
+        for j, key in enumerate(self.ins):
+            t = vals[key]
+            if t.device.type != "cpu":
+                raise ExecError(f"program {name!r}: input {self.hints[j]} is on {t.device}; the CPU target needs "
+                                "CPU tensors")
+            if not t.is_contiguous():
+                if j in self.gen.written_args:
+                    raise ExecError(f"program {name!r}: {self.hints[j]} is written in place and must be contiguous")
+                t = t.contiguous()
+            ins.append(t)
+            self.a[j] = t.data_ptr()
+        for k, (kind, spec) in enumerate(self.gen.outputs):
+            if kind == "arg":
+                vals[self.outs[k]] = ins[spec]
+                continue
+            t = torch.empty([d if isinstance(d, int) else d(env) for d in self.shapes[k]], dtype=self.dtypes[k])
+            vals[self.outs[k]] = t
+            self.o[k] = t.data_ptr()
+        rc = 1
+        for _ in range(2):
+            self.info[0] = self.arena.numel()
+            rc = self.dll.kiln_step(self.a, self.w, self.arena.data_ptr(), self.o, dims, self.info,
+                                    torch.get_num_threads())
+            if rc != 1:
+                break
+            self.arena = torch.empty(int(self.info[0]) + ALIGN, dtype=torch.uint8)
+        if rc >= 2:
+            raise ExecError(f"program {name!r}: {self.gen.errors[rc - 2]} (token {int(self.info[1])})")
+        if rc:
+            raise ExecError(f"program {name!r}: the native step failed (code {rc})")
+
+
 class NativeStep:
-    """A program compiled to one C call: ``outputs = step(*inputs)``, like ``CpuProgram``. Raises
-    ``Unsupported`` when the generator cannot take the program."""
+    """A program compiled to C: ``outputs = step(*inputs)``, like ``CpuProgram``. Its runs of ops the
+    generator takes are each one C call (a program made only of such ops is one call per step); the ops
+    between them (the accept step of speculative decoding, say) run in the interpreter. Raises
+    ``Unsupported`` when no op of the program compiles, or a run cannot be generated or compiled."""
 
     def __init__(self, program: Program, weights: dict):
+        from kiln.codegen.cpu import KERNELS
+        from kiln.ir.interpret import PreparedOp
+
         lib = native.library()
         if lib is None:
             raise Unsupported("the native kernels are off")
         self.program = program
         self.weights = weights
-        self.gen = generate(program, weights)
-        self.lib = build(self.gen.source, lib)
-        self._keep: list = []
-        ptrs = [_weight_tensor(weights, n, f, program, self._keep) for n, f in self.gen.weight_slots]
-        self._w = (ctypes.c_void_p * max(1, len(ptrs)))(*ptrs)
-        self._a = (ctypes.c_void_p * max(1, len(program.args)))()
-        self._o = (ctypes.c_void_p * max(1, len(program.outputs)))()
-        self._dims = (ctypes.c_long * max(1, len(self.gen.sym_names)))()
-        self._info = (ctypes.c_long * 2)()
-        self._arena = torch.empty(0, dtype=torch.uint8)
-        self._out_shapes = [None if kind == "arg" else [d if isinstance(d, int) else compile_dim(d) for d in spec]
-                            for kind, spec in self.gen.outputs]
-        self._out_dtypes = [TORCH_DTYPE[v.type.dtype] for v in program.outputs]
-        self._checked = False
+        self.parts: list = []
+        self.sources: list[StepSource] = []
+        for gen, ops, (ins, outs) in _plan(program, weights):
+            if gen is not None:
+                self.parts.append(_Compiled(gen, build(gen.source, lib), ins, outs, weights, program))
+                self.sources.append(gen)
+            else:
+                self.parts.append([(PreparedOp(op, KERNELS.get(op.name)), op) for op in ops])
+        self.sym_names = self.sources[0].sym_names
+        self.dims = (ctypes.c_long * max(1, len(self.sym_names)))()
+        self.out_ids = [id(v) for v in program.outputs]
+        self.weight_outputs = {id(v): v.owner.attrs["name"] for v in program.outputs if _is_weight(v)}
+        self.native_ops = sum(len(ops) for nat, ops in runs(program) if nat)
+        self.interpreted_ops = sum(len(ops) for nat, ops in runs(program) if not nat)
 
     def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
+        from kiln.ir.registry import ExecContext
+
         p = self.program
         env = bind_inputs(p, args)
-        ins = []
-        for j, t in enumerate(args):
-            if t.device.type != "cpu":
-                raise ExecError(f"input {j} ({p.args[j].hint}) is on {t.device}; a native CPU step needs CPU tensors")
-            if not t.is_contiguous():
-                if j in self.gen.written:
-                    raise ExecError(f"input {j} ({p.args[j].hint}) is written in place and must be contiguous")
-                t = t.contiguous()
-            ins.append(t)
-            self._a[j] = t.data_ptr()
-        for i, name in enumerate(self.gen.sym_names):
-            self._dims[i] = env[name]
-        outs: list[torch.Tensor] = []
-        for k, (kind, spec) in enumerate(self.gen.outputs):
-            if kind == "arg":
-                outs.append(args[spec])
+        for i, name in enumerate(self.sym_names):
+            self.dims[i] = env[name]
+        vals = {id(a): t for a, t in zip(p.args, args)}
+        for part in self.parts:
+            if isinstance(part, _Compiled):
+                part.run(vals, env, self.dims, p.name)
                 continue
-            shape = [d if isinstance(d, int) else d(env) for d in self._out_shapes[k]]
-            t = torch.empty(shape, dtype=self._out_dtypes[k])
-            outs.append(t)
-            self._o[k] = t.data_ptr()
-        for _ in range(2):
-            self._info[0] = self._arena.numel()
-            rc = self.lib.kiln_step(self._a, self._w, self._arena.data_ptr(), self._o, self._dims, self._info,
-                                    torch.get_num_threads())
-            if rc != 1:
-                break
-            self._arena = torch.empty(int(self._info[0]) + ALIGN, dtype=torch.uint8)
-        if rc >= 2:
-            raise ExecError(f"program {p.name!r}: {self.gen.errors[rc - 2]} (token {int(self._info[1])})")
-        if rc:
-            raise ExecError(f"program {p.name!r}: the native step failed (code {rc})")
-        return outs
+            ctx = ExecContext(env, self.weights, "cpu")
+            for prep, op in part:
+                ins = [vals[id(v)] if id(v) in vals else self.weights[v.owner.attrs["name"]] for v in op.operands]
+                outs = prep.execute(ctx, ins, f"program {p.name!r}")
+                for r, t in zip(op.results, outs):
+                    vals[id(r)] = t
+        return [vals[k] if k in vals else self.weights[self.weight_outputs[k]] for k in self.out_ids]

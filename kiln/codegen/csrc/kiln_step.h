@@ -197,4 +197,89 @@ static long ks_cache_attention(const float *restrict q, long qh, long qn, const 
     return 0;
 }
 
+/* kiln.cache_tree_attention (speculative verification): node n of a packed token tree q [1, H, N, D]
+   (strides qh, qn) sees its sequence's committed slots (below the smallest slot of its run of adjacent
+   tokens) and the slots of the nodes m of its run with mask[n, m] (its ancestors and itself), in layer
+   `layer` of the caches; out [1, H, N, D] (strides oh, on). Same running softmax as ks_cache_attention,
+   over the committed slots first, then the allowed nodes. */
+static long ks_tree_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
+                              const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
+                              const long *restrict slot, const long *restrict seq, const long *restrict table,
+                              long S, long MB, long N, const unsigned char *restrict mask, long H, float scale,
+                              float *restrict out, long oh, long on, int threads) {
+    long G = H / KVH;
+    for (long n = 0; n < N; n++) {
+        if (slot[n] < 0) return n + 1;
+        for (long p = 0; p <= slot[n]; p += BS)
+            if (ks_block(table, S, MB, NB, BS, seq[n], p) < 0) return n + 1;
+        if (ks_block(table, S, MB, NB, BS, seq[n], slot[n]) < 0) return n + 1;
+    }
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (N * KVH > 1 && N * H * D * 64 > KS_PARALLEL_WORK)
+    for (long n = 0; n < N; n++)
+        for (long g = 0; g < KVH; g++) {
+            long s = seq[n], r0 = n, r1 = n + 1;
+            while (r0 > 0 && seq[r0 - 1] == s) r0--;
+            while (r1 < N && seq[r1] == s) r1++;
+            long base = slot[r0];
+            for (long m = r0; m < r1; m++) base = slot[m] < base ? slot[m] : base;
+            long count = base;  /* keys: committed slots 0..base-1, then the allowed nodes */
+            for (long m = r0; m < r1; m++) count += mask[n * N + m] != 0;
+            float mx[G], l[G], acc[G * D], sc[G * KS_CHUNK];
+            long js[KS_CHUNK];
+            for (long i = 0; i < G; i++) {
+                mx[i] = -INFINITY;
+                l[i] = 0.f;
+            }
+            for (long i = 0; i < G * D; i++) acc[i] = 0.f;
+            long next_node = r0;
+            for (long c0 = 0; c0 < count; c0 += KS_CHUNK) {
+                long cnt = count - c0 < KS_CHUNK ? count - c0 : KS_CHUNK;
+                for (long t = 0; t < cnt; t++) {
+                    long c = c0 + t;
+                    if (c < base) js[t] = c;
+                    else {
+                        while (!mask[n * N + next_node]) next_node++;
+                        js[t] = slot[next_node++];
+                    }
+                }
+                for (long t = 0; t < cnt; t++) {
+                    long j = js[t], blk = ks_block(table, S, MB, NB, BS, s, j);
+                    const float *k = kc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                    for (long i = 0; i < G; i++) {
+                        const float *qr = q + (g * G + i) * qh + n * qn;
+                        float dot = 0.f;
+                        for (long d = 0; d < D; d++) dot += qr[d] * k[d];
+                        sc[i * KS_CHUNK + t] = dot * scale;
+                    }
+                }
+                for (long i = 0; i < G; i++) {
+                    float m = mx[i];
+                    for (long t = 0; t < cnt; t++) m = sc[i * KS_CHUNK + t] > m ? sc[i * KS_CHUNK + t] : m;
+                    float corr = expf(mx[i] - m), sum = 0.f;
+                    for (long t = 0; t < cnt; t++) {
+                        float e = expf(sc[i * KS_CHUNK + t] - m);
+                        sc[i * KS_CHUNK + t] = e;
+                        sum += e;
+                    }
+                    l[i] = l[i] * corr + sum;
+                    mx[i] = m;
+                    for (long d = 0; d < D; d++) acc[i * D + d] *= corr;
+                }
+                for (long t = 0; t < cnt; t++) {
+                    long j = js[t], blk = ks_block(table, S, MB, NB, BS, s, j);
+                    const float *v = vc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                    for (long i = 0; i < G; i++) {
+                        float e = sc[i * KS_CHUNK + t];
+                        for (long d = 0; d < D; d++) acc[i * D + d] += e * v[d];
+                    }
+                }
+            }
+            for (long i = 0; i < G; i++) {
+                float *o = out + (g * G + i) * oh + n * on;
+                for (long d = 0; d < D; d++) o[d] = l[i] > 0.f ? acc[i * D + d] / l[i] : NAN;
+            }
+        }
+    return 0;
+}
+
 #endif
