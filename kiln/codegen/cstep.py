@@ -698,13 +698,15 @@ class _Gen:
         cs, sn = (self.view(v) for v in op.operands[1:])
         if x.dtype != DType.f32 or x.strides[-1] != 1:
             x = self.copy(x)
-        for t in (cs, sn):
-            if not t.contiguous():
-                raise Unsupported("rotary tables that are not contiguous")
-        out = self.alloc(op.result, self.transposed_by_user(op.result))
         b, h, t, d = x.shape
+        for tab in (cs, sn):
+            if len(tab.shape) != 3 or not View(tab.buf, tab.dtype, tab.shape[1:], tab.strides[1:]).contiguous() or \
+                    tab.strides != cs.strides or not (tab.shape[0] == 1 or _eq(tab.shape[0], b)):
+                raise Unsupported("rotary tables whose rows are not contiguous")
+        cb = 0 if cs.shape[0] == 1 else cs.strides[0]
+        out = self.alloc(op.result, self.transposed_by_user(op.result))
         self.emit(f"ks_rope({x.ptr()}, {cexpr(x.strides[0])}, {cexpr(x.strides[1])}, {cexpr(x.strides[2])}, "
-                  f"{cs.ptr()}, {sn.ptr()}, {out.ptr()}, {cexpr(out.strides[0])}, {cexpr(out.strides[1])}, "
+                  f"{cs.ptr()}, {sn.ptr()}, {cexpr(cb)}, {out.ptr()}, {cexpr(out.strides[0])}, {cexpr(out.strides[1])}, "
                   f"{cexpr(out.strides[2])}, {cexpr(b)}, {cexpr(h)}, {cexpr(t)}, {cexpr(d)});")
 
     def cache_args(self, op: Op, cache: View) -> str:
@@ -1058,7 +1060,7 @@ class _Compiled:
                        for kind, spec in gen.outputs]
         self.dtypes = [TORCH_DTYPE[v.type.dtype] for v in outs]
 
-    def run(self, vals: dict, env: dict, dims, name: str) -> None:
+    def run(self, vals: dict, env: dict, dims, name: str, poison: bool = False) -> None:
         ins = []
         for j, key in enumerate(self.ins):
             t = vals[key]
@@ -1076,11 +1078,15 @@ class _Compiled:
                 vals[self.outs[k]] = ins[spec]
                 continue
             t = torch.empty([d if isinstance(d, int) else d(env) for d in self.shapes[k]], dtype=self.dtypes[k])
+            if poison:
+                t.fill_(float("nan") if t.is_floating_point() else -7)
             vals[self.outs[k]] = t
             self.o[k] = t.data_ptr()
         rc = 1
         for _ in range(2):
             self.info[0] = self.arena.numel()
+            if poison:  # every byte NaN (as float32): a read of what no kernel wrote shows in the results
+                self.arena.fill_(255)
             rc = self.dll.kiln_step(self.a, self.w, self.arena.data_ptr(), self.o, dims, self.info,
                                     torch.get_num_threads())
             if rc != 1:
@@ -1119,6 +1125,7 @@ class NativeStep:
         self.dims = (ctypes.c_long * max(1, len(self.sym_names)))()
         self.out_ids = [id(v) for v in program.outputs]
         self.weight_outputs = {id(v): v.owner.attrs["name"] for v in program.outputs if _is_weight(v)}
+        self.poison = False  # tests: fill the arena and the outputs with NaN before every call
         self.native_ops = sum(len(ops) for nat, ops in runs(program) if nat)
         self.interpreted_ops = sum(len(ops) for nat, ops in runs(program) if not nat)
 
@@ -1132,7 +1139,7 @@ class NativeStep:
         vals = {id(a): t for a, t in zip(p.args, args)}
         for part in self.parts:
             if isinstance(part, _Compiled):
-                part.run(vals, env, self.dims, p.name)
+                part.run(vals, env, self.dims, p.name, self.poison)
                 continue
             ctx = ExecContext(env, self.weights, "cpu")
             for prep, op in part:

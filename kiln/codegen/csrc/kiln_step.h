@@ -31,10 +31,12 @@ typedef void (*ks_dequant_i4_fn)(const unsigned char *, const _Float16 *, const 
 
 /* work below this many multiply-adds runs on the calling thread: an OpenMP fork costs a few microseconds */
 #define KS_PARALLEL_WORK 32768L
-#define KS_CHUNK 64 /* keys per step of the attention's running softmax */
+#define KS_CHUNK 64
+/* a step uses the kernels its program needs: the others are not a warning */
+#define KS_FN static __attribute__((unused)) /* keys per step of the attention's running softmax */
 
 /* RMSNorm of R rows of D (row stride xs): y = w * x / sqrt(mean(x^2) + eps), in float32 (Llama's order) */
-static void ks_rms_norm(const float *restrict x, long xs, const float *restrict w, float *restrict y, long R,
+KS_FN void ks_rms_norm(const float *restrict x, long xs, const float *restrict w, float *restrict y, long R,
                         long D, float eps, int threads) {
     #pragma omp parallel for schedule(static) num_threads(threads) if (R * D > KS_PARALLEL_WORK)
     for (long r = 0; r < R; r++) {
@@ -48,7 +50,7 @@ static void ks_rms_norm(const float *restrict x, long xs, const float *restrict 
 }
 
 /* LayerNorm of R rows of D (row stride xs) with optional weight and bias (NULL) */
-static void ks_layer_norm(const float *restrict x, long xs, const float *restrict w, const float *restrict b,
+KS_FN void ks_layer_norm(const float *restrict x, long xs, const float *restrict w, const float *restrict b,
                           float *restrict y, long R, long D, float eps, int threads) {
     #pragma omp parallel for schedule(static) num_threads(threads) if (R * D > KS_PARALLEL_WORK)
     for (long r = 0; r < R; r++) {
@@ -67,7 +69,7 @@ static void ks_layer_norm(const float *restrict x, long xs, const float *restric
 }
 
 /* rows of a [V, D] table picked by n ids (an embedding, or a gather of rows): y [n, D] */
-static long ks_rows(const float *restrict W, long V, long D, const long *restrict ids, long n, float *restrict y) {
+KS_FN long ks_rows(const float *restrict W, long V, long D, const long *restrict ids, long n, float *restrict y) {
     for (long i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V) return i + 1;
     for (long i = 0; i < n; i++) memcpy(y + i * D, W + ids[i] * D, (size_t)D * sizeof(float));
@@ -75,7 +77,7 @@ static long ks_rows(const float *restrict W, long V, long D, const long *restric
 }
 
 /* the rotary tables: out [n, 2 * half] = scale * cos (or sin) (pos * inv_freq), halves repeated */
-static void ks_rope_table(const long *restrict pos, long n, const float *restrict inv, long half, float scale,
+KS_FN void ks_rope_table(const long *restrict pos, long n, const float *restrict inv, long half, float scale,
                           int is_sin, float *restrict out) {
     for (long i = 0; i < n; i++)
         for (long j = 0; j < half; j++) {
@@ -86,17 +88,17 @@ static void ks_rope_table(const long *restrict pos, long n, const float *restric
         }
 }
 
-/* rotate-half RoPE of x [B, H, T, D] (strides xb, xh, xt) with tables [B, T, D] (contiguous) into y
-   (strides yb, yh, yt) */
-static void ks_rope(const float *restrict x, long xb, long xh, long xt, const float *restrict cs,
-                    const float *restrict sn, float *restrict y, long yb, long yh, long yt, long B, long H,
+/* rotate-half RoPE of x [B, H, T, D] (strides xb, xh, xt) with tables [B or 1, T, D] (rows contiguous,
+   batch stride cb: 0 for one table broadcast over the batch) into y (strides yb, yh, yt) */
+KS_FN void ks_rope(const float *restrict x, long xb, long xh, long xt, const float *restrict cs,
+                    const float *restrict sn, long cb, float *restrict y, long yb, long yh, long yt, long B, long H,
                     long T, long D) {
     long half = D / 2;
     for (long b = 0; b < B; b++)
         for (long h = 0; h < H; h++)
             for (long t = 0; t < T; t++) {
                 const float *xr = x + b * xb + h * xh + t * xt;
-                const float *c = cs + (b * T + t) * D, *s = sn + (b * T + t) * D;
+                const float *c = cs + b * cb + t * D, *s = sn + b * cb + t * D;
                 float *yr = y + b * yb + h * yh + t * yt;
                 for (long d = 0; d < half; d++) yr[d] = xr[d] * c[d] + (-xr[d + half]) * s[d];
                 for (long d = half; d < D; d++) yr[d] = xr[d] * c[d] + xr[d - half] * s[d];
@@ -113,7 +115,7 @@ static inline long ks_block(const long *restrict table, long S, long MB, long NB
 
 /* kiln.cache_write: the N tokens' rows x [1, KVH, N, D] (strides xh, xn) into layer `layer` of the cache
    [L, NB, KVH, BS, D] at (seq[n], pos[n]) */
-static long ks_cache_write(float *restrict cache, long NB, long KVH, long BS, long D, long layer,
+KS_FN long ks_cache_write(float *restrict cache, long NB, long KVH, long BS, long D, long layer,
                            const float *restrict x, long xh, long xn, const long *restrict pos,
                            const long *restrict seq, const long *restrict table, long S, long MB, long N) {
     for (long n = 0; n < N; n++)
@@ -132,7 +134,7 @@ static long ks_cache_write(float *restrict cache, long NB, long KVH, long BS, lo
    The G = H / KVH query heads of a KV head go together (their keys and values are read once), KS_CHUNK
    keys at a time with a running max and sum (the softmax never holds a whole row). Work items are
    (token, KV head) pairs, spread over the threads. */
-static long ks_cache_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
+KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
                                const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
                                const long *restrict pos, const long *restrict seq, const long *restrict table,
                                long S, long MB, long N, long H, float scale, float *restrict out, long oh,
@@ -202,7 +204,7 @@ static long ks_cache_attention(const float *restrict q, long qh, long qn, const 
    tokens) and the slots of the nodes m of its run with mask[n, m] (its ancestors and itself), in layer
    `layer` of the caches; out [1, H, N, D] (strides oh, on). Same running softmax as ks_cache_attention,
    over the committed slots first, then the allowed nodes. */
-static long ks_tree_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
+KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
                               const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
                               const long *restrict slot, const long *restrict seq, const long *restrict table,
                               long S, long MB, long N, const unsigned char *restrict mask, long H, float scale,
