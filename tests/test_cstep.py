@@ -130,7 +130,7 @@ def test_the_generated_source_compiles_without_warnings():
             src.write_text(gen.source)
             r = subprocess.run([cc, *native.flags(native.library().kiln_isa), "-Wall", "-Wextra",
                                 "-Wmissing-prototypes", "-Werror", "-I", tmp, "-c", str(src), "-o", str(src) + ".o"],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, check=False)
             assert r.returncode == 0, r.stderr[-2000:]
 
 
