@@ -125,6 +125,28 @@ def cmd_pipelines(a) -> int:
     return 0
 
 
+def _dump_memory(a, art) -> int:
+    """``kiln dump --memory``: the static memory plan of each program the CPU code generator compiles."""
+    from kiln.codegen import cstep
+
+    if art.manifest.get("target", "cpu") != "cpu":
+        raise KilnError("--memory shows the CPU target's memory plans; this artifact targets "
+                        f"{art.manifest.get('target')}")
+    names = [a.program] if a.program else list(art.module.programs)
+    for name in names:
+        if name not in art.module.programs:
+            raise KilnError(f"no program {name!r}; this artifact has {', '.join(art.module.programs)}")
+    if not 1 <= a.tokens <= 1 << 20:
+        raise KilnError(f"--tokens must be in [1, {1 << 20}], got {a.tokens}")
+    env = {"N": a.tokens}
+    for name in names:
+        try:
+            print(cstep.memory_report(art.module[name], art.module.weights, env))
+        except cstep.Unsupported as e:
+            print(f"// {name}: not compiled ({e}); it runs in the interpreter")
+    return 0
+
+
 def cmd_dump(a) -> int:
     art = _load(a, a.artifact)
     if a.kernels:
@@ -132,14 +154,17 @@ def cmd_dump(a) -> int:
         if not art.kernel_sources:
             print(f"// target {target}: no generated kernels; every op runs through its torch reference semantics")
             return 0
-        names = [n for n in sorted(art.kernel_sources) if a.program is None or n == f"{a.program}.py"]
+        names = [n for n in sorted(art.kernel_sources) if a.program is None or n.rsplit(".", 1)[0] == a.program]
         if not names:
             raise KilnError(f"no kernels for program {a.program!r}; programs with kernels: "
-                            f"{', '.join(n.removesuffix('.py') for n in sorted(art.kernel_sources))}")
+                            f"{', '.join(n.rsplit('.', 1)[0] for n in sorted(art.kernel_sources))}")
+        comment = "//" if target == "cpu" else "#"
         for n in names:
-            print(f"# ---- kernels/{n} (target {target}; regenerated from the IR when the artifact runs)")
+            print(f"{comment} ---- kernels/{n} (target {target}; regenerated from the IR when the artifact runs)")
             print(art.kernel_sources[n])
         return 0
+    if a.memory:
+        return _dump_memory(a, art)
     from kiln.ir.parser import parse_module
 
     if a.after is not None and not a.after.strip():
@@ -514,7 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("artifact")
     d.add_argument("--program", help="only this program (default: all)")
     d.add_argument("--after", help="the IR after this pass (name, index, or 'frontend')")
-    d.add_argument("--kernels", action="store_true", help="show generated kernel sources")
+    d.add_argument("--kernels", action="store_true", help="show generated kernel sources (C for the cpu "
+                   "target, Triton for cuda)")
+    d.add_argument("--memory", action="store_true", help="show each compiled program's static memory plan "
+                   "(cpu target): arena bytes and which values share a buffer")
+    d.add_argument("--tokens", type=int, default=1, help="--memory: the token count N to size it for "
+                   "(default 1; other sizes 1)")
     d.add_argument("--format", default="text", choices=["text", "mlir", "dot"])
     d.add_argument("--verify-key", metavar="KEYFILE", help=VERIFY_HELP)
     d.set_defaults(fn=cmd_dump)

@@ -91,6 +91,13 @@ def compile(model: str, pipeline: str | None = "default", passes: str | list[str
         kernels = generate_module(module)
         manifest["kernels"] = {"generator": "kiln/codegen/triton", "files": sorted(kernels),
                                "note": "for inspection only: the runtime regenerates kernels from the IR"}
+    else:  # the C each program compiles to (kiln/codegen/cstep.py)
+        from kiln.codegen.cstep import module_sources
+
+        kernels = module_sources(module)
+        if kernels:
+            manifest["kernels"] = {"generator": "kiln/codegen/cstep", "files": sorted(kernels),
+                                   "note": "for inspection only: the runtime regenerates the C from the IR"}
     return Artifact(module, manifest, dict(loaded.tokenizer_files), snapshots, kernel_sources=kernels)
 
 

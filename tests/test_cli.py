@@ -58,8 +58,12 @@ def test_dump_formats_and_after(capsys, tiny_artifact):
     assert code == 0 and "qkv" in out
     code, out, _ = _run(capsys, "dump", str(tiny_artifact), "--format", "dot")
     assert code == 0 and out.lstrip().startswith("digraph")
-    code, out, _ = _run(capsys, "dump", str(tiny_artifact), "--kernels")
-    assert code == 0 and "no generated kernels" in out
+    code, out, _ = _run(capsys, "dump", str(tiny_artifact), "--kernels", "--program", "decode")
+    assert code == 0 and "kernels/decode.c" in out and "int kiln_step(" in out and "lin_f32(" in out
+    code, out, _ = _run(capsys, "dump", str(tiny_artifact), "--memory", "--program", "decode", "--tokens", "16")
+    assert code == 0 and "arena:" in out and "'N': 16" in out and "bytes if none shared" in out
+    code, _, err = _run(capsys, "dump", str(tiny_artifact), "--memory", "--tokens", "0")
+    assert code == 1 and "--tokens must be in" in err
     code, _, err = _run(capsys, "dump", str(tiny_artifact), "--after", "no-such-pass")
     _one_line_error(code, err, "no IR after 'no-such-pass'")
     code, out, _ = _run(capsys, "dump", str(tiny_artifact), "--program", "decode")

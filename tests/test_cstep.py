@@ -125,9 +125,10 @@ def test_the_generated_source_compiles_without_warnings():
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / cstep.HEADER).write_text(cstep.header())
-        for k, gen in enumerate(cstep.generate(rt.module["decode"], rt.module.weights)):
+        for k, name in enumerate(("decode", "forward")):  # (forward: several runs in one file)
             src = Path(tmp) / f"s{k}.c"
-            src.write_text(gen.source)
+            src.write_text(cstep.program_source(name, [g.source for g in cstep.generate(rt.module[name],
+                                                                                       rt.module.weights)]))
             r = subprocess.run([cc, *native.flags(native.library().kiln_isa), "-Wall", "-Wextra",
                                 "-Wmissing-prototypes", "-Werror", "-I", tmp, "-c", str(src), "-o", str(src) + ".o"],
                                capture_output=True, text=True, check=False)
@@ -138,8 +139,12 @@ def test_a_runtime_runs_its_programs_as_generated_steps():
     rt = _art("llama-tiny", "default", "ngram").runtime()
     assert rt.decode_prog.backend == "native step" and rt.prefill.backend == "native step"
     assert rt.decode_prog.interpreted_ops == 0
-    verify = rt.spec.verify  # the accept step and the cache commit stay in the interpreter, between runs
-    assert verify.backend == "native step" and verify.native_ops > 10 * verify.interpreted_ops > 0
+    verify = rt.spec.verify  # greedy: one call, the accept step and the cache commit included
+    assert verify.backend == "native step" and verify.greedy and verify.interpreted_ops == 0
+    assert len(verify.parts) == 1 and False not in verify.plans  # the sampled plan is built on first use
+    rt.generate([[1, 2, 3, 1, 2]], max_new_tokens=8, temperature=0.9, seed=1)
+    sampled = verify.plans[False]  # the accept step draws with torch between two compiled runs
+    assert len(sampled) == 3 and isinstance(sampled[0], cstep._Compiled) and not isinstance(sampled[1], cstep._Compiled)
     assert rt.forward.interpreted_ops > 0  # (kiln.attention and kiln.positions are not compiled)
 
 

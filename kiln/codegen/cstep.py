@@ -92,13 +92,18 @@ KERNEL_OPS = ("kiln.rms_norm", "kiln.layer_norm", "kiln.linear", "kiln.qlinear",
               "kiln.cache_tree_attention")
 
 
-def native_op(op: Op) -> bool:
+SPEC_OPS = ("kiln.chain_tree", "kiln.cache_commit")  # speculative decoding's bookkeeping
+GREEDY_OPS = ("kiln.draft_pick", "kiln.tree_accept")  # ... that draw random numbers unless greedy
+
+
+def native_op(op: Op, greedy: bool = False) -> bool:
     """Whether the generator compiles ``op`` (by name and, for elementwise ops, float32 operands); the rest
-    of a program runs in the interpreter between the compiled runs."""
+    of a program runs in the interpreter between the compiled runs. ``greedy``: the plan for calls whose
+    sampling temperature is 0, where the draft pick and the accept step are an argmax."""
     short = op.name.removeprefix("kiln.")
     if short in UNARY_C or short in BINARY_C or short == "gelu":
         return all(v.type.dtype == DType.f32 for v in (*op.operands, *op.results))
-    return op.name in VIEW_OPS or op.name in KERNEL_OPS
+    return op.name in VIEW_OPS or op.name in KERNEL_OPS or op.name in SPEC_OPS or (greedy and op.name in GREEDY_OPS)
 
 
 def _dim(d) -> sympy.Expr:
@@ -267,7 +272,8 @@ class StepSource:
     size symbols and where each is read ((arg, dim)), the memory plan, outputs and error messages."""
 
     program: str
-    source: str
+    source: str  # the C function (program_source() adds what every function of a program shares)
+    fname: str
     weight_slots: list
     sym_names: list
     sym_args: list
@@ -284,6 +290,7 @@ class _Gen:
     def __init__(self, program: Program, weights: dict, ops: list[Op], inputs: list[Value], outputs: list[Value],
                  label: str):
         self.p = program
+        self.fname = "kiln_step" + "".join(c if c.isalnum() else "_" for c in label)
         self.ops = ops
         self.inputs = inputs
         self.out_values = outputs
@@ -484,6 +491,14 @@ class _Gen:
             self.cache_attention(op)
         elif name == "kiln.cache_tree_attention":
             self.tree_attention(op)
+        elif name == "kiln.draft_pick":
+            self.draft_pick(op)
+        elif name == "kiln.chain_tree":
+            self.chain_tree(op)
+        elif name == "kiln.tree_accept":
+            self.tree_accept(op)
+        elif name == "kiln.cache_commit":
+            self.cache_commit(op)
         else:
             raise Unsupported(f"op {name}")
 
@@ -774,6 +789,54 @@ class _Gen:
                   f"{cexpr(n)}, {mask.ptr()}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
                   f"{cexpr(out.strides[1])}, {cexpr(out.strides[2])}, threads))) {{ info[1] = bad - 1; return {code}; }}")
 
+    def dense(self, v: Value, dtype: DType) -> View:
+        x = self.view(v)
+        if x.dtype != dtype:
+            raise Unsupported(f"an operand of dtype {x.dtype.value} where {dtype.value} is expected")
+        return x if x.contiguous() else self.copy(x)
+
+    def draft_pick(self, op: Op) -> None:
+        logits = self.dense(op.operands[0], DType.f32)
+        _, b, v = logits.shape
+        tok, q = self.alloc(op.results[0]), self.alloc(op.results[1])
+        self.emit(f"ks_pick_greedy({logits.ptr()}, {cexpr(b)}, {cexpr(v)}, {tok.ptr()}, {q.ptr()});")
+
+    def chain_tree(self, op: Op) -> None:
+        k = op.attr("k")
+        roots, rpos, seqs = (self.dense(v, DType.i64) for v in op.operands[:3])
+        toks = [self.dense(v, DType.i64) for v in op.operands[3:3 + k]]
+        qs = [self.dense(v, DType.f32) for v in op.operands[3 + k:3 + 2 * k]]
+        outs = [self.alloc(r) for r in op.results]
+        b, v = roots.shape[0], qs[0].shape[1]
+        self.emit(f"{{ const long *tk[] = {{{', '.join(t.ptr() for t in toks)}}}; "
+                  f"const float *qs[] = {{{', '.join(q.ptr() for q in qs)}}};")
+        self.emit(f"  ks_chain_tree({roots.ptr()}, {rpos.ptr()}, {seqs.ptr()}, tk, qs, {cexpr(b)}, {k}, {cexpr(v)}, "
+                  f"{', '.join(o.ptr() for o in outs)}); }}")
+
+    def tree_accept(self, op: Op) -> None:
+        logits = self.dense(op.operands[0], DType.f32)
+        tokens, parent, seq = (self.dense(v, DType.i64) for v in op.operands[1:4])
+        _, n, v = logits.shape
+        acc, nxt = self.alloc(op.results[0]), self.alloc(op.results[1])
+        code = self.fail_code("a tree node's parent is not an earlier node of its sequence")
+        self.emit(f"if ((bad = ks_accept_greedy({logits.ptr()}, {cexpr(v)}, {tokens.ptr()}, {parent.ptr()}, "
+                  f"{seq.ptr()}, {cexpr(n)}, {acc.ptr()}, {nxt.ptr()}))) {{ info[1] = bad - 1; return {code}; }}")
+
+    def cache_commit(self, op: Op) -> None:
+        cache = self.view(op.operands[0])
+        if len(cache.shape) != 5 or cache.dtype != DType.f32 or not cache.buf.startswith("a") or \
+                not cache.contiguous():
+            raise Unsupported("kiln.cache_commit of a cache that is not a contiguous float32 input")
+        acc, slot, pos, seq, table = (self.dense(v, DType.i64) for v in op.operands[1:6])
+        layers, nb, kvh, bs, d = cache.shape
+        self.written.add(int(cache.buf[1:]))
+        code = self.fail_code("an accepted node's slot or position is outside the block table or the cache pool")
+        self.emit(f"if ((bad = ks_cache_commit({cache.ptr()}, {cexpr(layers)}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, "
+                  f"{cexpr(d)}, {acc.ptr()}, {slot.ptr()}, {pos.ptr()}, {seq.ptr()}, {table.ptr()}, "
+                  f"{cexpr(table.shape[0])}, {cexpr(table.shape[1])}, {cexpr(acc.shape[0])}))) "
+                  f"{{ info[1] = bad - 1; return {code}; }}")
+        self.views[id(op.result)] = cache
+
     # -- the whole program -------------------------------------------------------------
     def generate(self) -> StepSource:
         p = self.p
@@ -811,24 +874,13 @@ class _Gen:
             if s.name not in self.syms:
                 raise Unsupported(f"size {s.name} is not the size of any input")
         plan = MemoryPlan(list(self.bufs.values()), syms)
-        return StepSource(f"{p.name}{self.label}", self.source(plan), list(self.wslots), sorted(self.syms),
+        return StepSource(f"{p.name}{self.label}", self.source(plan), self.fname, list(self.wslots), sorted(self.syms),
                           [self.syms[s] for s in sorted(self.syms)], plan, outputs, self.errors, self.written)
 
     def source(self, plan: MemoryPlan) -> str:
         names = sorted(self.syms)
-        out = [f"/* kiln: program {self.p.name!r}{self.label}, generated by kiln/codegen/cstep.py from the IR. */",
-               f'#include "{HEADER}"', "",
-               "static ks_linear_f32_fn lin_f32;", "static ks_linear_q8_fn lin_q8;", "static ks_linear_q4_fn lin_q4;",
-               "static ks_dequant_i8_fn dq_i8;", "static ks_dequant_i4_fn dq_i4;", "",
-               "void kiln_step_bind(void *f32, void *q8, void *q4, void *d8, void *d4);",
-               "void kiln_step_bind(void *f32, void *q8, void *q4, void *d8, void *d4) {",
-               "    lin_f32 = (ks_linear_f32_fn)f32;", "    lin_q8 = (ks_linear_q8_fn)q8;",
-               "    lin_q4 = (ks_linear_q4_fn)q4;", "    dq_i8 = (ks_dequant_i8_fn)d8;", "    dq_i4 = (ks_dequant_i4_fn)d4;",
-               "}", "",
-               "/* A: the inputs' data; W: the weights' (bound once); arena: the intermediates (info[0] bytes);",
-               "   O: the outputs'; dims: the size symbols. 0: done; 1: the arena is too small (info[0] := the",
-               "   bytes needed); k >= 2: error k of the program's table (info[1]: the offending token). */",
-               f"{SIGNATURE};", f"{SIGNATURE} {{"]
+        sig = SIGNATURE.replace("kiln_step", self.fname)
+        out = [f"/* program {self.p.name!r}{self.label}: {len(self.ops)} ops */", f"{sig};", f"{sig} {{"]
         for i, s in enumerate(names):
             out.append(f"    const long d_{s} = dims[{i}]; (void)d_{s};")
         out.append(f"    const long need = {cexpr(plan.expr(plan.total))};")
@@ -846,6 +898,39 @@ class _Gen:
         out += self.body
         out += ["    return 0;", "}", ""]
         return "\n".join(out)
+
+
+PRELUDE = """\
+#include "kiln_step.h"
+
+/* the linears and dequantization of kiln_native.c: its functions' addresses, bound once per load */
+static ks_linear_f32_fn lin_f32;
+static ks_linear_q8_fn lin_q8;
+static ks_linear_q4_fn lin_q4;
+static ks_dequant_i8_fn dq_i8;
+static ks_dequant_i4_fn dq_i4;
+
+void kiln_step_bind(void *f32, void *q8, void *q4, void *d8, void *d4);
+void kiln_step_bind(void *f32, void *q8, void *q4, void *d8, void *d4) {
+    lin_f32 = (ks_linear_f32_fn)f32;
+    lin_q8 = (ks_linear_q8_fn)q8;
+    lin_q4 = (ks_linear_q4_fn)q4;
+    dq_i8 = (ks_dequant_i8_fn)d8;
+    dq_i4 = (ks_dequant_i4_fn)d4;
+}
+
+/* Each function below runs a run of the program's ops. A: the inputs' data; W: the weights' (bound once);
+   arena: the intermediates (info[0] bytes); O: the outputs'; dims: the size symbols. Returns 0 when done;
+   1 when the arena is too small (info[0] := the bytes needed); k >= 2: error k of the run's table (info[1]:
+   the offending token). */
+"""
+
+
+def program_source(name: str, parts: list[str]) -> str:
+    """One C file for a program: the shared prelude, then its runs' functions (and comments on what runs in
+    the interpreter between them)."""
+    return "\n".join([f"/* kiln: program {name!r}, generated by kiln/codegen/cstep.py from the IR. */", PRELUDE,
+                      *parts])
 
 
 def _reshape_strides(shape: list, strides: list, new: tuple) -> list | None:
@@ -895,13 +980,13 @@ def _reshape_strides(shape: list, strides: list, new: tuple) -> list | None:
     return out
 
 
-def runs(program: Program) -> list[tuple[bool, list[Op]]]:
+def runs(program: Program, greedy: bool = False) -> list[tuple[bool, list[Op]]]:
     """The program's ops (weights and the return left out) as maximal runs: (compiled?, ops)."""
     out: list[tuple[bool, list[Op]]] = []
     for op in program.ops:
         if op.name in ("kiln.weight", "kiln.return"):
             continue
-        nat = native_op(op)
+        nat = native_op(op, greedy)
         if out and out[-1][0] == nat:
             out[-1][1].append(op)
         else:
@@ -931,8 +1016,37 @@ def generate(program: Program, weights: dict) -> list[StepSource]:
     return [g for g, _, _ in _plan(program, weights) if g is not None]
 
 
-def _plan(program: Program, weights: dict) -> list[tuple[StepSource | None, list[Op], tuple]]:
-    parts = runs(program)
+def module_sources(module) -> dict[str, str]:
+    """``{"<program>.c": its C}`` for every program with a compiled run (what ``kiln dump --kernels`` shows
+    of a CPU artifact; the runtime regenerates it from the IR, never reads it back)."""
+    out = {}
+    for name, prog in module.programs.items():
+        try:
+            plan = _plan(prog, module.weights, greedy=any(op.name in GREEDY_OPS for op in prog.ops))
+        except Unsupported as e:
+            _log.debug("program %r is not compiled: %s", name, e)
+            continue
+        out[f"{name}.c"] = program_source(name, _texts(plan))
+    return out
+
+
+def _texts(plan) -> list[str]:
+    return [gen.source if gen is not None else
+            f"/* interpreted between the compiled runs: {', '.join(op.name for op in ops)} */\n"
+            for gen, ops, _ in plan]
+
+
+def memory_report(program: Program, weights: dict, env: dict[str, int]) -> str:
+    """The memory plan of each compiled run of ``program`` at sizes ``env`` (``kiln dump --memory``)."""
+    lines = []
+    for gen in generate(program, weights):
+        lines.append(f"// {gen.program}")
+        lines.append(gen.plan.report(env))
+    return "\n".join(lines)
+
+
+def _plan(program: Program, weights: dict, greedy: bool = False) -> list[tuple[StepSource | None, list[Op], tuple]]:
+    parts = runs(program, greedy)
     if not any(nat for nat, _ in parts):
         first = next((op.name for _, ops in parts for op in ops), "no ops")
         raise Unsupported(f"no op of program {program.name!r} compiles ({first})")
@@ -942,7 +1056,7 @@ def _plan(program: Program, weights: dict) -> list[tuple[StepSource | None, list
         later |= {id(v) for v in program.outputs}
         ins, outs = boundaries(program, ops, later)
         if nat:
-            label = f", run {r}" if len(parts) > 1 else ""
+            label = (f", run {r}" if len(parts) > 1 else "") + (", greedy" if greedy else "")
             out.append((_Gen(program, weights, ops, ins, outs, label).generate(), ops, (ins, outs)))
         else:
             out.append((None, ops, (ins, outs)))
@@ -960,9 +1074,10 @@ def header() -> str:
     return importlib.resources.files("kiln.codegen").joinpath(native.CSRC, HEADER).read_text(encoding="utf-8")
 
 
-def build(source: str, lib: native.NativeLibrary) -> ctypes.CDLL:
-    """Compile a generated step for the kernel library ``lib``'s variant (cached by the hash of the
-    source, the header, the flags and the compiler) and bind its linears to ``lib``'s."""
+def build(source: str, lib: native.NativeLibrary, fnames: list[str]) -> ctypes.CDLL:
+    """Compile a program's generated C (``program_source``) for the kernel library ``lib``'s variant (cached
+    by the hash of the source, the header, the flags and the compiler), bind its linears to ``lib``'s and
+    type its functions ``fnames``."""
     cc = native._compiler()
     if cc is None:
         raise Unsupported("no C compiler")
@@ -994,8 +1109,10 @@ def build(source: str, lib: native.NativeLibrary) -> ctypes.CDLL:
         dll.kiln_step_bind.argtypes = [ctypes.c_void_p] * 5
         dll.kiln_step_bind.restype = None
         dll.kiln_step_bind(*addr)
-        dll.kiln_step.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int]
-        dll.kiln_step.restype = ctypes.c_int
+        for f in fnames:
+            fn = getattr(dll, f)
+            fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int]
+            fn.restype = ctypes.c_int
         _built[key] = dll
         return dll
 
@@ -1044,8 +1161,8 @@ def _quant_panels(weights: dict, name: str, program: Program, form: str) -> torc
 class _Compiled:
     """A compiled run: its library and the pointer tables it is called with."""
 
-    def __init__(self, gen: StepSource, dll, ins: list[Value], outs: list[Value], weights: dict, program: Program):
-        self.gen, self.dll = gen, dll
+    def __init__(self, gen: StepSource, fn, ins: list[Value], outs: list[Value], weights: dict, program: Program):
+        self.gen, self.fn = gen, fn
         self.ins = [id(v) for v in ins]
         self.hints = [v.hint or f"%{k}" for k, v in enumerate(ins)]
         self.outs = [id(v) for v in outs]
@@ -1087,7 +1204,7 @@ class _Compiled:
             self.info[0] = self.arena.numel()
             if poison:  # every byte NaN (as float32): a read of what no kernel wrote shows in the results
                 self.arena.fill_(255)
-            rc = self.dll.kiln_step(self.a, self.w, self.arena.data_ptr(), self.o, dims, self.info,
+            rc = self.fn(self.a, self.w, self.arena.data_ptr(), self.o, dims, self.info,
                                     torch.get_num_threads())
             if rc != 1:
                 break
@@ -1101,33 +1218,50 @@ class _Compiled:
 class NativeStep:
     """A program compiled to C: ``outputs = step(*inputs)``, like ``CpuProgram``. Its runs of ops the
     generator takes are each one C call (a program made only of such ops is one call per step); the ops
-    between them (the accept step of speculative decoding, say) run in the interpreter. Raises
-    ``Unsupported`` when no op of the program compiles, or a run cannot be generated or compiled."""
+    between them run in the interpreter. A program that draws random numbers (speculative decoding's draft
+    pick and accept step) has two plans: calls whose ``sampling`` temperature is 0 take the greedy one,
+    where those ops are compiled too (an argmax), and sampled calls the other, where torch draws them (built
+    on the first such call). Raises ``Unsupported`` when no op of the program compiles, or a run cannot be
+    generated or compiled."""
 
     def __init__(self, program: Program, weights: dict):
-        from kiln.codegen.cpu import KERNELS
-        from kiln.ir.interpret import PreparedOp
-
         lib = native.library()
         if lib is None:
             raise Unsupported("the native kernels are off")
         self.program = program
         self.weights = weights
-        self.parts: list = []
+        self.lib = lib
+        draws = any(op.name in GREEDY_OPS for op in program.ops)
+        hints = [a.hint for a in program.args]
+        self.sampling_arg = hints.index("sampling") if draws and "sampling" in hints else None
+        self.plans: dict[bool, list] = {}
         self.sources: list[StepSource] = []
-        for gen, ops, (ins, outs) in _plan(program, weights):
-            if gen is not None:
-                self.parts.append(_Compiled(gen, build(gen.source, lib), ins, outs, weights, program))
-                self.sources.append(gen)
-            else:
-                self.parts.append([(PreparedOp(op, KERNELS.get(op.name)), op) for op in ops])
+        self.greedy = self.sampling_arg is not None
+        self.parts = self._build(self.greedy)  # the plan of the usual call
         self.sym_names = self.sources[0].sym_names
         self.dims = (ctypes.c_long * max(1, len(self.sym_names)))()
         self.out_ids = [id(v) for v in program.outputs]
         self.weight_outputs = {id(v): v.owner.attrs["name"] for v in program.outputs if _is_weight(v)}
         self.poison = False  # tests: fill the arena and the outputs with NaN before every call
-        self.native_ops = sum(len(ops) for nat, ops in runs(program) if nat)
-        self.interpreted_ops = sum(len(ops) for nat, ops in runs(program) if not nat)
+        self.native_ops = sum(len(ops) for nat, ops in runs(program, self.greedy) if nat)
+        self.interpreted_ops = sum(len(ops) for nat, ops in runs(program, self.greedy) if not nat)
+
+    def _build(self, greedy: bool) -> list:
+        from kiln.codegen.cpu import KERNELS
+        from kiln.ir.interpret import PreparedOp
+
+        parts: list = []
+        plan = _plan(self.program, self.weights, greedy)
+        gens = [gen for gen, _, _ in plan if gen is not None]
+        dll = build(program_source(self.program.name, _texts(plan)), self.lib, [g.fname for g in gens])
+        for gen, ops, (ins, outs) in plan:
+            if gen is not None:
+                parts.append(_Compiled(gen, getattr(dll, gen.fname), ins, outs, self.weights, self.program))
+                self.sources.append(gen)
+            else:
+                parts.append([(PreparedOp(op, KERNELS.get(op.name)), op) for op in ops])
+        self.plans[greedy] = parts
+        return parts
 
     def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
         from kiln.ir.registry import ExecContext
@@ -1136,8 +1270,11 @@ class NativeStep:
         env = bind_inputs(p, args)
         for i, name in enumerate(self.sym_names):
             self.dims[i] = env[name]
+        parts = self.parts
+        if self.sampling_arg is not None and float(args[self.sampling_arg][0]) != 0.0:
+            parts = self.plans.get(False) or self._build(False)
         vals = {id(a): t for a, t in zip(p.args, args)}
-        for part in self.parts:
+        for part in parts:
             if isinstance(part, _Compiled):
                 part.run(vals, env, self.dims, p.name, self.poison)
                 continue

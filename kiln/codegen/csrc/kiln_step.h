@@ -284,4 +284,101 @@ KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const fl
     return 0;
 }
 
+/* ---- speculative decoding's bookkeeping, greedy (temperature 0): the generated step takes these ops only
+   when the call's sampling temperature is 0; sampled steps run them in the interpreter (torch's RNG). */
+
+/* index of the largest of x[0..V-1], the first one on ties; a NaN wins (as torch.argmax) */
+static inline long ks_argmax(const float *restrict x, long V) {
+    long best = 0;
+    for (long i = 0; i < V; i++) {
+        if (x[i] != x[i]) return i;
+        if (x[i] > x[best]) best = i;
+    }
+    return best;
+}
+
+/* kiln.draft_pick, greedy: tok[b] = argmax of logits row b; the draft distribution q [B, V] is zeros */
+KS_FN void ks_pick_greedy(const float *restrict logits, long B, long V, long *restrict tok, float *restrict q) {
+    for (long b = 0; b < B; b++) tok[b] = ks_argmax(logits + b * V, V);
+    memset(q, 0, (size_t)(B * V) * sizeof(float));
+}
+
+/* kiln.chain_tree: sequence b's root and its K drafted tokens as a chain of K + 1 nodes (node i of
+   sequence b is packed at b * (K + 1) + i): ids, pos (= slot), seq, a lower-triangular mask per
+   sequence, parent (-1 at roots) and the draft distributions (zeros at roots) */
+KS_FN void ks_chain_tree(const long *restrict roots, const long *restrict root_pos, const long *restrict seqs,
+                         const long *const *toks, const float *const *qs, long B, long K, long V,
+                         long *restrict ids, long *restrict pos, long *restrict seq, long *restrict slot,
+                         unsigned char *restrict mask, long *restrict parent, float *restrict dq) {
+    long N = B * (K + 1);
+    memset(mask, 0, (size_t)(N * N));
+    for (long b = 0; b < B; b++)
+        for (long i = 0; i <= K; i++) {
+            long n = b * (K + 1) + i;
+            ids[n] = i == 0 ? roots[b] : toks[i - 1][b];
+            pos[n] = slot[n] = root_pos[b] + i;
+            seq[n] = seqs[b];
+            parent[n] = i == 0 ? -1 : n - 1;
+            for (long j = 0; j <= i; j++) mask[n * N + b * (K + 1) + j] = 1;
+            if (i == 0) memset(dq + n * V, 0, (size_t)V * sizeof(float));
+            else memcpy(dq + n * V, qs[i - 1] + b * V, (size_t)V * sizeof(float));
+        }
+}
+
+/* kiln.tree_accept, greedy: per run of a sequence's nodes, walk from its root to the child whose token is
+   the argmax of the current node's logits (children in packed order) while there is one; accepted[n] = 1
+   on the path, next[n] = the argmax at the node where the walk stops (-1 elsewhere). A parent that is not an
+   earlier node of the same run is an error (node index + 1). */
+KS_FN long ks_accept_greedy(const float *restrict logits, long V, const long *restrict tokens,
+                            const long *restrict parent, const long *restrict seq, long N,
+                            long *restrict accepted, long *restrict next) {
+    for (long n = 0; n < N; n++) {
+        accepted[n] = 0;
+        next[n] = -1;
+    }
+    for (long i = 0; i < N;) {
+        long j = i + 1;
+        while (j < N && seq[j] == seq[i]) j++;
+        for (long n = i; n < j; n++)
+            if (parent[n] >= 0 ? !(parent[n] >= i && parent[n] < n) : n != i) return n + 1;
+        long u = i;
+        accepted[u] = 1;
+        for (;;) {
+            long best = ks_argmax(logits + u * V, V), hit = -1;
+            for (long c = u + 1; c < j; c++)
+                if (parent[c] == u && tokens[c] == best) {
+                    hit = c;
+                    break;
+                }
+            if (hit < 0) {
+                next[u] = best;
+                break;
+            }
+            u = hit;
+            accepted[u] = 1;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* kiln.cache_commit: every layer's rows of the accepted nodes move from their slot to their position, in
+   packed order (a node's position is never a later node's slot: depth <= index) */
+KS_FN long ks_cache_commit(float *restrict cache, long L, long NB, long KVH, long BS, long D,
+                           const long *restrict accepted, const long *restrict slot, const long *restrict pos,
+                           const long *restrict seq, const long *restrict table, long S, long MB, long N) {
+    for (long n = 0; n < N; n++)
+        if (accepted[n] && (ks_block(table, S, MB, NB, BS, seq[n], slot[n]) < 0 ||
+                            ks_block(table, S, MB, NB, BS, seq[n], pos[n]) < 0)) return n + 1;
+    for (long n = 0; n < N; n++) {
+        if (!accepted[n] || slot[n] == pos[n]) continue;
+        long src = ks_block(table, S, MB, NB, BS, seq[n], slot[n]), dst = ks_block(table, S, MB, NB, BS, seq[n], pos[n]);
+        for (long l = 0; l < L; l++)
+            for (long h = 0; h < KVH; h++)
+                memmove(cache + (((l * NB + dst) * KVH + h) * BS + pos[n] % BS) * D,
+                        cache + (((l * NB + src) * KVH + h) * BS + slot[n] % BS) * D, (size_t)D * sizeof(float));
+    }
+    return 0;
+}
+
 #endif
