@@ -14,7 +14,8 @@ import torch
 
 import kiln
 from kiln.codegen import cstep, native
-from kiln.codegen.cpu import CpuProgram, cpu_program
+from kiln.codegen.cpu import CpuProgram
+from kiln.codegen.cstep import cpu_program
 from kiln.errors import ExecError
 
 pytestmark = pytest.mark.skipif(not cstep.enabled(), reason="the native kernels are off or cannot be built here")
@@ -173,3 +174,19 @@ def test_kiln_native_step_0_or_no_kernels_falls_back_to_the_interpreter(monkeypa
     monkeypatch.setattr(native, "library", lambda isa=None: None)
     p = cpu_program(prog, {})
     assert isinstance(p, CpuProgram) and p.backend == "interpreter (the native kernels are off)"
+
+
+def test_one_step_called_from_several_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rt = _art("llama-tiny").runtime(speculative=False)
+    prog = rt.module["decode"]
+    step, ref = cstep.NativeStep(prog, rt.module.weights), CpuProgram(prog, rt.module.weights, native=False)
+    cases = [_inputs(rt, torch.Generator().manual_seed(s), False) for s in range(8)]
+    cases = [c if s % 2 else tuple(a[..., :1] if k < 3 else a for k, a in enumerate(c)) for s, c in enumerate(cases)]
+    want = [ref(*[a.clone() for a in c])[0] for c in cases]
+    with ThreadPoolExecutor(4) as pool:  # each thread its own arena and pointer tables
+        for _ in range(3):
+            got = list(pool.map(lambda c: step(*[a.clone() for a in c])[0], cases))
+            for g, w in zip(got, want):
+                torch.testing.assert_close(g, w, rtol=1e-5, atol=2e-5)

@@ -10,8 +10,6 @@ use.
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +22,6 @@ from kiln.errors import ExecError, KilnError
 from kiln.ir.core import IRError, Program
 from kiln.ir.interpret import PreparedOp, bind_inputs
 from kiln.ir.registry import ExecContext
-
-_log = logging.getLogger("kiln")
 
 
 @dataclass
@@ -120,22 +116,3 @@ class CpuProgram:
 def run_program(program: Program, weights: dict[str, torch.Tensor], *args: torch.Tensor) -> list[torch.Tensor]:
     return CpuProgram(program, weights)(*args)
 
-
-def cpu_program(program: Program, weights: dict[str, torch.Tensor]):
-    """How the CPU target runs ``program``: its generated C step (kiln/codegen/cstep.py: one native call per
-    step) when the generator takes every op of it and the native kernels are on, else this interpreter.
-    The choice and, for the interpreter, the reason are in the result's ``backend`` attribute."""
-    from kiln.codegen import cstep
-
-    why = "KILN_NATIVE_STEP=0" if os.environ.get("KILN_NATIVE_STEP", "1") == "0" else "the native kernels are off"
-    if cstep.enabled():
-        try:
-            step = cstep.NativeStep(program, weights)
-            step.backend = "native step"
-            return step
-        except cstep.Unsupported as e:
-            why = str(e)
-            _log.debug("program %r runs in the interpreter: %s", program.name, why)
-    interp = CpuProgram(program, weights)
-    interp.backend = f"interpreter ({why})"
-    return interp

@@ -46,6 +46,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,7 @@ import sympy
 import torch
 
 from kiln.codegen import native
+from kiln.codegen.cpu import KERNELS, CpuProgram
 from kiln.errors import ExecError
 from kiln.ir.core import Op, Program, Value
 from kiln.ir.interpret import bind_inputs
@@ -1158,6 +1160,18 @@ def _quant_panels(weights: dict, name: str, program: Program, form: str) -> torc
     return q.offsets_p
 
 
+class _CallState(threading.local):
+    """What one call fills in, kept per thread: the pointer tables, the sizes, the status words and the
+    arena (a runtime's programs may be called from several threads at once, as the interpreter could)."""
+
+    def __init__(self, n_in: int, n_out: int, n_dims: int = 0):
+        self.a = (ctypes.c_void_p * max(1, n_in))()
+        self.o = (ctypes.c_void_p * max(1, n_out))()
+        self.dims = (ctypes.c_long * max(1, n_dims))()
+        self.info = (ctypes.c_long * 2)()
+        self.arena = torch.empty(0, dtype=torch.uint8)
+
+
 class _Compiled:
     """A compiled run: its library and the pointer tables it is called with."""
 
@@ -1169,15 +1183,13 @@ class _Compiled:
         self._keep: list = []
         ptrs = [_weight_tensor(weights, n, f, program, self._keep) for n, f in gen.weight_slots]
         self.w = (ctypes.c_void_p * max(1, len(ptrs)))(*ptrs)
-        self.a = (ctypes.c_void_p * max(1, len(ins)))()
-        self.o = (ctypes.c_void_p * max(1, len(outs)))()
-        self.info = (ctypes.c_long * 2)()
-        self.arena = torch.empty(0, dtype=torch.uint8)
+        self.local = _CallState(len(ins), len(outs))  # per thread: a runtime may be called from several
         self.shapes = [None if kind == "arg" else [d if isinstance(d, int) else compile_dim(d) for d in spec]
                        for kind, spec in gen.outputs]
         self.dtypes = [TORCH_DTYPE[v.type.dtype] for v in outs]
 
-    def run(self, vals: dict, env: dict, dims, name: str, poison: bool = False) -> None:
+    def run(self, vals: dict, env: dict, dims, name: str, poison: bool = False, timing: list | None = None) -> None:
+        st = self.local
         ins = []
         for j, key in enumerate(self.ins):
             t = vals[key]
@@ -1189,7 +1201,7 @@ class _Compiled:
                     raise ExecError(f"program {name!r}: {self.hints[j]} is written in place and must be contiguous")
                 t = t.contiguous()
             ins.append(t)
-            self.a[j] = t.data_ptr()
+            st.a[j] = t.data_ptr()
         for k, (kind, spec) in enumerate(self.gen.outputs):
             if kind == "arg":
                 vals[self.outs[k]] = ins[spec]
@@ -1198,19 +1210,21 @@ class _Compiled:
             if poison:
                 t.fill_(float("nan") if t.is_floating_point() else -7)
             vals[self.outs[k]] = t
-            self.o[k] = t.data_ptr()
+            st.o[k] = t.data_ptr()
         rc = 1
         for _ in range(2):
-            self.info[0] = self.arena.numel()
+            st.info[0] = st.arena.numel()
             if poison:  # every byte NaN (as float32): a read of what no kernel wrote shows in the results
-                self.arena.fill_(255)
-            rc = self.fn(self.a, self.w, self.arena.data_ptr(), self.o, dims, self.info,
-                                    torch.get_num_threads())
+                st.arena.fill_(255)
+            t0 = time.perf_counter() if timing is not None else 0.0
+            rc = self.fn(st.a, self.w, st.arena.data_ptr(), st.o, dims, st.info, torch.get_num_threads())
+            if timing is not None:
+                timing[0] += time.perf_counter() - t0
             if rc != 1:
                 break
-            self.arena = torch.empty(int(self.info[0]) + ALIGN, dtype=torch.uint8)
+            st.arena = torch.empty(int(st.info[0]) + ALIGN, dtype=torch.uint8)
         if rc >= 2:
-            raise ExecError(f"program {name!r}: {self.gen.errors[rc - 2]} (token {int(self.info[1])})")
+            raise ExecError(f"program {name!r}: {self.gen.errors[rc - 2]} (token {int(st.info[1])})")
         if rc:
             raise ExecError(f"program {name!r}: the native step failed (code {rc})")
 
@@ -1239,15 +1253,15 @@ class NativeStep:
         self.greedy = self.sampling_arg is not None
         self.parts = self._build(self.greedy)  # the plan of the usual call
         self.sym_names = self.sources[0].sym_names
-        self.dims = (ctypes.c_long * max(1, len(self.sym_names)))()
+        self.local = _CallState(0, 0, len(self.sym_names))
         self.out_ids = [id(v) for v in program.outputs]
         self.weight_outputs = {id(v): v.owner.attrs["name"] for v in program.outputs if _is_weight(v)}
         self.poison = False  # tests: fill the arena and the outputs with NaN before every call
+        self.timing: list | None = None  # [seconds]: add up the time inside the C calls (benchmarks)
         self.native_ops = sum(len(ops) for nat, ops in runs(program, self.greedy) if nat)
         self.interpreted_ops = sum(len(ops) for nat, ops in runs(program, self.greedy) if not nat)
 
     def _build(self, greedy: bool) -> list:
-        from kiln.codegen.cpu import KERNELS
         from kiln.ir.interpret import PreparedOp
 
         parts: list = []
@@ -1268,15 +1282,16 @@ class NativeStep:
 
         p = self.program
         env = bind_inputs(p, args)
+        dims = self.local.dims
         for i, name in enumerate(self.sym_names):
-            self.dims[i] = env[name]
+            dims[i] = env[name]
         parts = self.parts
         if self.sampling_arg is not None and float(args[self.sampling_arg][0]) != 0.0:
             parts = self.plans.get(False) or self._build(False)
         vals = {id(a): t for a, t in zip(p.args, args)}
         for part in parts:
             if isinstance(part, _Compiled):
-                part.run(vals, env, self.dims, p.name, self.poison)
+                part.run(vals, env, dims, p.name, self.poison, self.timing)
                 continue
             ctx = ExecContext(env, self.weights, "cpu")
             for prep, op in part:
@@ -1285,3 +1300,21 @@ class NativeStep:
                 for r, t in zip(op.results, outs):
                     vals[id(r)] = t
         return [vals[k] if k in vals else self.weights[self.weight_outputs[k]] for k in self.out_ids]
+
+
+def cpu_program(program: Program, weights: dict[str, torch.Tensor]):
+    """How the CPU target runs ``program``: its generated C step (kiln/codegen/cstep.py: one native call per
+    step) when the generator takes ops of it and the native kernels are on, else the interpreter (``CpuProgram``).
+    The choice and, for the interpreter, the reason are in the result's ``backend`` attribute."""
+    why = "KILN_NATIVE_STEP=0" if os.environ.get("KILN_NATIVE_STEP", "1") == "0" else "the native kernels are off"
+    if enabled():
+        try:
+            step = NativeStep(program, weights)
+            step.backend = "native step"
+            return step
+        except Unsupported as e:
+            why = str(e)
+            _log.debug("program %r runs in the interpreter: %s", program.name, why)
+    interp = CpuProgram(program, weights)
+    interp.backend = f"interpreter ({why})"
+    return interp

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kiln.codegen.cpu import cpu_program
+from kiln.codegen.cstep import cpu_program
 from kiln.errors import KilnError
 from kiln.runtime.decoding import PlainDecoding, RecomputeDecoding
 from kiln.runtime.sampling import MIN_TEMPERATURE, Sampling, check_sampling, sample_next

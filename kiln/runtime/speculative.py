@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kiln.codegen.cpu import cpu_program
+from kiln.codegen.cstep import cpu_program
 from kiln.errors import KilnError
 from kiln.runtime.kvcache import KVAllocator
 from kiln.runtime.sampling import Sampling, filtered_probs
