@@ -9,8 +9,9 @@ ngram|self|examples/models/kiln-code-draft``); for llama-125m float32, int8 and 
 held-out stdlib source (``kiln.bench_spec.heldout_prompts``), 64 tokens, batch 1, greedy, no EOS; the time
 of a whole ``generate`` call, median over ``repeats``, the two paths alternating. Both paths must produce
 the same tokens (checked). Also reported for plain decoding with the generated steps: the share of the
-decode time spent outside native code (Python between calls: the runtime's loop, argument checks,
-sampling), from the time inside the steps' C calls (``NativeStep.timing``).
+time of a ``generate`` call spent outside native code (Python between the steps: the runtime's loop,
+argument checks, sampling), from the time inside the prefill and decode steps' C calls
+(``NativeStep.timing``).
 """
 
 from __future__ import annotations
@@ -71,18 +72,17 @@ def measure(name: str, art, prompts, new_tokens: int, repeats: int, speculative:
            "c_tok_s": tokens / statistics.median(times["c"]),
            "interp_tok_s": tokens / statistics.median(times["interp"])}
     row["ratio"] = row["c_tok_s"] / row["interp_tok_s"]
-    if not speculative:  # time in native code during decoding, against the whole decode
+    if not speculative:  # time in native code (prefill and decode steps), against the whole generate call
         rt = rts["c"]
-        rt.decode_prog.timing = [0.0]
-        p = prompts[0]
-        rt.generate([p], max_new_tokens=1, stop_at_eos=False)
-        rt.decode_prog.timing = [0.0]
-        t0 = time.perf_counter()
-        rt.generate([p], max_new_tokens=new_tokens, stop_at_eos=False)
-        total = time.perf_counter() - t0
-        inside = rt.decode_prog.timing[0]
-        rt.decode_prog.timing = None
-        row["outside_native_share"] = max(0.0, 1 - inside / total)
+        shares = []
+        for p in prompts:
+            timing = [0.0]
+            rt.prefill.timing = rt.decode_prog.timing = timing
+            t0 = time.perf_counter()
+            rt.generate([p], max_new_tokens=new_tokens, stop_at_eos=False)
+            shares.append(max(0.0, 1 - timing[0] / (time.perf_counter() - t0)))
+        rt.prefill.timing = rt.decode_prog.timing = None
+        row["outside_native_share"] = statistics.median(shares)
     return row
 
 
@@ -130,7 +130,7 @@ def _line(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| artifact | generated C tok/s | interpreter tok/s | ratio | decode time outside native code |",
+    out = ["| artifact | generated C tok/s | interpreter tok/s | ratio | generate time outside native code |",
            "| --- | --- | --- | --- | --- |"]
     for r in rows:
         share = f"{100 * r['outside_native_share']:.1f}%" if "outside_native_share" in r else "-"
