@@ -32,6 +32,10 @@ typedef void (*ks_dequant_i4_fn)(const unsigned char *, const _Float16 *, const 
 /* work below this many multiply-adds runs on the calling thread: an OpenMP fork costs a few microseconds */
 #define KS_PARALLEL_WORK 32768L
 #define KS_CHUNK 64
+/* a sum the compiler may vectorise (in lanes, added up at the end: float rounding differs from a
+   left-to-right sum, as torch's own reductions do) */
+#define KS_PRAGMA(x) _Pragma(#x)
+#define KS_SUM(v) KS_PRAGMA(omp simd reduction(+ : v))
 /* a step uses the kernels its program needs: the others are not a warning */
 #define KS_FN static __attribute__((unused)) /* keys per step of the attention's running softmax */
 
@@ -43,6 +47,7 @@ KS_FN void ks_rms_norm(const float *restrict x, long xs, const float *restrict w
         const float *xr = x + r * xs;
         float *yr = y + r * D;
         float ss = 0.f;
+        KS_SUM(ss)
         for (long d = 0; d < D; d++) ss += xr[d] * xr[d];
         float inv = 1.f / sqrtf(ss / (float)D + eps);
         for (long d = 0; d < D; d++) yr[d] = w[d] * (xr[d] * inv);
@@ -57,8 +62,10 @@ KS_FN void ks_layer_norm(const float *restrict x, long xs, const float *restrict
         const float *xr = x + r * xs;
         float *yr = y + r * D;
         float mean = 0.f, var = 0.f;
+        KS_SUM(mean)
         for (long d = 0; d < D; d++) mean += xr[d];
         mean /= (float)D;
+        KS_SUM(var)
         for (long d = 0; d < D; d++) var += (xr[d] - mean) * (xr[d] - mean);
         float inv = 1.f / sqrtf(var / (float)D + eps);
         for (long d = 0; d < D; d++) {
@@ -129,16 +136,95 @@ KS_FN long ks_cache_write(float *restrict cache, long NB, long KVH, long BS, lon
     return 0;
 }
 
+/* a . b over D floats: 8-float vectors (two chains) when D is a multiple of 8, their lanes added once at the
+   end; a scalar loop otherwise */
+typedef float ks_v8 __attribute__((vector_size(32), aligned(4)));
+static inline float ks_dot(const float *restrict a, const float *restrict b, long D) {
+    if (D % 16 == 0) {
+        ks_v8 s0 = {0}, s1 = {0};
+        for (long d = 0; d < D; d += 16) {
+            s0 += *(const ks_v8 *)(a + d) * *(const ks_v8 *)(b + d);
+            s1 += *(const ks_v8 *)(a + d + 8) * *(const ks_v8 *)(b + d + 8);
+        }
+        s0 += s1;
+        return ((s0[0] + s0[4]) + (s0[1] + s0[5])) + ((s0[2] + s0[6]) + (s0[3] + s0[7]));
+    }
+    float dot = 0.f;
+    for (long d = 0; d < D; d++) dot += a[d] * b[d];
+    return dot;
+}
+
+/* a += e * v over D floats (8-float vectors when D is a multiple of 8: the compiler would otherwise
+   vectorise across the keys' rows, with gathers) */
+static inline void ks_axpy(float *restrict a, float e, const float *restrict v, long D) {
+    if (D % 8 == 0) {
+        for (long d = 0; d < D; d += 8) *(ks_v8 *)(a + d) += e * *(const ks_v8 *)(v + d);
+        return;
+    }
+    for (long d = 0; d < D; d++) a[d] += e * v[d];
+}
+
+/* The attention's running softmax over one chunk of cnt <= KS_CHUNK keys (kp[t], vp[t]: key t's rows) for the
+   G query heads of one KV head (q: the first head's row, qh apart): scores, then the running max m, sum l and
+   weighted values acc [G, D] rescaled and updated. sc: [G, KS_CHUNK] scratch. */
+static inline void ks_attend(const float *const *kp, const float *const *vp, long cnt, const float *restrict q,
+                             long qh, long G, long D, float scale, float *restrict m, float *restrict l,
+                             float *restrict acc, float *restrict sc) {
+    for (long i = 0; i < G; i++) {
+        const float *qr = q + i * qh;
+        for (long t = 0; t < cnt; t++) sc[i * KS_CHUNK + t] = ks_dot(qr, kp[t], D) * scale;
+        float mx = m[i];
+        for (long t = 0; t < cnt; t++) mx = sc[i * KS_CHUNK + t] > mx ? sc[i * KS_CHUNK + t] : mx;
+        float corr = expf(m[i] - mx), sum = 0.f;
+        for (long t = 0; t < cnt; t++) {
+            float e = expf(sc[i * KS_CHUNK + t] - mx);
+            sc[i * KS_CHUNK + t] = e;
+            sum += e;
+        }
+        l[i] = l[i] * corr + sum;
+        m[i] = mx;
+        float *a = acc + i * D;
+        for (long d = 0; d < D; d++) a[d] *= corr;
+        for (long t = 0; t < cnt; t++) ks_axpy(a, sc[i * KS_CHUNK + t], vp[t], D);
+    }
+}
+
+/* out rows of the G heads of one KV head: acc / l (a query that saw no key: NaN, as SDPA gives) */
+static inline void ks_attend_done(const float *restrict acc, const float *restrict l, long G, long D,
+                                  float *restrict o, long oh) {
+    for (long i = 0; i < G; i++)
+        for (long d = 0; d < D; d++) o[i * oh + d] = l[i] > 0.f ? acc[i * D + d] / l[i] : NAN;
+}
+
+/* the pointers to positions j0.. (at most KS_CHUNK, up to len) of sequence s's rows of KV head g: a block's
+   positions are contiguous, so the table is read once per block */
+static inline long ks_chunk_rows(const float *restrict kc, const float *restrict vc, long NB, long KVH, long BS,
+                                 long D, long layer, const long *restrict table, long S, long MB, long s, long g,
+                                 long j0, long len, const float **kp, const float **vp) {
+    long cnt = len - j0 < KS_CHUNK ? len - j0 : KS_CHUNK;
+    for (long t = 0; t < cnt;) {
+        long j = j0 + t, blk = ks_block(table, S, MB, NB, BS, s, j), off = j % BS;
+        long run = BS - off < cnt - t ? BS - off : cnt - t;
+        const float *k = kc + (((layer * NB + blk) * KVH + g) * BS + off) * D;
+        const float *v = vc + (((layer * NB + blk) * KVH + g) * BS + off) * D;
+        for (long r = 0; r < run; r++, t++) {
+            kp[t] = k + r * D;
+            vp[t] = v + r * D;
+        }
+    }
+    return cnt;
+}
+
 /* kiln.cache_attention: each query q [1, H, N, D] (strides qh, qn) attends to positions 0..pos[n] of
    sequence seq[n] in layer `layer` of the caches [L, NB, KVH, BS, D]; out [1, H, N, D] (strides oh, on).
    The G = H / KVH query heads of a KV head go together (their keys and values are read once), KS_CHUNK
    keys at a time with a running max and sum (the softmax never holds a whole row). Work items are
    (token, KV head) pairs, spread over the threads. */
 KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
-                               const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
-                               const long *restrict pos, const long *restrict seq, const long *restrict table,
-                               long S, long MB, long N, long H, float scale, float *restrict out, long oh,
-                               long on, int threads) {
+                              const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
+                              const long *restrict pos, const long *restrict seq, const long *restrict table,
+                              long S, long MB, long N, long H, float scale, float *restrict out, long oh,
+                              long on, int threads) {
     long G = H / KVH;
     for (long n = 0; n < N; n++) {  /* every block a query reads exists (a negative position is an error) */
         if (pos[n] < 0) return n + 1;
@@ -150,51 +236,19 @@ KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const f
     #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (work > KS_PARALLEL_WORK && N * KVH > 1)
     for (long n = 0; n < N; n++)
         for (long g = 0; g < KVH; g++) {
-            long len = pos[n] + 1, s = seq[n];
+            long len = pos[n] + 1;
             float m[G], l[G], acc[G * D], sc[G * KS_CHUNK];
+            const float *kp[KS_CHUNK], *vp[KS_CHUNK];
             for (long i = 0; i < G; i++) {
                 m[i] = -INFINITY;
                 l[i] = 0.f;
             }
             for (long i = 0; i < G * D; i++) acc[i] = 0.f;
             for (long j0 = 0; j0 < len; j0 += KS_CHUNK) {
-                long cnt = len - j0 < KS_CHUNK ? len - j0 : KS_CHUNK;
-                for (long t = 0; t < cnt; t++) {
-                    long j = j0 + t, blk = ks_block(table, S, MB, NB, BS, s, j);
-                    const float *k = kc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
-                    for (long i = 0; i < G; i++) {
-                        const float *qr = q + (g * G + i) * qh + n * qn;
-                        float dot = 0.f;
-                        for (long d = 0; d < D; d++) dot += qr[d] * k[d];
-                        sc[i * KS_CHUNK + t] = dot * scale;
-                    }
-                }
-                for (long i = 0; i < G; i++) {
-                    float mx = m[i];
-                    for (long t = 0; t < cnt; t++) mx = sc[i * KS_CHUNK + t] > mx ? sc[i * KS_CHUNK + t] : mx;
-                    float corr = expf(m[i] - mx), sum = 0.f;
-                    for (long t = 0; t < cnt; t++) {
-                        float e = expf(sc[i * KS_CHUNK + t] - mx);
-                        sc[i * KS_CHUNK + t] = e;
-                        sum += e;
-                    }
-                    l[i] = l[i] * corr + sum;
-                    m[i] = mx;
-                    for (long d = 0; d < D; d++) acc[i * D + d] *= corr;
-                }
-                for (long t = 0; t < cnt; t++) {
-                    long j = j0 + t, blk = ks_block(table, S, MB, NB, BS, s, j);
-                    const float *v = vc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
-                    for (long i = 0; i < G; i++) {
-                        float e = sc[i * KS_CHUNK + t];
-                        for (long d = 0; d < D; d++) acc[i * D + d] += e * v[d];
-                    }
-                }
+                long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, seq[n], g, j0, len, kp, vp);
+                ks_attend(kp, vp, cnt, q + g * G * qh + n * qn, qh, G, D, scale, m, l, acc, sc);
             }
-            for (long i = 0; i < G; i++) {
-                float *o = out + (g * G + i) * oh + n * on;
-                for (long d = 0; d < D; d++) o[d] = acc[i * D + d] / l[i];
-            }
+            ks_attend_done(acc, l, G, D, out + g * G * oh + n * on, oh);
         }
     return 0;
 }
@@ -205,10 +259,10 @@ KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const f
    `layer` of the caches; out [1, H, N, D] (strides oh, on). Same running softmax as ks_cache_attention,
    over the committed slots first, then the allowed nodes. */
 KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
-                              const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
-                              const long *restrict slot, const long *restrict seq, const long *restrict table,
-                              long S, long MB, long N, const unsigned char *restrict mask, long H, float scale,
-                              float *restrict out, long oh, long on, int threads) {
+                             const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
+                             const long *restrict slot, const long *restrict seq, const long *restrict table,
+                             long S, long MB, long N, const unsigned char *restrict mask, long H, float scale,
+                             float *restrict out, long oh, long on, int threads) {
     long G = H / KVH;
     for (long n = 0; n < N; n++) {
         if (slot[n] < 0) return n + 1;
@@ -224,62 +278,31 @@ KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const fl
             while (r1 < N && seq[r1] == s) r1++;
             long base = slot[r0];
             for (long m = r0; m < r1; m++) base = slot[m] < base ? slot[m] : base;
-            long count = base;  /* keys: committed slots 0..base-1, then the allowed nodes */
-            for (long m = r0; m < r1; m++) count += mask[n * N + m] != 0;
             float mx[G], l[G], acc[G * D], sc[G * KS_CHUNK];
-            long js[KS_CHUNK];
+            const float *kp[KS_CHUNK], *vp[KS_CHUNK];
             for (long i = 0; i < G; i++) {
                 mx[i] = -INFINITY;
                 l[i] = 0.f;
             }
             for (long i = 0; i < G * D; i++) acc[i] = 0.f;
-            long next_node = r0;
-            for (long c0 = 0; c0 < count; c0 += KS_CHUNK) {
-                long cnt = count - c0 < KS_CHUNK ? count - c0 : KS_CHUNK;
-                for (long t = 0; t < cnt; t++) {
-                    long c = c0 + t;
-                    if (c < base) js[t] = c;
-                    else {
-                        while (!mask[n * N + next_node]) next_node++;
-                        js[t] = slot[next_node++];
-                    }
-                }
-                for (long t = 0; t < cnt; t++) {
-                    long j = js[t], blk = ks_block(table, S, MB, NB, BS, s, j);
-                    const float *k = kc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
-                    for (long i = 0; i < G; i++) {
-                        const float *qr = q + (g * G + i) * qh + n * qn;
-                        float dot = 0.f;
-                        for (long d = 0; d < D; d++) dot += qr[d] * k[d];
-                        sc[i * KS_CHUNK + t] = dot * scale;
-                    }
-                }
-                for (long i = 0; i < G; i++) {
-                    float m = mx[i];
-                    for (long t = 0; t < cnt; t++) m = sc[i * KS_CHUNK + t] > m ? sc[i * KS_CHUNK + t] : m;
-                    float corr = expf(mx[i] - m), sum = 0.f;
-                    for (long t = 0; t < cnt; t++) {
-                        float e = expf(sc[i * KS_CHUNK + t] - m);
-                        sc[i * KS_CHUNK + t] = e;
-                        sum += e;
-                    }
-                    l[i] = l[i] * corr + sum;
-                    mx[i] = m;
-                    for (long d = 0; d < D; d++) acc[i * D + d] *= corr;
-                }
-                for (long t = 0; t < cnt; t++) {
-                    long j = js[t], blk = ks_block(table, S, MB, NB, BS, s, j);
-                    const float *v = vc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
-                    for (long i = 0; i < G; i++) {
-                        float e = sc[i * KS_CHUNK + t];
-                        for (long d = 0; d < D; d++) acc[i * D + d] += e * v[d];
-                    }
+            const float *qn0 = q + g * G * qh + n * qn;
+            for (long j0 = 0; j0 < base; j0 += KS_CHUNK) {  /* the committed slots */
+                long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, s, g, j0, base, kp, vp);
+                ks_attend(kp, vp, cnt, qn0, qh, G, D, scale, mx, l, acc, sc);
+            }
+            long cnt = 0;  /* the nodes the mask allows, KS_CHUNK at a time */
+            for (long m = r0; m < r1; m++) {
+                if (!mask[n * N + m]) continue;
+                long j = slot[m], blk = ks_block(table, S, MB, NB, BS, s, j);
+                kp[cnt] = kc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                vp[cnt] = vc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                if (++cnt == KS_CHUNK) {
+                    ks_attend(kp, vp, cnt, qn0, qh, G, D, scale, mx, l, acc, sc);
+                    cnt = 0;
                 }
             }
-            for (long i = 0; i < G; i++) {
-                float *o = out + (g * G + i) * oh + n * on;
-                for (long d = 0; d < D; d++) o[d] = l[i] > 0.f ? acc[i * D + d] / l[i] : NAN;
-            }
+            if (cnt) ks_attend(kp, vp, cnt, qn0, qh, G, D, scale, mx, l, acc, sc);
+            ks_attend_done(acc, l, G, D, out + g * G * oh + n * on, oh);
         }
     return 0;
 }
