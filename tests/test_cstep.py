@@ -190,3 +190,29 @@ def test_one_step_called_from_several_threads_at_once():
             got = list(pool.map(lambda c: step(*[a.clone() for a in c])[0], cases))
             for g, w in zip(got, want):
                 torch.testing.assert_close(g, w, rtol=1e-5, atol=2e-5)
+
+
+def test_every_kernel_variant_builds_and_matches_the_reference():
+    from kiln.codegen import variants
+    from kiln.errors import KilnError
+
+    rt = _art("llama-tiny", "paged").runtime(speculative=False)
+    prog, weights = rt.module["decode"], rt.module.weights
+    args = _inputs(rt, torch.Generator().manual_seed(11), False)
+    want = CpuProgram(prog, weights, native=False)(*[a.clone() for a in args])[0]
+    sources = set()
+    count = 0
+    for kind in variants.KINDS:
+        for c in variants.candidates(kind, {"context": 64, "macs": 1 << 20}):
+            step = cstep.NativeStep(prog, weights, config={kind: c})
+            step.poison = True
+            torch.testing.assert_close(step(*[a.clone() for a in args])[0], want, rtol=1e-5, atol=2e-5)
+            sources.add(cstep.program_source("decode", [g.source for g in step.sources], step.config))
+            count += 1
+    assert count >= 12 and len(sources) == count - 2  # each configuration its own source, but the defaults' (x3)
+    assert variants.candidates("attention", {"context": 20}) == [c for c in variants.candidates("attention")
+                                                                 if c["chunk"] <= 16]
+    with pytest.raises(KilnError, match="not one of"):
+        variants.resolve({"attention": {"chunk": 48}})
+    with pytest.raises(KilnError, match="unknown kernel kind"):
+        variants.resolve({"matmul": {}})

@@ -29,9 +29,20 @@ typedef void (*ks_dequant_i8_fn)(const signed char *, const float *, float *, lo
 typedef void (*ks_dequant_i4_fn)(const unsigned char *, const _Float16 *, const _Float16 *, float *, long, long, long,
                                  int);
 
-/* work below this many multiply-adds runs on the calling thread: an OpenMP fork costs a few microseconds */
+/* The tunable constants (kiln/codegen/variants.py names them, their candidates and these defaults; a
+   generated step defines the ones its configuration changes before including this file):
+   KS_PARALLEL_WORK: work (multiply-adds, elements) below which a norm, elementwise loop or attention runs on
+   the calling thread (an OpenMP fork costs a few microseconds); KS_ATTN_PARALLEL_WORK: the same for the
+   attention; KS_CHUNK: keys per step of the attention's running softmax. */
+#ifndef KS_PARALLEL_WORK
 #define KS_PARALLEL_WORK 32768L
+#endif
+#ifndef KS_ATTN_PARALLEL_WORK
+#define KS_ATTN_PARALLEL_WORK 32768L
+#endif
+#ifndef KS_CHUNK
 #define KS_CHUNK 64
+#endif
 /* a sum the compiler may vectorise (in lanes, added up at the end: float rounding differs from a
    left-to-right sum, as torch's own reductions do) */
 #define KS_PRAGMA(x) _Pragma(#x)
@@ -233,7 +244,7 @@ KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const f
     }
     long work = 0;
     for (long n = 0; n < N; n++) work += (pos[n] + 1) * H * D;
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (work > KS_PARALLEL_WORK && N * KVH > 1)
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (work > KS_ATTN_PARALLEL_WORK && N * KVH > 1)
     for (long n = 0; n < N; n++)
         for (long g = 0; g < KVH; g++) {
             long len = pos[n] + 1;
@@ -270,7 +281,7 @@ KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const fl
             if (ks_block(table, S, MB, NB, BS, seq[n], p) < 0) return n + 1;
         if (ks_block(table, S, MB, NB, BS, seq[n], slot[n]) < 0) return n + 1;
     }
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (N * KVH > 1 && N * H * D * 64 > KS_PARALLEL_WORK)
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads) if (N * KVH > 1 && N * H * D * 64 > KS_ATTN_PARALLEL_WORK)
     for (long n = 0; n < N; n++)
         for (long g = 0; g < KVH; g++) {
             long s = seq[n], r0 = n, r1 = n + 1;
