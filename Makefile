@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speculative.py
 	$(BIN)/python benchmarks/linear.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/cstep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -93,6 +93,24 @@ def _is_token(t) -> bool:
     return isinstance(t, int) and not isinstance(t, bool)
 
 
+class _Lazy:
+    """A program built on its first call or attribute read, then that program."""
+
+    def __init__(self, make):
+        self._make, self._program = make, None
+
+    def _get(self):
+        if self._program is None:
+            self._program = self._make()
+        return self._program
+
+    def __call__(self, *args):
+        return self._get()(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._get(), name)
+
+
 class Runtime:
     """Runs an artifact's programs: ``logits(ids)``, ``generate(ids, ...)``, ``stream(ids, ...)``.
 
@@ -132,7 +150,8 @@ class Runtime:
             from kiln.codegen.native import pack_linear_weights
 
             pack_linear_weights(self.module)
-        self.forward = program(self.module["forward"], self.module.weights)
+        # built on first use: a runtime with a KV cache runs it only for logits() (its C costs a compile)
+        self.forward = _Lazy(lambda: program(self.module["forward"], self.module.weights))
         meta = artifact.manifest.get("model", {})
         logits_type = self.module["forward"].outputs[0].type
         self.vocab_size = _meta_int(meta, "vocab_size", logits_type.shape[-1] if isinstance(
