@@ -773,27 +773,29 @@ class _Gen:
                   f"{{ info[1] = bad - 1; return {code}; }}")
         self.views[id(op.result)] = cache
 
-    def cache_attention(self, op: Op) -> None:
+    def attention(self, op: Op, kernel: str, middle: str, what: str) -> None:
+        """A cache attention kernel's call: q (rows contiguous) and the caches, ``middle`` (its addressing
+        arguments), then sizes, scale and the output, written in its user's order."""
         q = self.view(op.operands[0])
         kc, vc = self.view(op.operands[1]), self.view(op.operands[2])
         if q.strides[-1] != 1 or q.dtype != DType.f32:
             q = self.copy(q)
-        tail = self.cache_args(op, kc)
-        self.cache_args(op, vc)
         _, nb, kvh, bs, d = kc.shape
         _, h, n, _ = q.shape
         out = self.alloc(op.result, self.transposed_by_user(op.result))
-        code = self.fail_code("a query's (sequence, position) reads outside the block table or the cache pool")
-        self.emit(f"if ((bad = ks_cache_attention({q.ptr()}, {cexpr(q.strides[1])}, {cexpr(q.strides[2])}, "
+        code = self.fail_code(f"{what} outside the block table or the cache pool")
+        self.emit(f"if ((bad = {kernel}({q.ptr()}, {cexpr(q.strides[1])}, {cexpr(q.strides[2])}, "
                   f"{kc.ptr()}, {vc.ptr()}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, {op.attr('layer')}, "
-                  f"{tail}, {cexpr(n)}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
+                  f"{middle.replace('@N', cexpr(n))}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
                   f"{cexpr(out.strides[1])}, {cexpr(out.strides[2])}, threads))) {{ info[1] = bad - 1; return {code}; }}")
 
+    def cache_attention(self, op: Op) -> None:
+        tail = self.cache_args(op, self.view(op.operands[1]))
+        self.cache_args(op, self.view(op.operands[2]))
+        self.attention(op, "ks_cache_attention", f"{tail}, @N", "a query's (sequence, position) reads")
+
     def tree_attention(self, op: Op) -> None:
-        q = self.view(op.operands[0])
         kc, vc = self.view(op.operands[1]), self.view(op.operands[2])
-        if q.strides[-1] != 1 or q.dtype != DType.f32:
-            q = self.copy(q)
         mask = self.view(op.operand("mask"))
         if mask.dtype != DType.i1 or not mask.contiguous():
             raise Unsupported("a tree mask that is not a contiguous bool [N, N]")
@@ -803,15 +805,8 @@ class _Gen:
         for c in (kc, vc):
             if not c.buf.startswith("a") or not c.contiguous() or c.dtype != DType.f32 or not table.contiguous():
                 raise Unsupported(f"{op.name} over a cache that is not a contiguous float32 input")
-        _, nb, kvh, bs, d = kc.shape
-        _, h, n, _ = q.shape
-        out = self.alloc(op.result, self.transposed_by_user(op.result))
-        code = self.fail_code("a tree node's (sequence, slot) reads outside the block table or the cache pool")
-        self.emit(f"if ((bad = ks_tree_attention({q.ptr()}, {cexpr(q.strides[1])}, {cexpr(q.strides[2])}, "
-                  f"{kc.ptr()}, {vc.ptr()}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, {op.attr('layer')}, "
-                  f"{slot.ptr()}, {seq.ptr()}, {table.ptr()}, {cexpr(table.shape[0])}, {cexpr(table.shape[1])}, "
-                  f"{cexpr(n)}, {mask.ptr()}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
-                  f"{cexpr(out.strides[1])}, {cexpr(out.strides[2])}, threads))) {{ info[1] = bad - 1; return {code}; }}")
+        self.attention(op, "ks_tree_attention", f"{slot.ptr()}, {seq.ptr()}, {table.ptr()}, {cexpr(table.shape[0])}, "
+                       f"{cexpr(table.shape[1])}, @N, {mask.ptr()}", "a tree node's (sequence, slot) reads")
 
     def dense(self, v: Value, dtype: DType) -> View:
         x = self.view(v)

@@ -200,6 +200,15 @@ static inline void ks_attend(const float *const *kp, const float *const *vp, lon
     }
 }
 
+/* the running softmax before the first key: max -inf, sum 0, values 0 */
+static inline void ks_attend_start(float *restrict m, float *restrict l, float *restrict acc, long G, long D) {
+    for (long i = 0; i < G; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0.f;
+    }
+    for (long i = 0; i < G * D; i++) acc[i] = 0.f;
+}
+
 /* out rows of the G heads of one KV head: acc / l (a query that saw no key: NaN, as SDPA gives) */
 static inline void ks_attend_done(const float *restrict acc, const float *restrict l, long G, long D,
                                   float *restrict o, long oh) {
@@ -250,11 +259,7 @@ KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const f
             long len = pos[n] + 1;
             float m[G], l[G], acc[G * D], sc[G * KS_CHUNK];
             const float *kp[KS_CHUNK], *vp[KS_CHUNK];
-            for (long i = 0; i < G; i++) {
-                m[i] = -INFINITY;
-                l[i] = 0.f;
-            }
-            for (long i = 0; i < G * D; i++) acc[i] = 0.f;
+            ks_attend_start(m, l, acc, G, D);
             for (long j0 = 0; j0 < len; j0 += KS_CHUNK) {
                 long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, seq[n], g, j0, len, kp, vp);
                 ks_attend(kp, vp, cnt, q + g * G * qh + n * qn, qh, G, D, scale, m, l, acc, sc);
@@ -291,11 +296,7 @@ KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const fl
             for (long m = r0; m < r1; m++) base = slot[m] < base ? slot[m] : base;
             float mx[G], l[G], acc[G * D], sc[G * KS_CHUNK];
             const float *kp[KS_CHUNK], *vp[KS_CHUNK];
-            for (long i = 0; i < G; i++) {
-                mx[i] = -INFINITY;
-                l[i] = 0.f;
-            }
-            for (long i = 0; i < G * D; i++) acc[i] = 0.f;
+            ks_attend_start(mx, l, acc, G, D);
             const float *qn0 = q + g * G * qh + n * qn;
             for (long j0 = 0; j0 < base; j0 += KS_CHUNK) {  /* the committed slots */
                 long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, s, g, j0, base, kp, vp);
