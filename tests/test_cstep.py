@@ -41,14 +41,18 @@ def _inputs(rt, gen: torch.Generator, prefill: bool):
     seq = torch.cat([torch.zeros(12, dtype=torch.long), torch.ones(8, dtype=torch.long)])
     ids = torch.randint(0, rt.vocab_size, (1, 20), generator=gen)
     shape = (kv.layers, nb, kv.kv_heads, kv.block_size, kv.head_dim)
-    kc, vc = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
     extra = (torch.tensor([11, 19, 3]),) if prefill else ()
+    if rt.module["decode"].args[4].type.dtype.value == "i8":  # an int8 cache: codes, then their scales
+        kc, vc = (torch.randint(-127, 128, shape, generator=gen, dtype=torch.int8) for _ in range(2))
+        ks, vs = (torch.rand(shape[:4], generator=gen) / 50 for _ in range(2))
+        return ids, pos, seq, table, kc, vc, ks, vs, *extra
+    kc, vc = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
     return ids, pos, seq, table, kc, vc, *extra
 
 
 CASES = [("llama-tiny", "default"), ("llama-tiny", "paged"), ("mistral-tiny", "default"), ("qwen2-tiny", "paged"),
          ("gpt2-tiny", "default"), ("llama3-tiny", "default"), ("llama-tiny", "int8"), ("llama-tiny", "int4"),
-         ("qwen2-tiny", "int8")]
+         ("qwen2-tiny", "int8"), ("llama-tiny", "int8-kv"), ("mistral-tiny", "int8-kv")]
 
 
 @pytest.mark.parametrize(("preset", "pipeline"), CASES)
@@ -69,10 +73,11 @@ def test_generated_steps_match_the_reference_executor(preset, pipeline):
         want = ref(*args)[0]
         assert not got.isnan().any()
         torch.testing.assert_close(got, want, rtol=1e-5, atol=2e-5)
-        torch.testing.assert_close(mine[4], args[4], rtol=1e-5, atol=1e-5)  # the caches, written in place
-        torch.testing.assert_close(mine[5], args[5], rtol=1e-5, atol=1e-5)
+        caches = [k for k, a in enumerate(prog.args) if "cache" in a.hint or "scale" in a.hint]
+        for k in caches:  # the caches (int8: codes and scales), written in place
+            torch.testing.assert_close(mine[k], args[k], rtol=1e-5, atol=1e-5)
         for again in range(2):  # the arena is reused (and re-poisoned) across calls, at other sizes too
-            one = [a[..., :1] if k in (0, 1, 2) else a for k, a in enumerate(_inputs(rt, gen, False)[:6])]
+            one = [a[..., :1] if k in (0, 1, 2) else a for k, a in enumerate(_inputs(rt, gen, False)[:2 + len(caches) + 2])]
             if name == "prefill":
                 one.append(torch.tensor([0]))
             theirs = [a.clone() for a in one]
@@ -150,13 +155,15 @@ def test_a_runtime_runs_its_programs_as_generated_steps():
 
 
 @pytest.mark.parametrize(("draft", "pipeline"), [(None, "default"), (None, "int8-kv"), ("ngram", "paged"),
-                                                 ("self", "default"), ("llama-tiny", "int4")])
+                                                 ("self", "int8-kv"), ("llama-tiny", "int4")])
 def test_greedy_tokens_equal_the_interpreters(draft, pipeline, monkeypatch):
     art = _art("llama-tiny", pipeline, draft)
     gen = torch.Generator().manual_seed(5)
     prompts = [torch.randint(0, 500, (n,), generator=gen).tolist() for n in (9, 17, 30)]
     compiled = art.runtime()
-    assert compiled.decode_prog.backend == "native step"
+    assert compiled.decode_prog.backend == "native step" and compiled.decode_prog.interpreted_ops == 0
+    if compiled.spec is not None:
+        assert compiled.spec.verify.interpreted_ops == 0  # greedy: the whole verify compiles, int8 KV too
     want_spec = draft is not None
     assert (compiled.spec is not None) == want_spec
     got = compiled.generate(prompts, max_new_tokens=24, stop_at_eos=False)

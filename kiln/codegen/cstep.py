@@ -93,7 +93,8 @@ VIEW_OPS = ("kiln.reshape", "kiln.transpose", "kiln.permute", "kiln.slice", "kil
             "kiln.expand")
 KERNEL_OPS = ("kiln.rms_norm", "kiln.layer_norm", "kiln.linear", "kiln.qlinear", "kiln.embedding", "kiln.qembedding",
               "kiln.gather", "kiln.rope_cos", "kiln.rope_sin", "kiln.rope", "kiln.cache_write", "kiln.cache_attention",
-              "kiln.cache_tree_attention")
+              "kiln.cache_tree_attention", "kiln.cache_write_q8", "kiln.cache_attention_q8",
+              "kiln.cache_tree_attention_q8")
 
 
 SPEC_OPS = ("kiln.chain_tree", "kiln.cache_commit")  # speculative decoding's bookkeeping
@@ -491,11 +492,11 @@ class _Gen:
             self.rope_table(op)
         elif name == "kiln.rope":
             self.rope(op)
-        elif name == "kiln.cache_write":
+        elif name in ("kiln.cache_write", "kiln.cache_write_q8"):
             self.cache_write(op)
-        elif name == "kiln.cache_attention":
+        elif name in ("kiln.cache_attention", "kiln.cache_attention_q8"):
             self.cache_attention(op)
-        elif name == "kiln.cache_tree_attention":
+        elif name in ("kiln.cache_tree_attention", "kiln.cache_tree_attention_q8"):
             self.tree_attention(op)
         elif name == "kiln.draft_pick":
             self.draft_pick(op)
@@ -752,32 +753,57 @@ class _Gen:
         pos, _ = self.ids(op.operand("pos"))
         seq, _ = self.ids(op.operand("seq"))
         table = self.view(op.operand("table"))
-        if table.dtype != DType.i64 or not table.contiguous() or not cache.contiguous() or cache.dtype != DType.f32:
-            raise Unsupported(f"{op.name} over a cache or table that is not contiguous (or not float32)")
+        if table.dtype != DType.i64 or not table.contiguous() or not cache.contiguous() or \
+                cache.dtype not in (DType.f32, DType.i8):
+            raise Unsupported(f"{op.name} over a cache or table that is not contiguous (or not float32 / int8)")
         if not cache.buf.startswith("a"):
             raise Unsupported(f"{op.name} over a cache that is not an input")
         return f"{pos.ptr()}, {seq.ptr()}, {table.ptr()}, {cexpr(table.shape[0])}, {cexpr(table.shape[1])}"
 
     def cache_write(self, op: Op) -> None:
+        """kiln.cache_write, and kiln.cache_write_q8 (an int8 cache and its scales: both results)."""
+        q8 = op.name == "kiln.cache_write_q8"
         cache = self.view(op.operands[0])
-        x = self.view(op.operands[1])
+        scales = self.view(op.operands[1]) if q8 else None
+        x = self.view(op.operand("x"))
         if x.strides[-1] != 1 or x.dtype != DType.f32:
             x = self.copy(x)
         tail = self.cache_args(op, cache)
+        if cache.dtype != (DType.i8 if q8 else DType.f32) or (q8 and not (
+                scales.buf.startswith("a") and scales.contiguous() and scales.dtype == DType.f32)):
+            raise Unsupported(f"{op.name} over a cache of dtype {cache.dtype.value}")
         _, nb, kvh, bs, d = cache.shape
         n = x.shape[2]
         self.written.add(int(cache.buf[1:]))
         code = self.fail_code("a token's (sequence, position) is outside the block table or the cache pool")
-        self.emit(f"if ((bad = ks_cache_write({cache.ptr()}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, "
+        kernel, target = ("ks_cache_write_q8", f"{cache.ptr()}, {scales.ptr()}") if q8 else ("ks_cache_write", cache.ptr())
+        self.emit(f"if ((bad = {kernel}({target}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, "
                   f"{op.attr('layer')}, {x.ptr()}, {cexpr(x.strides[1])}, {cexpr(x.strides[2])}, {tail}, {cexpr(n)}))) "
                   f"{{ info[1] = bad - 1; return {code}; }}")
-        self.views[id(op.result)] = cache
+        self.views[id(op.results[0])] = cache
+        if q8:
+            self.written.add(int(scales.buf[1:]))
+            self.views[id(op.results[1])] = scales
+
+    def caches(self, op: Op) -> tuple[View, str, str]:
+        """The K cache's view and the K and V caches as the attention kernels take them (``ks_cache``
+        literals: float32 rows, or int8 rows and their scales for the ``_q8`` ops)."""
+        if op.name.endswith("_q8"):
+            kc, ks, vc, vs = (self.view(op.operands[i]) for i in (1, 2, 3, 4))
+            for c, sc in ((kc, ks), (vc, vs)):
+                if c.dtype != DType.i8 or sc.dtype != DType.f32 or not (sc.contiguous() and sc.buf.startswith("a")):
+                    raise Unsupported(f"{op.name} over caches that are not int8 with float32 scales")
+            return kc, f"(ks_cache){{NULL, {kc.ptr()}, {ks.ptr()}}}", f"(ks_cache){{NULL, {vc.ptr()}, {vs.ptr()}}}"
+        kc, vc = self.view(op.operands[1]), self.view(op.operands[2])
+        if kc.dtype != DType.f32 or vc.dtype != DType.f32:
+            raise Unsupported(f"{op.name} over caches that are not float32")
+        return kc, f"(ks_cache){{{kc.ptr()}, NULL, NULL}}", f"(ks_cache){{{vc.ptr()}, NULL, NULL}}"
 
     def attention(self, op: Op, kernel: str, middle: str, what: str) -> None:
         """A cache attention kernel's call: q (rows contiguous) and the caches, ``middle`` (its addressing
         arguments), then sizes, scale and the output, written in its user's order."""
         q = self.view(op.operands[0])
-        kc, vc = self.view(op.operands[1]), self.view(op.operands[2])
+        kc, kcache, vcache = self.caches(op)
         if q.strides[-1] != 1 or q.dtype != DType.f32:
             q = self.copy(q)
         _, nb, kvh, bs, d = kc.shape
@@ -785,17 +811,19 @@ class _Gen:
         out = self.alloc(op.result, self.transposed_by_user(op.result))
         code = self.fail_code(f"{what} outside the block table or the cache pool")
         self.emit(f"if ((bad = {kernel}({q.ptr()}, {cexpr(q.strides[1])}, {cexpr(q.strides[2])}, "
-                  f"{kc.ptr()}, {vc.ptr()}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, {op.attr('layer')}, "
+                  f"{kcache}, {vcache}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, {cexpr(d)}, {op.attr('layer')}, "
                   f"{middle.replace('@N', cexpr(n))}, {cexpr(h)}, {float(op.attr('scale'))!r}f, {out.ptr()}, "
                   f"{cexpr(out.strides[1])}, {cexpr(out.strides[2])}, threads))) {{ info[1] = bad - 1; return {code}; }}")
 
     def cache_attention(self, op: Op) -> None:
+        q8 = op.name.endswith("_q8")
         tail = self.cache_args(op, self.view(op.operands[1]))
-        self.cache_args(op, self.view(op.operands[2]))
+        self.cache_args(op, self.view(op.operands[3 if q8 else 2]))
         self.attention(op, "ks_cache_attention", f"{tail}, @N", "a query's (sequence, position) reads")
 
     def tree_attention(self, op: Op) -> None:
-        kc, vc = self.view(op.operands[1]), self.view(op.operands[2])
+        q8 = op.name.endswith("_q8")
+        kc, vc = self.view(op.operands[1]), self.view(op.operands[3 if q8 else 2])
         mask = self.view(op.operand("mask"))
         if mask.dtype != DType.i1 or not mask.contiguous():
             raise Unsupported("a tree mask that is not a contiguous bool [N, N]")
@@ -803,8 +831,8 @@ class _Gen:
         seq, _ = self.ids(op.operand("seq"))
         table = self.view(op.operand("table"))
         for c in (kc, vc):
-            if not c.buf.startswith("a") or not c.contiguous() or c.dtype != DType.f32 or not table.contiguous():
-                raise Unsupported(f"{op.name} over a cache that is not a contiguous float32 input")
+            if not c.buf.startswith("a") or not c.contiguous() or not table.contiguous():
+                raise Unsupported(f"{op.name} over a cache that is not a contiguous input")
         self.attention(op, "ks_tree_attention", f"{slot.ptr()}, {seq.ptr()}, {table.ptr()}, {cexpr(table.shape[0])}, "
                        f"{cexpr(table.shape[1])}, @N, {mask.ptr()}", "a tree node's (sequence, slot) reads")
 
@@ -842,15 +870,16 @@ class _Gen:
                   f"{seq.ptr()}, {cexpr(n)}, {acc.ptr()}, {nxt.ptr()}))) {{ info[1] = bad - 1; return {code}; }}")
 
     def cache_commit(self, op: Op) -> None:
-        cache = self.view(op.operands[0])
-        if len(cache.shape) != 5 or cache.dtype != DType.f32 or not cache.buf.startswith("a") or \
-                not cache.contiguous():
-            raise Unsupported("kiln.cache_commit of a cache that is not a contiguous float32 input")
+        cache = self.view(op.operands[0])  # float32 or int8 rows [L, NB, KVH, BS, D], or int8 scales [L, NB, KVH, BS]
+        if len(cache.shape) not in (4, 5) or cache.dtype not in (DType.f32, DType.i8) or \
+                not cache.buf.startswith("a") or not cache.contiguous():
+            raise Unsupported("kiln.cache_commit of a cache that is not a contiguous input")
         acc, slot, pos, seq, table = (self.dense(v, DType.i64) for v in op.operands[1:6])
-        layers, nb, kvh, bs, d = cache.shape
+        layers, nb, kvh, bs = cache.shape[:4]
+        d = (cache.shape[4] if len(cache.shape) == 5 else 1) * _ITEMSIZE[cache.dtype]  # bytes per row
         self.written.add(int(cache.buf[1:]))
         code = self.fail_code("an accepted node's slot or position is outside the block table or the cache pool")
-        self.emit(f"if ((bad = ks_cache_commit({cache.ptr()}, {cexpr(layers)}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, "
+        self.emit(f"if ((bad = ks_cache_commit((char *){cache.ptr()}, {cexpr(layers)}, {cexpr(nb)}, {cexpr(kvh)}, {cexpr(bs)}, "
                   f"{cexpr(d)}, {acc.ptr()}, {slot.ptr()}, {pos.ptr()}, {seq.ptr()}, {table.ptr()}, "
                   f"{cexpr(table.shape[0])}, {cexpr(table.shape[1])}, {cexpr(acc.shape[0])}))) "
                   f"{{ info[1] = bad - 1; return {code}; }}")

@@ -216,23 +216,69 @@ static inline void ks_attend_done(const float *restrict acc, const float *restri
         for (long d = 0; d < D; d++) o[i * oh + d] = l[i] > 0.f ? acc[i * D + d] / l[i] : NAN;
 }
 
-/* the pointers to positions j0.. (at most KS_CHUNK, up to len) of sequence s's rows of KV head g: a block's
-   positions are contiguous, so the table is read once per block */
-static inline long ks_chunk_rows(const float *restrict kc, const float *restrict vc, long NB, long KVH, long BS,
-                                 long D, long layer, const long *restrict table, long S, long MB, long s, long g,
-                                 long j0, long len, const float **kp, const float **vp) {
+/* A K or V cache as the attention reads it: float32 rows [L, NB, KVH, BS, D] (f), or int8 rows (q) with a
+   float32 scale per row [L, NB, KVH, BS] (s), dequantized as they are read (int8 * scale, as the
+   reference does). */
+typedef struct {
+    const float *f;
+    const signed char *q;
+    const float *s;
+} ks_cache;
+
+/* row `idx` (((layer * NB + block) * KVH + head) * BS + offset) of a cache: a pointer into it, or its
+   dequantized copy in buf */
+static inline const float *ks_row(ks_cache c, long idx, long D, float *restrict buf) {
+    if (c.f) return c.f + idx * D;
+    float sc = c.s[idx];
+    for (long d = 0; d < D; d++) buf[d] = (float)c.q[idx * D + d] * sc;
+    return buf;
+}
+
+/* the rows of positions j0.. (at most KS_CHUNK, up to len) of sequence s, KV head g: kp[t], vp[t] (int8
+   caches: dequantized into kbuf, vbuf [KS_CHUNK, D]); a block's positions are adjacent, so the table is read
+   once per block */
+static inline long ks_chunk_rows(ks_cache kc, ks_cache vc, long NB, long KVH, long BS, long D, long layer,
+                                 const long *restrict table, long S, long MB, long s, long g, long j0, long len,
+                                 const float **kp, const float **vp, float *kbuf, float *vbuf) {
     long cnt = len - j0 < KS_CHUNK ? len - j0 : KS_CHUNK;
     for (long t = 0; t < cnt;) {
         long j = j0 + t, blk = ks_block(table, S, MB, NB, BS, s, j), off = j % BS;
         long run = BS - off < cnt - t ? BS - off : cnt - t;
-        const float *k = kc + (((layer * NB + blk) * KVH + g) * BS + off) * D;
-        const float *v = vc + (((layer * NB + blk) * KVH + g) * BS + off) * D;
+        long idx = ((layer * NB + blk) * KVH + g) * BS + off;
         for (long r = 0; r < run; r++, t++) {
-            kp[t] = k + r * D;
-            vp[t] = v + r * D;
+            kp[t] = ks_row(kc, idx + r, D, kbuf + t * D);
+            vp[t] = ks_row(vc, idx + r, D, vbuf + t * D);
         }
     }
     return cnt;
+}
+
+/* kiln.cache_write_q8: as ks_cache_write into an int8 cache, each (token, KV head) row stored as
+   round(x / s) clamped to +-127 with s = max|x| / 127 (1 for a zero row) in scales [L, NB, KVH, BS]: the
+   reference's arithmetic (float32 division, round half to even) */
+KS_FN long ks_cache_write_q8(signed char *restrict cache, float *restrict scales, long NB, long KVH, long BS,
+                             long D, long layer, const float *restrict x, long xh, long xn,
+                             const long *restrict pos, const long *restrict seq, const long *restrict table, long S,
+                             long MB, long N) {
+    for (long n = 0; n < N; n++)
+        if (ks_block(table, S, MB, NB, BS, seq[n], pos[n]) < 0) return n + 1;
+    for (long n = 0; n < N; n++) {
+        long blk = ks_block(table, S, MB, NB, BS, seq[n], pos[n]);
+        for (long h = 0; h < KVH; h++) {
+            const float *r = x + h * xh + n * xn;
+            long idx = ((layer * NB + blk) * KVH + h) * BS + pos[n] % BS;
+            float amax = 0.f;
+            for (long d = 0; d < D; d++) amax = fabsf(r[d]) > amax ? fabsf(r[d]) : amax;
+            float sc = amax / 127.0f;
+            sc = sc > 0.f ? sc : 1.f;
+            for (long d = 0; d < D; d++) {
+                float v = nearbyintf(r[d] / sc);
+                cache[idx * D + d] = (signed char)(v > 127.f ? 127.f : v < -127.f ? -127.f : v);
+            }
+            scales[idx] = sc;
+        }
+    }
+    return 0;
 }
 
 /* kiln.cache_attention: each query q [1, H, N, D] (strides qh, qn) attends to positions 0..pos[n] of
@@ -240,8 +286,8 @@ static inline long ks_chunk_rows(const float *restrict kc, const float *restrict
    The G = H / KVH query heads of a KV head go together (their keys and values are read once), KS_CHUNK
    keys at a time with a running max and sum (the softmax never holds a whole row). Work items are
    (token, KV head) pairs, spread over the threads. */
-KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
-                              const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
+KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, ks_cache kc, ks_cache vc, long NB,
+                              long KVH, long BS, long D, long layer,
                               const long *restrict pos, const long *restrict seq, const long *restrict table,
                               long S, long MB, long N, long H, float scale, float *restrict out, long oh,
                               long on, int threads) {
@@ -259,9 +305,11 @@ KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const f
             long len = pos[n] + 1;
             float m[G], l[G], acc[G * D], sc[G * KS_CHUNK];
             const float *kp[KS_CHUNK], *vp[KS_CHUNK];
+            float kbuf[kc.f ? 1 : KS_CHUNK * D], vbuf[vc.f ? 1 : KS_CHUNK * D];
             ks_attend_start(m, l, acc, G, D);
             for (long j0 = 0; j0 < len; j0 += KS_CHUNK) {
-                long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, seq[n], g, j0, len, kp, vp);
+                long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, seq[n], g, j0, len, kp, vp,
+                                         kbuf, vbuf);
                 ks_attend(kp, vp, cnt, q + g * G * qh + n * qn, qh, G, D, scale, m, l, acc, sc);
             }
             ks_attend_done(acc, l, G, D, out + g * G * oh + n * on, oh);
@@ -274,8 +322,8 @@ KS_FN long ks_cache_attention(const float *restrict q, long qh, long qn, const f
    tokens) and the slots of the nodes m of its run with mask[n, m] (its ancestors and itself), in layer
    `layer` of the caches; out [1, H, N, D] (strides oh, on). Same running softmax as ks_cache_attention,
    over the committed slots first, then the allowed nodes. */
-KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const float *restrict kc,
-                             const float *restrict vc, long NB, long KVH, long BS, long D, long layer,
+KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, ks_cache kc, ks_cache vc, long NB,
+                             long KVH, long BS, long D, long layer,
                              const long *restrict slot, const long *restrict seq, const long *restrict table,
                              long S, long MB, long N, const unsigned char *restrict mask, long H, float scale,
                              float *restrict out, long oh, long on, int threads) {
@@ -296,18 +344,21 @@ KS_FN long ks_tree_attention(const float *restrict q, long qh, long qn, const fl
             for (long m = r0; m < r1; m++) base = slot[m] < base ? slot[m] : base;
             float mx[G], l[G], acc[G * D], sc[G * KS_CHUNK];
             const float *kp[KS_CHUNK], *vp[KS_CHUNK];
+            float kbuf[kc.f ? 1 : KS_CHUNK * D], vbuf[vc.f ? 1 : KS_CHUNK * D];
             ks_attend_start(mx, l, acc, G, D);
             const float *qn0 = q + g * G * qh + n * qn;
             for (long j0 = 0; j0 < base; j0 += KS_CHUNK) {  /* the committed slots */
-                long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, s, g, j0, base, kp, vp);
+                long cnt = ks_chunk_rows(kc, vc, NB, KVH, BS, D, layer, table, S, MB, s, g, j0, base, kp, vp, kbuf,
+                                         vbuf);
                 ks_attend(kp, vp, cnt, qn0, qh, G, D, scale, mx, l, acc, sc);
             }
             long cnt = 0;  /* the nodes the mask allows, KS_CHUNK at a time */
             for (long m = r0; m < r1; m++) {
                 if (!mask[n * N + m]) continue;
                 long j = slot[m], blk = ks_block(table, S, MB, NB, BS, s, j);
-                kp[cnt] = kc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
-                vp[cnt] = vc + (((layer * NB + blk) * KVH + g) * BS + j % BS) * D;
+                long idx = ((layer * NB + blk) * KVH + g) * BS + j % BS;
+                kp[cnt] = ks_row(kc, idx, D, kbuf + cnt * D);
+                vp[cnt] = ks_row(vc, idx, D, vbuf + cnt * D);
                 if (++cnt == KS_CHUNK) {
                     ks_attend(kp, vp, cnt, qn0, qh, G, D, scale, mx, l, acc, sc);
                     cnt = 0;
@@ -397,9 +448,10 @@ KS_FN long ks_accept_greedy(const float *restrict logits, long V, const long *re
     return 0;
 }
 
-/* kiln.cache_commit: every layer's rows of the accepted nodes move from their slot to their position, in
-   packed order (a node's position is never a later node's slot: depth <= index) */
-KS_FN long ks_cache_commit(float *restrict cache, long L, long NB, long KVH, long BS, long D,
+/* kiln.cache_commit: every layer's rows (`row` bytes: D floats, D int8 codes, or one scale) of the accepted
+   nodes move from their slot to their position, in packed order (a node's position is never a later node's
+   slot: depth <= index) */
+KS_FN long ks_cache_commit(char *restrict cache, long L, long NB, long KVH, long BS, long row,
                            const long *restrict accepted, const long *restrict slot, const long *restrict pos,
                            const long *restrict seq, const long *restrict table, long S, long MB, long N) {
     for (long n = 0; n < N; n++)
@@ -410,8 +462,8 @@ KS_FN long ks_cache_commit(float *restrict cache, long L, long NB, long KVH, lon
         long src = ks_block(table, S, MB, NB, BS, seq[n], slot[n]), dst = ks_block(table, S, MB, NB, BS, seq[n], pos[n]);
         for (long l = 0; l < L; l++)
             for (long h = 0; h < KVH; h++)
-                memmove(cache + (((l * NB + dst) * KVH + h) * BS + pos[n] % BS) * D,
-                        cache + (((l * NB + src) * KVH + h) * BS + slot[n] % BS) * D, (size_t)D * sizeof(float));
+                memmove(cache + (((l * NB + dst) * KVH + h) * BS + pos[n] % BS) * row,
+                        cache + (((l * NB + src) * KVH + h) * BS + slot[n] % BS) * row, (size_t)row);
     }
     return 0;
 }
