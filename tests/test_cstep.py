@@ -181,6 +181,10 @@ def test_kiln_native_step_0_or_no_kernels_falls_back_to_the_interpreter(monkeypa
     monkeypatch.setattr(native, "library", lambda isa=None: None)
     p = cpu_program(prog, {})
     assert isinstance(p, CpuProgram) and p.backend == "interpreter (the native kernels are off)"
+    monkeypatch.undo()
+    with native.using("portable"):  # 4-float panels lose to torch's GEMM: the interpreter keeps torch's linears
+        p = cpu_program(prog, {})
+    assert isinstance(p, CpuProgram) and "portable build's 4-float panels lose" in p.backend
 
 
 def test_one_step_called_from_several_threads_at_once():

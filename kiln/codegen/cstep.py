@@ -1168,7 +1168,22 @@ def build(source: str, lib: native.NativeLibrary, fnames: list[str]) -> ctypes.C
 
 
 def enabled() -> bool:
-    return os.environ.get("KILN_NATIVE_STEP", "1") != "0" and native.library() is not None
+    """Whether runtimes compile their programs: ``KILN_NATIVE_STEP`` is not 0 and the native kernels are
+    built, in a variant whose panel linears beat torch (``native.panels_fast``: not the portable build,
+    whose 4-float panels lose to torch's GEMM; the interpreter then keeps torch's linears)."""
+    return disabled_reason() is None
+
+
+def disabled_reason() -> str | None:
+    """Why runtimes do not compile their programs (one line), or None when they do."""
+    if os.environ.get("KILN_NATIVE_STEP", "1") == "0":
+        return "KILN_NATIVE_STEP=0"
+    lib = native.library()
+    if lib is None:
+        return "the native kernels are off"
+    if not native.panels_fast(lib):
+        return f"the {lib.kiln_isa} build's {lib.vector_width}-float panels lose to torch's GEMM"
+    return None
 
 
 def _weight_tensor(weights: dict, name: str, form: str, program: Program, keep: list) -> int:
@@ -1389,8 +1404,8 @@ def cpu_program(program: Program, weights: dict[str, torch.Tensor]):
     """How the CPU target runs ``program``: its generated C step (kiln/codegen/cstep.py: one native call per
     step) when the generator takes ops of it and the native kernels are on, else the interpreter (``CpuProgram``).
     The choice and, for the interpreter, the reason are in the result's ``backend`` attribute."""
-    why = "KILN_NATIVE_STEP=0" if os.environ.get("KILN_NATIVE_STEP", "1") == "0" else "the native kernels are off"
-    if enabled():
+    why = disabled_reason()
+    if why is None:
         try:
             step = NativeStep(program, weights)
             step.backend = "native step"
