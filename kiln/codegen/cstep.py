@@ -1,10 +1,11 @@
-"""The CPU target's code generator: each program compiled into one C function, called once per step.
+"""The CPU target's code generator: each program compiled into C, a step one call from Python.
 
 The interpreter (kiln/codegen/cpu.py) dispatches every op of a program from Python: for a small model
-most of a decode step is that dispatch. ``NativeStep(program, weights)`` instead writes the whole
-program as one C function, ``kiln_step``, compiles it with the system C compiler (the flags of the
-loaded kernel library's instruction-set variant, kiln/codegen/native.py), and runs a step with one call
-from Python. What it generates:
+most of a decode step is that dispatch. ``NativeStep(program, weights)`` instead writes the program as
+one C file (``program_source``: a function per run of ops it compiles, ``kiln_step`` with a suffix naming
+the run when ops it does not take sit between runs, as ``kiln_step__run_3``), compiles it with the system C compiler (the flags of the
+loaded kernel library's instruction-set variant, kiln/codegen/native.py, at -O2), and runs a step with
+one call per run. What it generates:
 
 - **Views cost nothing.** ``kiln.reshape``, ``transpose``, ``permute``, ``slice``, ``unsqueeze``,
   ``squeeze`` and ``expand`` become strides and offsets (symbolic in the program's dynamic sizes, like
@@ -29,9 +30,14 @@ dynamic sizes and the arena. A kernel that meets bad data (a token id past the v
 outside the block table) makes the step return an error code; ``NativeStep`` raises ``ExecError``
 naming the op, as the interpreter does.
 
-A program with an op, dtype or layout the generator does not handle raises ``Unsupported`` (one line:
-which op); ``kiln.codegen.cpu.cpu_program`` then runs it through the interpreter. ``KILN_NATIVE_STEP=0``
-turns the generator off (``KILN_NATIVE=0`` turns off every native kernel, this included). Sources are
+Ops the generator does not take (``native_op``: ``kiln.attention`` and ``kiln.positions`` of the full
+forward, the sampled draft pick and accept step) run in the interpreter between the compiled runs; a
+program that draws random numbers has a greedy plan, where those are an argmax in C, and a sampled one.
+A program none of whose ops compiles, or with a layout the generator cannot express, raises
+``Unsupported`` (one line); ``cpu_program`` then runs it through the interpreter. ``KILN_NATIVE_STEP=0``
+turns the generator off (``KILN_NATIVE=0`` turns off every native kernel, this included; a portable
+kernel build leaves programs to the interpreter too: ``disabled_reason``). The kernels' tunable
+parameters are in kiln/codegen/variants.py (``NativeStep(config=...)``). Sources are
 compiled once per machine and cached by hash (``$KILN_CACHE_DIR/step``); loading an artifact regenerates
 them from its IR and never runs code found in it. ``kiln dump --kernels`` on a CPU artifact prints them,
 ``kiln dump --memory`` the memory plans.
